@@ -1,0 +1,32 @@
+# mmscope: `make test` and `make demo` set everything up (idempotently) and run.
+# Variables: VENV=.venv (project-local env), PYTHON=... (use an existing env instead),
+# TORCH_VERSION / TORCHVISION_VERSION (pinned pair), TORCH_INDEX_URL (CUDA builds),
+# PIP_EXTRA (extra pip args, e.g. --find-links ../shared/wheels), PYTEST_ARGS.
+VENV ?= .venv
+PYTHON ?=
+BASE_PYTHON ?= python3.11
+TORCH_VERSION ?= 2.12.1
+TORCHVISION_VERSION ?= 0.27.1
+PIP_EXTRA ?=
+TORCH_INDEX_URL ?=
+PYTEST_ARGS ?=
+PY := $(if $(PYTHON),$(PYTHON),$(VENV)/bin/python)
+export VENV PYTHON BASE_PYTHON TORCH_VERSION TORCHVISION_VERSION PIP_EXTRA TORCH_INDEX_URL
+
+.PHONY: setup test test-fast demo clean-venv
+setup:
+	@bash tools/setup_env.sh
+
+test: setup
+	@echo "[test] $(PY) -m pytest tests $(PYTEST_ARGS)"
+	@$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-fast: setup
+	@$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+demo: setup
+	@echo "[demo] $(PY) tools/demo.py"
+	@$(PY) tools/demo.py
+
+clean-venv:
+	rm -rf $(VENV)
