@@ -1,2 +1,4 @@
 # Each backbone module registers its class in mmscope.registry.MODELS on import.
-__all__ = []
+from .scalablevit import ScalableViT
+
+__all__ = ['ScalableViT']

@@ -1,0 +1,6 @@
+# ScopeViT-S on ImageNet-1K (same recipe as ScopeViT-T; see scopevit-t_8xb128_in1k.py).
+_base_ = './scopevit-t_8xb128_in1k.py'
+
+model = dict(
+    backbone=dict(arch='small', drop_path_rate=0.1),
+    head=dict(in_channels=512))

@@ -1,0 +1,81 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: one set of tools for mmpretrain,
+mmdet and mmseg configs, routed by the config's ``default_scope``."""
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+
+from ..utils.checkpoint import trust_checkpoint
+
+#: ``default_scope`` values our tools run, with a human name for messages.
+LIBRARIES = {'mmpretrain': 'mmpretrain (classification)', 'mmdet': 'mmdet (detection)',
+             'mmseg': 'mmseg (segmentation)'}
+
+
+def library_of(cfg: Config) -> str:
+    """The downstream library that runs ``cfg`` (its ``default_scope``)."""
+    scope = cfg.get('default_scope', None)
+    if scope not in LIBRARIES:
+        raise ValueError(
+            f'config {cfg.filename!r} has default_scope={scope!r}; mmscope tools run '
+            f'configs whose default_scope is one of {sorted(LIBRARIES)}')
+    return scope
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config, apply ``--cfg-options`` and check its library."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    library_of(cfg)
+    return cfg
+
+
+def apply_common_args(cfg: Config, args) -> Config:
+    """``--launcher``, ``--work-dir``, ``--trust-checkpoint`` as the OpenMMLab tools do."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    for path in getattr(args, 'trust_checkpoint', None) or []:
+        trust_checkpoint(path)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(getattr(args, 'local_rank', 0))
+    return cfg
+
+
+def trigger_visualization(cfg: Config, show: bool, show_dir: Optional[str],
+                          wait_time: float = 2., interval: int = 1) -> Config:
+    """Turn on the config's VisualizationHook (its fields differ per library)."""
+    hooks = cfg.get('default_hooks', {})
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show/--show-dir need a VisualizationHook in default_hooks: '
+                           "add visualization=dict(type='VisualizationHook')")
+    vis = hooks['visualization']
+    if library_of(cfg) == 'mmpretrain':
+        vis.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir,
+                   interval=interval)
+    else:
+        vis.update(draw=True, interval=interval)
+        if show:
+            vis.update(show=True, wait_time=wait_time)
+        if show_dir:
+            cfg.visualizer['save_dir'] = show_dir
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg`` or the config's ``runner_type``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+__all__ = ['LIBRARIES', 'library_of', 'load_config', 'apply_common_args',
+           'trigger_visualization', 'build_runner']

@@ -1,0 +1,8 @@
+"""Datasets shipped with mmscope: the seeded synthetic "shapes" set used by the demo."""
+from .shapes import (CLASSES, SEG_BACKGROUND_VALUE, SEG_CLASSES, SEG_IGNORE_VALUE,
+                     count_images, generate_shapes, render_scene, render_single)
+
+__all__ = [
+    'CLASSES', 'SEG_CLASSES', 'SEG_IGNORE_VALUE', 'SEG_BACKGROUND_VALUE', 'count_images',
+    'generate_shapes', 'render_scene', 'render_single'
+]

@@ -1,0 +1,631 @@
+"""ScalableViT backbone: Scalable Self-Attention (SSA) + Interactive Window-based
+Self-Attention (IWSA) + positional convolution, for classification and dense prediction.
+
+Reference: Yang et al., "ScalableViT: Rethinking the Context-oriented Generalization of
+Vision Transformer" (ECCV 2022). The released code is classification-only and needs every
+stage map to be a multiple of the window size; this implementation accepts any input of at
+least 32x32 (see :class:`ScalableViT` for how padding is handled) and keeps a one-to-one
+mapping with the released weights (:func:`official_to_mmscope_key`).
+"""
+import re
+import warnings
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn.bricks import DropPath
+from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmscope.registry import MODELS
+from ..layers import Mlp, pad_amount, resolve_attention_impl, scaled_dot_attention, valid_mask
+
+__all__ = [
+    'ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock', 'official_to_mmscope_key',
+    'mmscope_to_official_key', 'convert_official_state_dict', 'OFFICIAL_KEY_RULES'
+]
+
+# LayerNorm eps of the released model: 1e-6 everywhere except the LayerNorm inside SSA's
+# spatial reduction, which uses PyTorch's default 1e-5 in the released code.
+_LN_EPS = 1e-6
+_SSA_LN_EPS = 1e-5
+
+
+def _tokens_to_map(x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+    """``(B, H*W, C)`` contiguous tokens -> ``(B, C, H, W)`` view (channels-last memory)."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
+
+
+class IWSA(nn.Module):
+    """Interactive Window-based Self-Attention.
+
+    Multi-head self-attention inside non-overlapping ``window_size`` windows, plus the Local
+    Interactive Module (LIM): a depthwise 3x3 conv on the value map added to the attention
+    output, which lets neighbouring windows exchange information.
+
+    Maps that are not multiples of ``window_size`` are zero-padded at the bottom/right
+    *after* the qkv projection; padded keys are masked out, so padded tokens never receive
+    attention weight from real ones, and padded query rows are cropped away. The LIM conv
+    runs on the unpadded value map, so it sees exactly the zeros of its own conv padding,
+    as in an unpadded computation.
+
+    Args:
+        dim (int): Number of channels.
+        num_heads (int): Number of attention heads.
+        window_size (int): Window side. Defaults to 7.
+        qkv_bias (bool): Bias of the qkv projection. Defaults to True.
+        attn_drop (float): Attention-weight dropout. Defaults to 0.
+        proj_drop (float): Dropout after the output projection. Defaults to 0.
+        attn_impl (str, optional): ``'fused'``, ``'reference'`` or None (process default),
+            see :func:`mmscope.models.layers.scaled_dot_attention`. Defaults to None.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 window_size: int = 7,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 attn_impl: Optional[str] = None):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.dim = dim
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.scale = (dim // num_heads)**-0.5
+        self.attn_drop = attn_drop
+        self.attn_impl = None if attn_impl is None else resolve_attention_impl(attn_impl)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.lim = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        B, N, C = x.shape
+        H, W = hw_shape
+        ws, nh = self.window_size, self.num_heads
+        qkv = self.qkv(x).view(B, H, W, 3 * C)
+        # LIM on the unpadded value map (a channels-last view, no copy).
+        lim = self.lim(qkv[..., 2 * C:].permute(0, 3, 1, 2))
+
+        ph, pw = pad_amount(H, ws), pad_amount(W, ws)
+        mask = None
+        if ph or pw:
+            qkv = F.pad(qkv, (0, 0, 0, pw, 0, ph))
+            gh, gw = (H + ph) // ws, (W + pw) // ws
+            mask = valid_mask(H, W, ph, pw, device=x.device)
+            mask = mask.view(gh, ws, gw, ws).transpose(1, 2).reshape(gh * gw, 1, 1, ws * ws)
+            mask = mask.repeat(B, 1, 1, 1)  # (B * nW, 1, 1, ws*ws), True = real key
+        Hp, Wp = H + ph, W + pw
+        gh, gw = Hp // ws, Wp // ws
+        # One copy: (B, Hp, Wp, 3C) -> (3, B*nW, heads, ws*ws, head_dim).
+        qkv = qkv.view(B, gh, ws, gw, ws, 3, nh, C // nh).permute(5, 0, 1, 3, 6, 2, 4, 7)
+        q, k, v = qkv.reshape(3, B * gh * gw, nh, ws * ws, C // nh).unbind(0)
+        out = scaled_dot_attention(
+            q, k, v, bias=mask, scale=self.scale,
+            dropout_p=self.attn_drop if self.training else 0., impl=self.attn_impl)
+        out = out.view(B, gh, gw, nh, ws, ws, C // nh).permute(0, 1, 4, 2, 5, 3, 6)
+        out = out.reshape(B, Hp, Wp, C)
+        if ph or pw:
+            out = out[:, :H, :W]
+        out = (out + lim.permute(0, 2, 3, 1)).reshape(B, N, C)
+        return self.proj_drop(self.proj(out))
+
+
+class SSA(nn.Module):
+    """Scalable Self-Attention.
+
+    Keys/values come from a spatially reduced map: a ``sr_ratio x sr_ratio`` depthwise conv
+    with stride ``sr_ratio``, a pointwise conv to ``int(dim * c_ratio)`` channels,
+    LayerNorm (eps 1e-5, as released) and GELU. Queries and keys live in the scaled channel
+    width, values in ``dim``. With ``sr_ratio == 1`` it is plain multi-head attention.
+    The logit scale is ``(head_dim * c_ratio) ** -0.5`` as released.
+
+    When the map is not a multiple of ``sr_ratio`` the reduction input is zero-padded at
+    the bottom/right (ceil mode, as a conv with bottom/right zero padding would do): every
+    reduced key covers at least one real token, so no key is built from padding only and
+    no mask is needed. Maps that are multiples are not padded.
+
+    Args:
+        dim (int): Number of channels.
+        num_heads (int): Number of attention heads.
+        sr_ratio (int): Spatial reduction ratio. Defaults to 1.
+        c_ratio (float): Channel ratio of queries/keys. Defaults to 1.25.
+        qkv_bias (bool): Bias of the q/k/v projections. Defaults to True.
+        attn_drop (float): Attention-weight dropout. Defaults to 0.
+        proj_drop (float): Dropout after the output projection. Defaults to 0.
+        attn_impl (str, optional): ``'fused'``, ``'reference'`` or None (process default).
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 sr_ratio: int = 1,
+                 c_ratio: float = 1.25,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 attn_impl: Optional[str] = None):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.sr_ratio = sr_ratio
+        self.scale = (dim // num_heads * c_ratio)**-0.5
+        self.attn_drop = attn_drop
+        self.attn_impl = None if attn_impl is None else resolve_attention_impl(attn_impl)
+        if sr_ratio > 1:
+            self.c_new = int(dim * c_ratio)
+            if self.c_new <= 0 or self.c_new % num_heads:
+                raise ValueError(f'int(dim * c_ratio) = {self.c_new} must be a positive '
+                                 f'multiple of num_heads {num_heads}')
+            self.q = nn.Linear(dim, self.c_new, bias=qkv_bias)
+            self.reduce_dw = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio, groups=dim)
+            self.reduce_pw = nn.Conv2d(dim, self.c_new, 1)
+            self.reduce_norm = nn.LayerNorm(self.c_new, eps=_SSA_LN_EPS)
+            self.reduce_act = nn.GELU()
+            self.k = nn.Linear(self.c_new, self.c_new, bias=qkv_bias)
+            self.v = nn.Linear(self.c_new, dim, bias=qkv_bias)
+        else:
+            self.c_new = dim
+            self.q = nn.Linear(dim, dim, bias=qkv_bias)
+            self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        B, N, C = x.shape
+        nh = self.num_heads
+        q = self.q(x).view(B, N, nh, self.c_new // nh).transpose(1, 2)
+        if self.sr_ratio > 1:
+            sr = self.sr_ratio
+            feat = _tokens_to_map(x, hw_shape)
+            ph, pw = pad_amount(hw_shape[0], sr), pad_amount(hw_shape[1], sr)
+            if ph or pw:
+                feat = F.pad(feat, (0, pw, 0, ph))
+            red = self.reduce_pw(self.reduce_dw(feat)).flatten(2).transpose(1, 2)
+            red = self.reduce_act(self.reduce_norm(red))
+            k = self.k(red).view(B, -1, nh, self.c_new // nh).transpose(1, 2)
+            v = self.v(red).view(B, -1, nh, C // nh).transpose(1, 2)
+        else:
+            k, v = self.kv(x).view(B, N, 2, nh, C // nh).permute(2, 0, 3, 1, 4).unbind(0)
+        out = scaled_dot_attention(
+            q, k, v, scale=self.scale,
+            dropout_p=self.attn_drop if self.training else 0., impl=self.attn_impl)
+        out = out.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(out))
+
+
+class ScalableViTBlock(nn.Module):
+    """Pre-norm transformer block with IWSA (``window_size`` given) or SSA attention.
+
+    Args:
+        dim (int): Number of channels.
+        num_heads (int): Number of attention heads.
+        mlp_ratio (float): MLP hidden width ratio. Defaults to 4.
+        window_size (int, optional): Use IWSA with this window; None uses SSA.
+        sr_ratio (int): SSA spatial reduction ratio. Defaults to 1.
+        c_ratio (float): SSA channel ratio. Defaults to 1.25.
+        qkv_bias (bool): Bias of the q/k/v projections. Defaults to True.
+        drop_rate (float): Dropout after projections / in the MLP. Defaults to 0.
+        attn_drop_rate (float): Attention-weight dropout. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        attn_impl (str, optional): Attention implementation. Defaults to None.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.,
+                 window_size: Optional[int] = None,
+                 sr_ratio: int = 1,
+                 c_ratio: float = 1.25,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 attn_impl: Optional[str] = None):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=_LN_EPS)
+        if window_size is not None:
+            self.attn = IWSA(dim, num_heads, window_size, qkv_bias, attn_drop_rate, drop_rate,
+                             attn_impl)
+        else:
+            self.attn = SSA(dim, num_heads, sr_ratio, c_ratio, qkv_bias, attn_drop_rate,
+                            drop_rate, attn_impl)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=_LN_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PositionalConv(nn.Module):
+    """Conditional positional encoding (PEG): ``x + DWConv3x3(x)`` on the token map."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        feat = _tokens_to_map(x, hw_shape)
+        return (self.proj(feat) + feat).flatten(2).transpose(1, 2)
+
+
+class ScalableViTStage(nn.Module):
+    """Overlapping conv patch embedding, blocks (IWSA at even, SSA at odd positions) and a
+    positional conv after the first block."""
+
+    def __init__(self, in_channels: int, dim: int, depth: int, num_heads: int,
+                 mlp_ratio: float, sr_ratio: int, c_ratio: float, window_size: int,
+                 first: bool, qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
+                 drop_path_rates: Sequence[float], attn_impl: Optional[str]):
+        super().__init__()
+        # Stage 0: 7x7 conv, stride 4, pad 3; later stages: 3x3 conv, stride 2, pad 1. Both
+        # give ceil(size / stride) outputs for any size.
+        k, s, p = (7, 4, 3) if first else (3, 2, 1)
+        self.patch_embed = PatchEmbed(in_channels, dim, kernel_size=k, stride=s, padding=p,
+                                      norm_cfg=dict(type='LN', eps=_LN_EPS))
+        self.pos_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.blocks = nn.ModuleList([
+            ScalableViTBlock(dim, num_heads, mlp_ratio, window_size if j % 2 == 0 else None,
+                             sr_ratio, c_ratio, qkv_bias, drop_rate, attn_drop_rate,
+                             drop_path_rates[j], attn_impl) for j in range(depth)
+        ])
+        self.pos_conv = PositionalConv(dim)
+        self.with_cp = False
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x, hw_shape = self.patch_embed(x)
+        x = self.pos_drop(x)
+        use_cp = self.with_cp and self.training and torch.is_grad_enabled()
+        for j, blk in enumerate(self.blocks):
+            if use_cp:
+                x = cp.checkpoint(blk, x, hw_shape, use_reentrant=False)
+            else:
+                x = blk(x, hw_shape)
+            if j == 0:
+                x = self.pos_conv(x, hw_shape)
+        return x, hw_shape
+
+
+@MODELS.register_module()
+class ScalableViT(BaseModule):
+    """ScalableViT backbone (`ScalableViT <https://arxiv.org/abs/2203.10790>`_).
+
+    Each stage: overlapping conv patch embedding (+LayerNorm), then blocks alternating
+    IWSA (even positions) and SSA (odd positions), with a depthwise positional conv after
+    the first block. Outputs are NCHW maps of ``ceil(H/4), ceil(H/8), ceil(H/16),
+    ceil(H/32)`` (and likewise for W), each passed through its own LayerNorm ``norm{i}``;
+    ``norm3`` is the released model's final ``norm``.
+
+    Any input with ``H, W >= 32`` works. Patch embeddings, positional convs and LIM convs
+    use their own zero padding; IWSA pads windows at the bottom/right and masks padded
+    keys; SSA zero-pads its strided reduction (ceil mode). Inputs whose stage maps are
+    already multiples of the window size (7) and of ``sr_ratio`` (e.g. 224x224) are never
+    padded, so they compute exactly what the released model computes.
+
+    For ImageNet classification, the released head is ``Linear(C, 4096) -> LayerNorm(eps
+    1e-6) -> GELU -> Linear(4096, classes)`` after mean pooling; use
+    ``neck=dict(type='GlobalAveragePooling')`` and mmpretrain's ``StackedLinearClsHead``
+    with ``mid_channels=[4096]``, ``norm_cfg=dict(type='LN', eps=1e-6)``,
+    ``act_cfg=dict(type='GELU')``.
+
+    Args:
+        arch (str | dict): ``'small'``/``'s'``, ``'base'``/``'b'``, ``'large'``/``'l'``,
+            or a dict with exactly the keys ``embed_dims, depths, num_heads, mlp_ratios,
+            sr_ratios, c_ratios, window_sizes`` (one list entry per stage). Defaults to
+            ``'small'``.
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (int | Sequence[int]): Stages to output (negative indices allowed).
+            Defaults to ``(3,)`` (the classification feature).
+        qkv_bias (bool): Bias of the q/k/v projections (released: True). Defaults to True.
+        drop_rate (float): Dropout after patch embeddings, projections and in MLPs.
+            Defaults to 0.
+        attn_drop_rate (float): Attention-weight dropout. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate, increasing linearly over all blocks
+            from 0. Defaults to 0.
+        frozen_stages (int): Stages to freeze (eval mode, ``requires_grad=False``). -1
+            freezes nothing; 0 freezes the stem (stage 0's patch embedding); ``k >= 1``
+            freezes stages ``0 .. k-1`` entirely (patch embedding, blocks, positional conv)
+            and their output norms. Defaults to -1.
+        norm_eval (bool): Keep normalization layers in eval mode during training. All norms
+            of ScalableViT are LayerNorms (no running statistics), so this only changes
+            their ``training`` flag; kept for interface compatibility. Defaults to False.
+        with_cp (bool): Gradient checkpointing of every block in training
+            (``torch.utils.checkpoint``, ``use_reentrant=False``). Defaults to False.
+        attn_impl (str, optional): Attention implementation for every attention:
+            ``'fused'``, ``'reference'`` or None (process default, see
+            :func:`mmscope.models.layers.attention_impl`). Defaults to None.
+        pretrained (str, optional): Deprecated, use ``init_cfg=dict(type='Pretrained',
+            checkpoint=...)``. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialization config, e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. Without a
+            ``Pretrained`` config, weights get the released initialization (trunc-normal
+            0.02 linears, fan-out normal convs, unit LayerNorms). Defaults to None.
+    """
+    arch_zoo = {
+        **dict.fromkeys(['s', 'small'], {
+            'embed_dims': [64, 128, 256, 512],
+            'depths': [2, 2, 20, 2],
+            'num_heads': [2, 4, 8, 16],
+            'mlp_ratios': [4, 4, 4, 4],
+            'sr_ratios': [8, 4, 2, 1],
+            'c_ratios': [1.25, 1.25, 1.25, 1],
+            'window_sizes': [7, 7, 7, 7],
+        }),
+        **dict.fromkeys(['b', 'base'], {
+            'embed_dims': [96, 192, 384, 768],
+            'depths': [2, 2, 14, 6],
+            'num_heads': [3, 6, 12, 24],
+            'mlp_ratios': [4, 4, 4, 4],
+            'sr_ratios': [8, 4, 2, 1],
+            'c_ratios': [2, 1.25, 1.25, 1],
+            'window_sizes': [7, 7, 7, 7],
+        }),
+        **dict.fromkeys(['l', 'large'], {
+            'embed_dims': [128, 256, 512, 1024],
+            'depths': [2, 6, 12, 4],
+            'num_heads': [4, 8, 16, 32],
+            'mlp_ratios': [4, 4, 4, 4],
+            'sr_ratios': [8, 4, 2, 1],
+            'c_ratios': [0.25, 0.5, 1, 1],
+            'window_sizes': [7, 7, 7, 7],
+        }),
+    }
+    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios', 'c_ratios',
+                 'window_sizes')
+    min_input_size = 32
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 'small',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (3, ),
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 attn_impl: Optional[str] = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[Union[Dict, Sequence[Dict]]] = None):
+        if init_cfg is not None and pretrained is not None:
+            raise ValueError('init_cfg and pretrained cannot be specified at the same time')
+        if isinstance(pretrained, str):
+            warnings.warn('DeprecationWarning: pretrained is deprecated, '
+                          'please use "init_cfg" instead')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        elif pretrained is not None:
+            raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
+        super().__init__(init_cfg=init_cfg)
+
+        self.arch_settings = self._parse_arch(arch)
+        a = self.arch_settings
+        self.embed_dims = list(a['embed_dims'])
+        self.num_stages = len(self.embed_dims)
+        if attn_impl is not None:
+            resolve_attention_impl(attn_impl)  # validate early
+        self.attn_impl = attn_impl
+
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        idx = []
+        for i in out_indices:
+            j = i + self.num_stages if i < 0 else i
+            if not 0 <= j < self.num_stages:
+                raise ValueError(f'out_indices {tuple(out_indices)} out of range for '
+                                 f'{self.num_stages} stages')
+            idx.append(j)
+        self.out_indices = tuple(sorted(set(idx)))
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], '
+                             f'got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        total = sum(a['depths'])
+        dpr = [r.item() for r in torch.linspace(0, drop_path_rate, total)]
+        self.stages = nn.ModuleList()
+        cur = 0
+        for i in range(self.num_stages):
+            depth = a['depths'][i]
+            stage = ScalableViTStage(
+                in_channels if i == 0 else self.embed_dims[i - 1], self.embed_dims[i], depth,
+                a['num_heads'][i], a['mlp_ratios'][i], a['sr_ratios'][i], a['c_ratios'][i],
+                a['window_sizes'][i], i == 0, qkv_bias, drop_rate, attn_drop_rate,
+                dpr[cur:cur + depth], attn_impl)
+            stage.with_cp = with_cp
+            self.stages.append(stage)
+            cur += depth
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', nn.LayerNorm(self.embed_dims[i], eps=_LN_EPS))
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, Dict]) -> Dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(f'Unknown arch {arch!r}; choose from '
+                                 f'{sorted(cls.arch_zoo)} or pass a dict')
+            return {k: list(v) for k, v in cls.arch_zoo[key].items()}
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
+        missing = [k for k in cls.arch_keys if k not in arch]
+        extra = sorted(set(arch) - set(cls.arch_keys))
+        if missing or extra:
+            raise ValueError(f'Custom arch must have exactly the keys {list(cls.arch_keys)}; '
+                             f'missing: {missing}; unexpected: {extra}')
+        arch = {k: list(arch[k]) if isinstance(arch[k], (list, tuple)) else arch[k]
+                for k in cls.arch_keys}
+        bad = [k for k, v in arch.items() if not isinstance(v, list)]
+        if bad:
+            raise ValueError(f'Custom arch values must be per-stage lists; not lists: {bad}')
+        lens = {k: len(v) for k, v in arch.items()}
+        if len(set(lens.values())) != 1 or lens['embed_dims'] == 0:
+            raise ValueError(f'Custom arch lists must be non-empty and of equal length, '
+                             f'got lengths {lens}')
+        for i, (d, h, depth, ws, sr, cr) in enumerate(
+                zip(arch['embed_dims'], arch['num_heads'], arch['depths'],
+                    arch['window_sizes'], arch['sr_ratios'], arch['c_ratios'])):
+            if h <= 0 or d % h:
+                raise ValueError(f'stage {i}: embed_dims {d} not divisible by num_heads {h}')
+            if depth < 1:
+                raise ValueError(f'stage {i}: depths must be >= 1, got {depth}')
+            if int(ws) != ws or ws < 2:
+                raise ValueError(f'stage {i}: window_sizes must be integers >= 2, got {ws}')
+            if int(sr) != sr or sr < 1:
+                raise ValueError(f'stage {i}: sr_ratios must be integers >= 1, got {sr}')
+            if sr > 1 and (int(d * cr) <= 0 or int(d * cr) % h):
+                raise ValueError(f'stage {i}: int(embed_dims * c_ratio) = {int(d * cr)} '
+                                 f'must be a positive multiple of num_heads {h}')
+        return arch
+
+    def init_weights(self):
+        """Released initialization, then ``init_cfg`` (e.g. loading a checkpoint)."""
+        if not self._is_init:
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    trunc_normal_(m.weight, std=.02)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.LayerNorm):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.Conv2d):
+                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                    nn.init.normal_(m.weight, 0, (2.0 / fan_out)**0.5)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+        super().init_weights()
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        modules = [self.stages[0].patch_embed]
+        modules += [self.stages[i] for i in range(self.frozen_stages)]
+        modules += [getattr(self, f'norm{i}') for i in self.out_indices
+                    if i < self.frozen_stages]
+        for m in modules:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        B, _, H, W = x.shape
+        if H < self.min_input_size or W < self.min_input_size:
+            raise ValueError(f'ScalableViT needs inputs of at least {self.min_input_size}x'
+                             f'{self.min_input_size}, got {H}x{W}')
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x, hw_shape = stage(x)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(x)
+                outs.append(out.view(B, *hw_shape, -1).permute(0, 3, 1, 2).contiguous())
+            if i < self.num_stages - 1:
+                x = _tokens_to_map(x, hw_shape)
+        return tuple(outs)
+
+
+# ---------------------------------------------------------------------------------------
+# Released-checkpoint key renaming (a bijection between the released model's state dict
+# and an mmpretrain ImageClassifier built with this backbone, ``out_indices=(last,)``,
+# GlobalAveragePooling neck and StackedLinearClsHead(mid_channels=[4096])).
+# Placeholders: {s} stage index, {b} block index, {p} parameter (weight|bias),
+# {m} block sub-module kept as is, {last} index of the last stage.
+# ---------------------------------------------------------------------------------------
+OFFICIAL_KEY_RULES = (
+    ('patch_embeds.{s}.proj.{p}', 'backbone.stages.{s}.patch_embed.projection.{p}'),
+    ('patch_embeds.{s}.norm.{p}', 'backbone.stages.{s}.patch_embed.norm.{p}'),
+    ('pos_block.{s}.proj.0.{p}', 'backbone.stages.{s}.pos_conv.proj.{p}'),
+    ('stages.{s}.{b}.attn.lim_func.{p}', 'backbone.stages.{s}.blocks.{b}.attn.lim.{p}'),
+    ('stages.{s}.{b}.attn.reduction.0.{p}',
+     'backbone.stages.{s}.blocks.{b}.attn.reduce_dw.{p}'),
+    ('stages.{s}.{b}.attn.reduction.1.{p}',
+     'backbone.stages.{s}.blocks.{b}.attn.reduce_pw.{p}'),
+    ('stages.{s}.{b}.attn.norm_act.0.{p}',
+     'backbone.stages.{s}.blocks.{b}.attn.reduce_norm.{p}'),
+    ('stages.{s}.{b}.{m}.{p}', 'backbone.stages.{s}.blocks.{b}.{m}.{p}'),
+    ('norm.{p}', 'backbone.norm{last}.{p}'),
+    ('head.0.{p}', 'head.layers.0.fc.{p}'),
+    ('head.1.{p}', 'head.layers.0.norm.{p}'),
+    ('head.3.{p}', 'head.layers.1.fc.{p}'),
+)
+_PLACEHOLDERS = {
+    's': r'\d+',
+    'b': r'\d+',
+    'p': r'weight|bias',
+    'm': r'norm1|norm2|mlp\.fc1|mlp\.fc2|attn\.qkv|attn\.q|attn\.kv|attn\.k|attn\.v|'
+         r'attn\.proj',
+}
+
+
+@lru_cache(maxsize=None)
+def _compile(template: str, last: int) -> Tuple['re.Pattern', str]:
+    """Template -> (full-match regex with named groups, format string)."""
+    template = template.replace('{last}', str(last))
+    parts = re.split(r'\{(\w)\}', template)
+    regex = ''.join(
+        re.escape(t) if i % 2 == 0 else f'(?P<{t}>{_PLACEHOLDERS[t]})'
+        for i, t in enumerate(parts))
+    return re.compile(regex + r'\Z'), template
+
+
+def _rename(name: str, num_stages: int, forward: bool) -> str:
+    for official, ours in OFFICIAL_KEY_RULES:
+        src, dst = (official, ours) if forward else (ours, official)
+        pattern, _ = _compile(src, num_stages - 1)
+        match = pattern.match(name)
+        if match:
+            return _compile(dst, num_stages - 1)[1].format(**match.groupdict())
+    side = 'released ScalableViT' if forward else 'mmscope ScalableViT classifier'
+    raise KeyError(f'{name!r} is not a {side} parameter name')
+
+
+def official_to_mmscope_key(name: str, num_stages: int = 4) -> str:
+    """Released ScalableViT state-dict key -> mmscope ImageClassifier key.
+
+    E.g. ``'stages.2.5.attn.reduction.0.weight'`` ->
+    ``'backbone.stages.2.blocks.5.attn.reduce_dw.weight'``, ``'norm.weight'`` ->
+    ``'backbone.norm3.weight'``, ``'head.3.bias'`` -> ``'head.layers.1.fc.bias'``.
+    Raises KeyError for names that are not released parameters.
+    """
+    return _rename(name, num_stages, forward=True)
+
+
+def mmscope_to_official_key(name: str, num_stages: int = 4) -> str:
+    """Inverse of :func:`official_to_mmscope_key` (KeyError for keys without a released
+    counterpart, e.g. the extra ``backbone.norm{i}`` of dense-prediction outputs)."""
+    return _rename(name, num_stages, forward=False)
+
+
+def convert_official_state_dict(state_dict: Dict[str, torch.Tensor],
+                                num_stages: int = 4) -> 'OrderedDict[str, torch.Tensor]':
+    """Rename every key of a released state dict (values are kept as they are)."""
+    out = OrderedDict()
+    for k, v in state_dict.items():
+        out[official_to_mmscope_key(k, num_stages)] = v
+    return out

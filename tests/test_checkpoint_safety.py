@@ -1,0 +1,191 @@
+"""mmengine checkpoints load on torch >= 2.6 after ``import mmscope``, and nothing else runs."""
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch.utils.data import Dataset
+
+import mmscope  # noqa: F401  (applies the patch)
+from mmscope.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, safe_load,
+                                      trust_checkpoint)
+
+
+class _Regressor(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 1)
+
+    def forward(self, inputs, target=None, mode='loss'):
+        out = self.fc(inputs)
+        if mode == 'loss':
+            return dict(loss=(out.squeeze(-1) - target).pow(2).mean())
+        return out
+
+
+class _Data(Dataset):
+    metainfo = dict(classes=('a', 'b'))
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        x = torch.randn(3, generator=g)
+        return dict(inputs=x, target=x.sum())
+
+
+def _collate(batch):
+    return dict(inputs=torch.stack([b['inputs'] for b in batch]),
+                target=torch.stack([b['target'] for b in batch]))
+
+
+def _runner(work_dir, max_iters, **kw):
+    return Runner(
+        model=_Regressor(),
+        work_dir=work_dir,
+        train_dataloader=dict(dataset=_Data(), batch_size=4, collate_fn=_collate,
+                              sampler=dict(type='DefaultSampler', shuffle=True)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.05)),
+        param_scheduler=dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0,
+                             end=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2,
+                                           by_epoch=False)),
+        randomness=dict(seed=0),
+        **kw)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('run'))
+    runner = _runner(work_dir, 4)
+    runner.train()
+    return work_dir, runner
+
+
+def test_plain_torch_load_refuses_mmengine_checkpoint(trained):
+    """The problem being fixed: torch's default weights_only load refuses these files."""
+    work_dir, _ = trained
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(osp.join(work_dir, 'iter_4.pth'))
+
+
+def test_runner_checkpoint_loads_with_message_hub(trained):
+    work_dir, runner = trained
+    ckpt = _load_checkpoint(osp.join(work_dir, 'iter_4.pth'), map_location='cpu')
+    assert ckpt['meta']['iter'] == 4
+    hub = ckpt['message_hub']
+    assert hub['log_scalars']['train/loss'].mean() == pytest.approx(
+        runner.message_hub.get_scalar('train/loss').mean())
+    for k, v in runner.model.state_dict().items():
+        torch.testing.assert_close(ckpt['state_dict'][k], v)
+
+
+def test_resume_continues_iteration_and_schedule(trained, tmp_path):
+    work_dir, _ = trained
+    resumed = _runner(str(tmp_path), 6, resume=True,
+                      load_from=osp.join(work_dir, 'iter_4.pth'))
+    resumed.train()
+    assert resumed.iter == 6
+    # LinearLR from 0.5 to 1.0 over 6 iterations continued from iteration 4
+    lr = resumed.optim_wrapper.get_lr()['lr'][0]
+    assert lr == pytest.approx(0.05, rel=1e-6)
+    assert osp.isfile(osp.join(str(tmp_path), 'iter_6.pth'))
+
+
+def test_load_from_via_runner(trained, tmp_path):
+    work_dir, runner = trained
+    fresh = _runner(str(tmp_path), 4, load_from=osp.join(work_dir, 'iter_2.pth'))
+    fresh.load_or_resume()
+    ref = _load_checkpoint(osp.join(work_dir, 'iter_2.pth'))['state_dict']
+    for k, v in fresh.model.state_dict().items():
+        torch.testing.assert_close(v, ref[k])
+
+
+class _SideEffect:
+    """Unpickling this creates a marker file: stands for arbitrary code execution."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def _write_malicious(path, marker):
+    torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': _SideEffect(marker)}, path)
+
+
+def test_malicious_pickle_refused_without_side_effect(tmp_path):
+    ckpt, marker = str(tmp_path / 'evil.pth'), str(tmp_path / 'PWNED')
+    _write_malicious(ckpt, marker)
+    with pytest.raises(UntrustedCheckpointError) as info:
+        _load_checkpoint(ckpt, map_location='cpu')
+    msg = str(info.value)
+    assert 'builtins.open' in msg or 'io.open' in msg, msg  # names the offending global
+    assert TRUST_ENV in msg and '--trust-checkpoint' in msg  # and the opt-in
+    assert not osp.exists(marker)
+
+
+def test_malicious_pickle_refused_through_runner_resume(tmp_path):
+    ckpt, marker = str(tmp_path / 'evil.pth'), str(tmp_path / 'PWNED')
+    _write_malicious(ckpt, marker)
+    runner = _runner(str(tmp_path / 'wd'), 2, resume=True, load_from=ckpt)
+    with pytest.raises(UntrustedCheckpointError):
+        runner.load_or_resume()
+    assert not osp.exists(marker)
+
+
+def test_getattr_gadget_refused(tmp_path):
+    """``builtins.getattr`` is only honoured for HistoryBuffer statistics methods."""
+
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    for owner, attr in ((np.ndarray, 'tofile'), (HistoryBuffer, '__init__')):
+
+        class Gadget:
+
+            def __reduce__(self):
+                return (getattr, (owner, attr))
+
+        path = str(tmp_path / 'gadget.pth')
+        torch.save({'x': Gadget()}, path)
+        with pytest.raises(pickle.UnpicklingError, match=attr):
+            safe_load(path)
+
+
+def test_explicit_trust_opt_in(tmp_path, monkeypatch):
+    ckpt, marker = str(tmp_path / 'trusted.pth'), str(tmp_path / 'MARK')
+    _write_malicious(ckpt, marker)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(UntrustedCheckpointError):
+        safe_load(ckpt)
+    trust_checkpoint(ckpt)
+    assert osp.realpath(ckpt) in os.environ[TRUST_ENV].split(os.pathsep)
+    safe_load(ckpt)  # trusted: fully unpickled, the side effect happens
+    assert osp.exists(marker)
+
+
+def test_plain_torch_load_is_untouched():
+    """The fix is scoped to mmengine's loader: torch.load keeps torch's own defaults."""
+    import mmengine.runner.checkpoint as mod
+    assert torch.load.__module__ == 'torch.serialization'
+    assert mod.torch.load is not torch.load
+
+
+def test_import_mmscope_is_cheap():
+    code = ('import sys, mmscope, mmscope.registry; '
+            'bad = [m for m in ("mmdet", "mmseg", "mmpretrain") if m in sys.modules]; '
+            'print(bad); sys.exit(1 if bad else 0)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

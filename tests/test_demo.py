@@ -1,0 +1,192 @@
+"""The demo: the synthetic shapes generator, and (slow) the demo runs end to end.
+
+Fast tests check the generator: same seed -> identical bytes, and the three layouts load
+with the tools that read them (pycocotools, mmdet/mmseg/mmpretrain datasets).
+"""
+import filecmp
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmscope.datasets import shapes  # noqa: E402
+
+SMALL = dict(num_train=12, num_val=6, size=128, cls_size=48)
+
+
+@pytest.fixture(scope='module')
+def small_shapes(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('shapes') / 'a')
+    meta = shapes.generate_shapes(out, seed=3, **SMALL)
+    return out, meta
+
+
+def _files(root):
+    return sorted(
+        osp.relpath(osp.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def _seg_of(out, split, image_id):
+    ade = 'training' if split == 'train' else 'validation'
+    return np.array(Image.open(
+        osp.join(out, 'seg', 'annotations', ade, f'{image_id - 1:06d}.png')))
+
+
+# ------------------------------------------------------------------------ generator
+def test_generator_is_deterministic(small_shapes, tmp_path):
+    out, _ = small_shapes
+    again = str(tmp_path / 'b')
+    shapes.generate_shapes(again, seed=3, **SMALL)
+    files = _files(out)
+    assert files == _files(again)
+    assert len(files) == 1 + 2 * (SMALL['num_train'] + SMALL['num_val']) + \
+        2 * (SMALL['num_train'] + SMALL['num_val']) + 2  # meta, cls, det+seg imgs, pngs, jsons
+    _, mismatch, errors = filecmp.cmpfiles(out, again, files, shallow=False)
+    assert not mismatch and not errors
+    # another seed gives other pictures
+    other = str(tmp_path / 'c')
+    shapes.generate_shapes(other, seed=4, **SMALL)
+    assert not filecmp.cmp(osp.join(out, 'det', 'train', '000000.jpg'),
+                           osp.join(other, 'det', 'train', '000000.jpg'), shallow=False)
+    # order-independent: one image rendered alone equals the one written in the batch
+    img, objs = shapes.render_scene(3, 'val', 2, SMALL['size'])
+    seg = np.array(Image.open(osp.join(out, 'seg', 'annotations', 'validation', '000002.png')))
+    assert (seg > shapes.SEG_BACKGROUND_VALUE).sum() == sum(o['mask'].sum() for o in objs)
+
+
+def test_generator_module_imports_stay_light():
+    """shapes.py itself needs only numpy, OpenCV and Pillow (loaded here as a bare file,
+    since importing the ``mmscope`` package also sets up mmengine)."""
+    code = ('import importlib.util, sys\n'
+            'spec = importlib.util.spec_from_file_location("shapes", sys.argv[1])\n'
+            'spec.loader.exec_module(importlib.util.module_from_spec(spec))\n'
+            'print([m for m in ("torch", "mmengine", "mmdet", "mmseg", "mmpretrain", '
+            '"matplotlib") if m in sys.modules])\n')
+    out = subprocess.run([sys.executable, '-c', code, shapes.__file__],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == '[]', out.stdout
+
+
+def test_coco_annotations_are_valid(small_shapes):
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    out, meta = small_shapes
+    size = SMALL['size']
+    for split, n in (('train', SMALL['num_train']), ('val', SMALL['num_val'])):
+        coco = COCO(osp.join(out, 'det', 'annotations', f'instances_{split}.json'))
+        assert sorted(coco.getCatIds()) == list(range(1, len(shapes.CLASSES) + 1))
+        assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(shapes.CLASSES)
+        assert len(coco.getImgIds()) == n
+        assert len(coco.getAnnIds()) == meta['stats']['scene_objects'][split]
+        for img_id in coco.getImgIds():
+            info = coco.loadImgs(img_id)[0]
+            assert osp.isfile(osp.join(out, 'det', split, info['file_name']))
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
+            assert 1 <= len(anns) <= 5
+            union = np.zeros((size, size), np.int32)
+            for ann in anns:
+                assert ann['iscrowd'] == 0 and len(ann['segmentation']) == 1
+                poly = ann['segmentation'][0]
+                assert len(poly) >= 6 and len(poly) % 2 == 0
+                xy = np.array(poly).reshape(-1, 2)
+                assert xy.min() >= 0 and xy.max() <= size
+                x, y, w, h = ann['bbox']
+                assert w >= 10 and h >= 10
+                np.testing.assert_allclose([x, y, x + w, y + h],
+                                           [*xy.min(0), *xy.max(0)], atol=0.01)
+                rle = mask_utils.frPyObjects(ann['segmentation'], size, size)
+                m = mask_utils.decode(mask_utils.merge(rle))
+                area = float(mask_utils.area(mask_utils.merge(rle)))
+                assert area == pytest.approx(ann['area'], rel=0.03)
+                # the polygon is exactly the painted object (same pixel convention)
+                painted = _seg_of(out, split, img_id) == shapes.SEG_BACKGROUND_VALUE + \
+                    ann['category_id']
+                assert (m.astype(bool) & painted).sum() / (m.astype(bool) | painted).sum() > 0.9
+                union += m
+            assert union.max() <= 1, 'objects must not overlap'
+
+
+def test_seg_annotations_are_valid(small_shapes):
+    out, _ = small_shapes
+    for ade_split, split in (('training', 'train'), ('validation', 'val')):
+        imgs = sorted(os.listdir(osp.join(out, 'seg', 'images', ade_split)))
+        anns = sorted(os.listdir(osp.join(out, 'seg', 'annotations', ade_split)))
+        assert [i.replace('.jpg', '.png') for i in imgs] == anns
+        with open(osp.join(out, 'det', 'annotations', f'instances_{split}.json')) as f:
+            coco = json.load(f)
+        for name in anns:
+            png = Image.open(osp.join(out, 'seg', 'annotations', ade_split, name))
+            assert png.mode == 'L' and png.size == (SMALL['size'], ) * 2
+            seg = np.array(png)
+            values = set(np.unique(seg).tolist())
+            assert values <= set(range(1, len(shapes.SEG_CLASSES) + 1))
+            assert shapes.SEG_IGNORE_VALUE not in values
+            # the PNG's classes are the COCO objects' classes of the same scene
+            img_id = int(name[:-4]) + 1
+            cats = {a['category_id'] for a in coco['annotations'] if a['image_id'] == img_id}
+            assert values - {shapes.SEG_BACKGROUND_VALUE} == {
+                c + shapes.SEG_BACKGROUND_VALUE for c in cats}
+
+
+def test_cls_folders_are_valid(small_shapes):
+    out, _ = small_shapes
+    for split, n in (('train', SMALL['num_train']), ('val', SMALL['num_val'])):
+        assert sorted(os.listdir(osp.join(out, 'cls', split))) == sorted(shapes.CLASSES)
+        counts = [len(os.listdir(osp.join(out, 'cls', split, c))) for c in shapes.CLASSES]
+        assert sum(counts) == n and max(counts) - min(counts) <= 1
+        img = Image.open(osp.join(out, 'cls', split, 'circle', '000000.jpg'))
+        assert img.size == (SMALL['cls_size'], ) * 2 and img.mode == 'RGB'
+
+
+def test_layouts_load_in_openmmlab_datasets(small_shapes):
+    """The dataset classes the real configs use read the three layouts."""
+    out, _ = small_shapes
+    from mmdet.datasets import CocoDataset
+    from mmpretrain.datasets import ImageNet
+    from mmseg.datasets import BaseSegDataset
+    from mmseg.datasets.transforms import LoadAnnotations
+
+    cls = ImageNet(data_root=osp.join(out, 'cls'), split='val',
+                   metainfo=dict(classes=shapes.CLASSES))
+    assert len(cls) == SMALL['num_val']
+    assert sorted({cls.get_gt_labels()[i] for i in range(len(cls))}) == [0, 1, 2, 3]
+
+    det = CocoDataset(data_root=osp.join(out, 'det'),
+                      ann_file='annotations/instances_val.json',
+                      data_prefix=dict(img='val/'), metainfo=dict(classes=shapes.CLASSES),
+                      pipeline=[], test_mode=True)
+    assert len(det) == SMALL['num_val']
+    assert det[0]['instances'][0]['mask'] and det.metainfo['classes'] == shapes.CLASSES
+
+    # ADE20KDataset pins the 150 ADE classes; the demo reads the same layout and label
+    # convention with BaseSegDataset and its own classes.
+    seg = BaseSegDataset(data_root=osp.join(out, 'seg'), img_suffix='.jpg',
+                         seg_map_suffix='.png', reduce_zero_label=True,
+                         data_prefix=dict(img_path='images/validation',
+                                          seg_map_path='annotations/validation'),
+                         metainfo=dict(classes=shapes.SEG_CLASSES), pipeline=[])
+    assert len(seg) == SMALL['num_val'] and seg.reduce_zero_label
+    results = LoadAnnotations(reduce_zero_label=True)(dict(seg[0], seg_fields=[]))
+    values = set(np.unique(results['gt_seg_map']).tolist())
+    assert 0 in values and values <= set(range(len(shapes.SEG_CLASSES)))
+
+
+def test_generate_cli(tmp_path):
+    out = str(tmp_path / 'cli')
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'dataset_converters', 'generate_shapes.py'),
+           '--out', out, '--train', '4', '--val', '4', '--size', '64', '--cls-size', '32',
+           '--seed', '1']
+    first = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert '16/16' in first.stdout and 'done' in first.stdout
+    with open(osp.join(out, 'meta.json')) as f:
+        assert json.load(f)['seed'] == 1
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert 'up to date' in second.stdout

@@ -1,0 +1,100 @@
+"""Test (and evaluate) a checkpoint of any mmscope config: mmpretrain, mmdet or mmseg.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE_OR_DIR]
+        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+
+``--out``: mmdet/mmpretrain dump predictions to a ``.pkl`` file; mmseg writes the
+predicted label maps into the given directory.
+"""
+import argparse
+import os.path as osp
+import sys
+from copy import deepcopy
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmscope  # noqa: E402,F401  (safe checkpoint loading)
+from mmengine.config import ConfigDict, DictAction  # noqa: E402
+
+from mmscope.apis import (apply_common_args, build_runner, library_of,  # noqa: E402
+                          load_config, trigger_visualization)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test a checkpoint (mmpretrain / mmdet / mmseg config)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the metrics file')
+    parser.add_argument('--out', help='dump predictions (.pkl for mmdet/mmpretrain; a '
+                        'directory of label maps for mmseg)')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='save painted predictions to this directory')
+    parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
+    parser.add_argument('--interval', type=int, default=1,
+                        help='visualize every N-th sample')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--trust-checkpoint', action='append', metavar='PATH',
+                        help='fully unpickle this checkpoint (only for files you trust)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def _default_tta(cfg, library):
+    """A flip TTA for configs that define none (as the libraries' own tools do)."""
+    if 'tta_model' not in cfg:
+        cfg.tta_model = {
+            'mmdet': dict(type='DetTTAModel',
+                          tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                                        max_per_img=100)),
+            'mmpretrain': dict(type='mmpretrain.AverageClsScoreTTA'),
+            'mmseg': dict(type='SegTTAModel'),
+        }[library]
+    if 'tta_pipeline' not in cfg:
+        data = cfg.test_dataloader.dataset
+        while 'dataset' in data:
+            data = data['dataset']
+        pipeline = deepcopy(data.pipeline)
+        pipeline[-1] = dict(
+            type='TestTimeAug',
+            transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+                        [pipeline[-1]]])
+        cfg.tta_pipeline = pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    library = library_of(cfg)
+    apply_common_args(cfg, args)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        trigger_visualization(cfg, args.show, args.show_dir, args.wait_time, args.interval)
+    if args.tta:
+        _default_tta(cfg, library)
+    if args.out is not None and library == 'mmseg':
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    elif args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl file for {library} configs, got {args.out}')
+
+    runner = build_runner(cfg)
+    if args.out is not None and library == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    elif args.out is not None and library == 'mmpretrain':
+        from mmpretrain.evaluation import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
