@@ -108,8 +108,12 @@ def _offending_global(message: str) -> str:
 
 
 def _unpickler_detail(message: str) -> str:
-    detail = message.split('WeightsUnpickler error:', 1)[-1].strip()
-    return detail.split('\n\nCheck the documentation')[0].strip() or message
+    """The part of torch's message that says what was refused (not its advice)."""
+    detail = message.split('WeightsUnpickler error:', 1)[-1]
+    paragraphs = [p.strip() for p in detail.split('\n\n') if p.strip()]
+    keep = [p for p in paragraphs
+            if not p.startswith(('Weights only load failed', 'Check the documentation'))]
+    return ' '.join(keep) or message.strip()
 
 
 def safe_load(f, map_location=None, **kwargs) -> Any:

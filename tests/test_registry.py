@@ -1,0 +1,55 @@
+"""mmscope components build from mmpretrain, mmdet and mmseg registries by scoped name."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmscope.registry import MODELS
+
+SMALL_SCOPEVIT = dict(type='mmscope.ScopeViT', arch='xtiny', out_indices=(0, 1, 2, 3))
+
+
+def test_registry_is_child_of_mmengine_root():
+    from mmengine.registry import MODELS as ROOT
+    assert MODELS.scope == 'mmscope'
+    assert MODELS.parent is ROOT
+    assert ROOT.children['mmscope'] is MODELS
+    assert 'mmscope.models' in MODELS._locations
+
+
+@pytest.mark.parametrize('library', ['mmpretrain', 'mmdet', 'mmseg'])
+def test_build_through_downstream_registry(library):
+    registry = __import__(f'{library}.registry', fromlist=['MODELS']).MODELS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(library):
+        model = registry.build(dict(SMALL_SCOPEVIT))
+    assert type(model).__name__ == 'ScopeViT'
+    assert type(model).__module__.startswith('mmscope.')
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
+
+
+@pytest.mark.parametrize('library', ['mmpretrain', 'mmdet', 'mmseg'])
+@pytest.mark.parametrize('custom_imports', [True, False])
+def test_fresh_process_builds_scoped_type(library, custom_imports):
+    """With or without custom_imports: nothing imported mmscope beforehand."""
+    prelude = ("from mmengine.utils import import_modules_from_strings; "
+               "import_modules_from_strings(['mmscope'], allow_failed_imports=False); "
+               if custom_imports else '')
+    code = (f'import sys; {prelude}'
+            f'from {library}.registry import MODELS; '
+            f'from {library}.utils import register_all_modules; register_all_modules(); '
+            f'm = MODELS.build(dict(type="mmscope.ScalableViT", arch="small")); '
+            'print(type(m).__module__)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == 'mmscope.models.backbones.scalablevit'
+
+
+def test_unknown_scoped_type_is_a_clear_error():
+    from mmdet.registry import MODELS as DET
+    with pytest.raises(KeyError, match='NoSuchBackbone'):
+        DET.build(dict(type='mmscope.NoSuchBackbone'))
