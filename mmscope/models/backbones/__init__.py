@@ -1,4 +1,5 @@
 # Each backbone module registers its class in mmscope.registry.MODELS on import.
 from .scalablevit import ScalableViT
+from .scopevit import ScopeViT
 
-__all__ = ['ScalableViT']
+__all__ = ['ScalableViT', 'ScopeViT']
