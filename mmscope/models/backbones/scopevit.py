@@ -1,0 +1,799 @@
+"""ScopeViT: a scale-aware vision transformer with MSSA and GSDA.
+
+Every stage is a patch embedding (a two-conv stem for the first stage, a stride-2 conv
+after that), a stack of :class:`ScopeViTBlock` and a BatchNorm. A block is two
+pre-norm transformer layers sharing one layout:
+
+* **MSSA** (multi-scale self-attention): every token queries keys/values made by
+  strided depth-wise convolutions with kernels 7/5/3, one kernel per group of heads,
+  applied after an inverted-residual convolution (``cpe``) that also feeds the
+  queries.
+* **GSDA** (global-scale dilated attention): tokens are grouped on a dilated
+  ``d x d`` grid spread over the whole map (group ``(i, j)`` holds
+  ``x[i::H/d, j::W/d]``) and attend within their group, with a relative-position
+  bias produced by a small MLP.
+
+Layout and sizes: blocks exchange channels-last ``(B, H, W, C)`` maps; stages take and
+return ``(B, C, H, W)``. Any input of at least 32x32 works: the stage maps are
+``ceil(H / 4)``, ..., ``ceil(H / 32)``. GSDA is the only operator that needs
+divisible maps, so only its attention sees padding: the normalised tokens are zero-padded
+at the bottom/right to a multiple of the grid right before the ``qkv`` projection,
+padded keys get ``-inf`` logits, and the result is cropped before ``proj``. Convolutions
+therefore see exactly the zero borders of the unpadded map, padded tokens never change
+a real token, and inputs whose maps already fit are computed without any padding.
+
+Checkpoint compatibility: the released code stores the same weights under other names;
+:data:`OFFICIAL_TO_MMSCOPE` lists the one-to-one renaming rules and
+:func:`official_to_mmscope_key`, :func:`mmscope_to_official_key` and
+:func:`convert_official_state_dict` apply them.
+"""
+import math
+import re
+import warnings
+from collections import OrderedDict
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmscope.registry import MODELS
+from ..layers import (LayerScale, Mlp, grid_partition, grid_reverse, pad_amount,
+                      resolve_attention_impl, scaled_dot_attention, valid_mask)
+
+__all__ = [
+    'ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention',
+    'OFFICIAL_TO_MMSCOPE', 'official_to_mmscope_key', 'mmscope_to_official_key',
+    'convert_official_state_dict'
+]
+
+#: Smallest accepted input height/width (the last stage map is then 1x1).
+MIN_INPUT_SIZE = 32
+#: Kernel of the depth-wise key/value convolution for each of the three head groups.
+MSSA_KERNELS = (7, 5, 3)
+#: Hidden width and dropout (after the ReLU) of the GSDA relative-position MLP.
+REL_POS_HIDDEN_DIMS = 512
+REL_POS_DROP = 0.125
+
+
+def _as_pair(value) -> Tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# ---------------------------------------------------------------------------------------
+# convolutional parts
+# ---------------------------------------------------------------------------------------
+class ConvStem(nn.Module):
+    """Stride-4 stem: ``conv3x3/2 -> BN -> GELU -> conv3x3/2 -> BN``.
+
+    Args:
+        in_channels (int): Image channels.
+        embed_dims (int): Output channels (the hidden conv has half of them).
+        norm_cfg (dict): Norm layer config.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, norm_cfg: dict):
+        super().__init__()
+        mid = embed_dims // 2
+        self.conv1 = nn.Conv2d(in_channels, mid, 3, stride=2, padding=1)
+        self.bn1 = build_norm_layer(norm_cfg, mid)[1]
+        self.act = nn.GELU()
+        self.conv2 = nn.Conv2d(mid, embed_dims, 3, stride=2, padding=1)
+        self.bn2 = build_norm_layer(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
+
+
+class ConvDownsample(nn.Module):
+    """Patch merging between stages: ``conv3x3/2 -> BN`` (``H -> ceil(H / 2)``).
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        norm_cfg (dict): Norm layer config.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1)
+        self.norm = build_norm_layer(norm_cfg, out_channels)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+class InvertedResidual(nn.Module):
+    """Residual ``1x1 -> BN -> ReLU -> dw3x3 -> BN -> ReLU -> 1x1 -> BN`` on NCHW maps.
+
+    Args:
+        channels (int): Input and output channels.
+        expand_ratio (float): Hidden channels / ``channels``. Defaults to 4.
+        norm_cfg (dict): Norm layer config. Defaults to BN.
+    """
+
+    def __init__(self, channels: int, expand_ratio: float = 4., norm_cfg: dict = None):
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN')
+        hidden = int(channels * expand_ratio)
+        self.conv_pw = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.bn1 = build_norm_layer(norm_cfg, hidden)[1]
+        self.conv_dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False)
+        self.bn2 = build_norm_layer(norm_cfg, hidden)[1]
+        self.conv_pwl = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.bn3 = build_norm_layer(norm_cfg, channels)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv_pw(x)))
+        y = F.relu(self.bn2(self.conv_dw(y)))
+        return x + self.bn3(self.conv_pwl(y))
+
+
+# ---------------------------------------------------------------------------------------
+# attention
+# ---------------------------------------------------------------------------------------
+class MultiScaleSelfAttention(nn.Module):
+    """MSSA on channels-last maps: full-resolution queries, multi-scale strided keys.
+
+    The normalised map goes through :class:`InvertedResidual` (``cpe``); its tokens are
+    the queries. Its channels are split by head groups (``head_splits[i]`` heads each),
+    group ``i`` is reduced by a depth-wise ``MSSA_KERNELS[i]`` conv of stride ``stride``,
+    and the concatenated result is projected to keys and values. No mask is involved,
+    so the fused kernel never materialises the (queries x keys) attention matrix.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Attention heads.
+        stride (int): Stride of the key/value convolutions.
+        head_splits (Sequence[int]): Heads per kernel (7, 5, 3); zeros only at the end.
+        expand_ratio (float): Hidden ratio of ``cpe``. Defaults to 4.
+        norm_cfg (dict): Norm config of ``cpe``. Defaults to BN.
+        attn_impl (str, optional): ``'fused'``, ``'reference'`` or None (process default).
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 stride: int,
+                 head_splits: Sequence[int],
+                 expand_ratio: float = 4.,
+                 norm_cfg: dict = None,
+                 attn_impl: Optional[str] = None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.scale = self.head_dims**-0.5
+        self.attn_impl = attn_impl
+        self.cpe = InvertedResidual(embed_dims, expand_ratio, norm_cfg)
+        self.split_channels = [n * self.head_dims for n in head_splits if n > 0]
+        self.kv_convs = nn.ModuleList([
+            nn.Conv2d(c, c, k, stride=stride, padding=(stride - 1 + k - 1) // 2, groups=c,
+                      bias=False) for c, k in zip(self.split_channels, MSSA_KERNELS)
+        ])
+        self.q = nn.Linear(embed_dims, embed_dims, bias=False)
+        self.kv = nn.Linear(embed_dims, embed_dims * 2, bias=False)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        y = self.cpe(x.permute(0, 3, 1, 2))  # NCHW view of the channels-last map
+        q = self.q(y.permute(0, 2, 3, 1)).reshape(b, h * w, self.num_heads, self.head_dims)
+        if len(self.kv_convs) == 1:
+            kv = self.kv_convs[0](y)
+        else:
+            groups = torch.split(y, self.split_channels, dim=1)
+            kv = torch.cat([conv(g) for conv, g in zip(self.kv_convs, groups)], dim=1)
+        kv = self.kv(kv.flatten(2).transpose(1, 2))
+        k, v = kv.reshape(b, -1, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1,
+                                                                            4).unbind(0)
+        out = scaled_dot_attention(
+            q.transpose(1, 2), k, v, scale=self.scale, impl=self.attn_impl)
+        return self.proj(out.transpose(1, 2).reshape(b, h, w, c))
+
+
+class RelPosMlpBias(nn.Module):
+    """Relative-position bias ``(num_heads, L, L)`` of a ``gh x gw`` grid from an MLP.
+
+    The MLP ``fc1 -> ReLU -> dropout -> fc2`` maps the log-spaced offsets
+    ``sign(d) * log(1 + |d|)`` of every ``(dy, dx)`` pair to one value per head.
+    :meth:`get_bias` evaluates it once per call; in eval mode (or whenever no gradient
+    can flow into it) the result is cached, keyed on device, dtype, autocast and
+    inference-mode state and the storage/version counters of the MLP parameters, so
+    optimizer steps, ``load_state_dict`` and ``.to()`` all invalidate it.
+
+    Args:
+        grid (tuple[int, int]): Grid (``gh``, ``gw``).
+        num_heads (int): Heads.
+        hidden_dims (int): Hidden width. Defaults to 512.
+        drop (float): Dropout after the activation. Defaults to 0.125.
+    """
+
+    def __init__(self, grid: Tuple[int, int], num_heads: int, hidden_dims: int = 512,
+                 drop: float = 0.125):
+        super().__init__()
+        gh, gw = grid
+        self.grid = (gh, gw)
+        self.num_heads = num_heads
+        self.fc1 = nn.Linear(2, hidden_dims)
+        self.act = nn.ReLU()
+        self.drop = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden_dims, num_heads)
+        dy = torch.arange(-(gh - 1), gh, dtype=torch.float32)
+        dx = torch.arange(-(gw - 1), gw, dtype=torch.float32)
+        table = torch.stack(torch.meshgrid(dy, dx, indexing='ij'), dim=-1)  # 2gh-1,2gw-1,2
+        self.register_buffer(
+            'rel_coords', torch.sign(table) * torch.log1p(table.abs()), persistent=False)
+        ys, xs = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing='ij')
+        ys, xs = ys.flatten(), xs.flatten()
+        index = (ys[:, None] - ys[None, :] + gh - 1) * (2 * gw - 1) + (
+            xs[:, None] - xs[None, :] + gw - 1)
+        self.register_buffer('rel_index', index, persistent=False)  # L, L
+        self._cache = None
+
+    def _compute(self) -> torch.Tensor:
+        table = self.fc2(self.drop(self.act(self.fc1(self.rel_coords))))
+        table = table.reshape(-1, self.num_heads)
+        length = self.rel_index.shape[0]
+        return table[self.rel_index.reshape(-1)].reshape(length, length,
+                                                         self.num_heads).permute(2, 0, 1)
+
+    def get_bias(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The ``(num_heads, L, L)`` bias in ``dtype``."""
+        params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
+        cacheable = not self.training and not (torch.is_grad_enabled()
+                                               and any(p.requires_grad for p in params))
+        if not cacheable:
+            self._cache = None
+            return self._compute().to(dtype)
+        device = torch.device(device)
+        key = (dtype, device, torch.is_autocast_enabled(device.type),
+               torch.is_inference_mode_enabled()) + tuple(
+                   (p.data_ptr(), p._version) for p in params)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._compute().to(dtype))
+        return self._cache[1]
+
+    def forward(self) -> torch.Tensor:
+        return self._compute()
+
+
+def gsda_key_mask(height: int, width: int, grid: Tuple[int, int],
+                  device=None) -> Optional[torch.Tensor]:
+    """Which keys of each GSDA group are real tokens of an ``height x width`` map.
+
+    Returns None when the map is a multiple of ``grid`` (no padding); otherwise a bool
+    ``(G, L)`` tensor (G groups of ``L = gh * gw`` tokens, True = real) for the map
+    zero-padded at the bottom/right to the next multiple of ``grid``. Position ``(0, 0)``
+    of every group is always real, so no query sees only padded keys.
+    """
+    ph, pw = pad_amount(height, grid[0]), pad_amount(width, grid[1])
+    if not (ph or pw):
+        return None
+    mask = valid_mask(height, width, ph, pw, device=device)[None, :, :, None]
+    mask = grid_partition(mask, grid)  # 1, H/gh, W/gw, L, 1
+    return mask.reshape(-1, grid[0] * grid[1])
+
+
+class GlobalDilatedAttention(nn.Module):
+    """GSDA on channels-last maps: attention inside dilated ``gh x gw`` grid groups.
+
+    Maps that are not a multiple of the grid are zero-padded at the bottom/right for the
+    attention only (see :func:`gsda_key_mask`); padded keys are masked with ``-inf`` and
+    the output is cropped back before ``proj``.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Attention heads.
+        dilation (int | tuple[int, int]): Grid size (tokens per group = product).
+        attn_impl (str, optional): ``'fused'``, ``'reference'`` or None (process default).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, dilation: Union[int, Tuple[int,
+                                                                                   int]] = 8,
+                 attn_impl: Optional[str] = None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.scale = self.head_dims**-0.5
+        self.grid = _as_pair(dilation)
+        self.attn_impl = attn_impl
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=False)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.rel_pos = RelPosMlpBias(self.grid, num_heads, REL_POS_HIDDEN_DIMS, REL_POS_DROP)
+
+    def attend_padded(self, x: torch.Tensor,
+                      key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Grouped attention on a grid-divisible ``(B, Hp, Wp, C)`` map (before ``proj``).
+
+        ``key_mask`` (bool ``(G, L)``, True = real) masks padded keys; None = no padding.
+        """
+        b, hp, wp, c = x.shape
+        groups = grid_partition(x, self.grid)  # B, sh, sw, L, C
+        _, sh, sw, length, _ = groups.shape
+        qkv = self.qkv(groups).reshape(b, sh * sw, length, 3, self.num_heads, self.head_dims)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # B, G, nh, L, hd
+        bias = self.rel_pos.get_bias(q.dtype, q.device)
+        if key_mask is not None:
+            bias = bias.masked_fill(~key_mask[:, None, None, :], float('-inf'))
+        out = scaled_dot_attention(q, k, v, bias=bias, scale=self.scale, impl=self.attn_impl)
+        out = out.transpose(2, 3).reshape(b, sh, sw, length, c)
+        return grid_reverse(out, self.grid)
+
+    def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x``: ``(B, H, W, C)``; ``key_mask``: a precomputed :func:`gsda_key_mask`."""
+        _, h, w, _ = x.shape
+        ph, pw = pad_amount(h, self.grid[0]), pad_amount(w, self.grid[1])
+        if ph or pw:
+            if key_mask is None:
+                key_mask = gsda_key_mask(h, w, self.grid, x.device)
+            x = F.pad(x, (0, 0, 0, pw, 0, ph))
+            x = self.attend_padded(x, key_mask)[:, :h, :w]
+        else:
+            x = self.attend_padded(x)
+        return self.proj(x)
+
+
+# ---------------------------------------------------------------------------------------
+# blocks and stages
+# ---------------------------------------------------------------------------------------
+class ScopeTransformerLayer(nn.Module):
+    """Pre-norm layer ``x + dp(ls1(attn(norm1(x))))``, ``x + dp(ls2(mlp(norm2(x))))``.
+
+    Args:
+        embed_dims (int): Channels.
+        attn (nn.Module): The token mixer (channels-last in and out).
+        mlp_ratio (float): MLP hidden ratio.
+        drop_path (float): Stochastic depth rate.
+        layer_scale_init_value (float): LayerScale initial value.
+    """
+
+    def __init__(self, embed_dims: int, attn: nn.Module, mlp_ratio: float, drop_path: float,
+                 layer_scale_init_value: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dims)
+        self.attn = attn
+        self.ls1 = LayerScale(embed_dims, layer_scale_init_value)
+        self.norm2 = nn.LayerNorm(embed_dims)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_layer=nn.GELU)
+        self.ls2 = LayerScale(embed_dims, layer_scale_init_value)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, *attn_args) -> torch.Tensor:
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), *attn_args)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+
+class ScopeViTBlock(nn.Module):
+    """An MSSA layer followed by a GSDA layer, on channels-last ``(B, H, W, C)`` maps.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads of both attentions.
+        mssa_stride (int): Stride of the MSSA key/value convolutions.
+        mssa_split (Sequence[int]): MSSA heads per kernel (7, 5, 3).
+        gsda_dilation (int | tuple[int, int]): GSDA grid.
+        mlp_ratio (float): MLP hidden ratio. Defaults to 4.
+        drop_path (float): Stochastic depth rate of both layers. Defaults to 0.
+        layer_scale_init_value (float): LayerScale init. Defaults to 1e-6.
+        norm_cfg (dict): Norm config of the MSSA convolutions. Defaults to BN.
+        attn_impl (str, optional): Attention implementation for both attentions.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 mssa_stride: int,
+                 mssa_split: Sequence[int],
+                 gsda_dilation: Union[int, Tuple[int, int]],
+                 mlp_ratio: float = 4.,
+                 drop_path: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 norm_cfg: dict = None,
+                 attn_impl: Optional[str] = None):
+        super().__init__()
+        self.mssa = ScopeTransformerLayer(
+            embed_dims,
+            MultiScaleSelfAttention(
+                embed_dims, num_heads, mssa_stride, mssa_split, norm_cfg=norm_cfg,
+                attn_impl=attn_impl), mlp_ratio, drop_path, layer_scale_init_value)
+        self.gsda = ScopeTransformerLayer(
+            embed_dims, GlobalDilatedAttention(embed_dims, num_heads, gsda_dilation, attn_impl),
+            mlp_ratio, drop_path, layer_scale_init_value)
+
+    def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.gsda(self.mssa(x), key_mask)
+
+
+class ScopeViTStage(nn.Module):
+    """``downsample`` (None for the first stage) -> blocks -> ``norm``; NCHW in and out.
+
+    Args:
+        downsample (nn.Module, optional): Patch merging of this stage.
+        blocks (list[ScopeViTBlock]): The blocks.
+        embed_dims (int): Channels.
+        gsda_dilation (int | tuple[int, int]): GSDA grid (to build the padding mask once).
+        norm_cfg (dict): Config of the stage norm.
+        with_cp (bool): Checkpoint every block.
+    """
+
+    def __init__(self, downsample: Optional[nn.Module], blocks: Sequence[nn.Module],
+                 embed_dims: int, gsda_dilation, norm_cfg: dict, with_cp: bool = False):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.grid = _as_pair(gsda_dilation)
+        self.with_cp = with_cp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample is not None:
+            x = self.downsample(x)
+        x = x.permute(0, 2, 3, 1)  # channels-last for all blocks of the stage
+        key_mask = gsda_key_mask(x.shape[1], x.shape[2], self.grid, x.device)
+        for block in self.blocks:
+            if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
+                x = cp.checkpoint(block, x, key_mask, use_reentrant=False)
+            else:
+                x = block(x, key_mask)
+        return self.norm(x.permute(0, 3, 1, 2))
+
+
+# ---------------------------------------------------------------------------------------
+# backbone
+# ---------------------------------------------------------------------------------------
+ARCH_KEYS = ('embed_dims', 'depths', 'num_heads', 'mssa_stride', 'mssa_split',
+             'gsda_dilation')
+
+
+def _validate_arch(arch: Mapping) -> Dict:
+    """Check a custom arch dict and return a normalised copy (ValueError otherwise)."""
+    if not isinstance(arch, Mapping):
+        raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+    missing = [k for k in ARCH_KEYS if k not in arch]
+    extra = sorted(set(arch) - set(ARCH_KEYS))
+    if missing or extra:
+        raise ValueError(f'a custom ScopeViT arch needs exactly the keys {list(ARCH_KEYS)}; '
+                         f'missing: {missing}, unexpected: {extra}')
+    arch = {k: list(arch[k]) for k in ARCH_KEYS}
+    num_stages = len(arch['depths'])
+    bad = [k for k in ARCH_KEYS if len(arch[k]) != num_stages]
+    if num_stages == 0 or bad:
+        raise ValueError(f'every arch entry needs one value per stage ({num_stages} stages '
+                         f'from "depths"); wrong length: {bad}')
+    for i in range(num_stages):
+        dims, heads, depth = arch['embed_dims'][i], arch['num_heads'][i], arch['depths'][i]
+        stride, split = arch['mssa_stride'][i], list(arch['mssa_split'][i])
+        grid = _as_pair(arch['gsda_dilation'][i])
+        if depth < 1 or heads < 1 or dims < 2 or dims % heads:
+            raise ValueError(f'stage {i}: need depth >= 1 and embed_dims ({dims}) divisible '
+                             f'by num_heads ({heads})')
+        if stride < 1 or len(grid) != 2 or min(grid) < 1:
+            raise ValueError(f'stage {i}: mssa_stride and gsda_dilation must be >= 1')
+        nonzero = [n for n in split if n > 0]
+        if (len(split) != len(MSSA_KERNELS) or min(split) < 0 or split[0] == 0
+                or split[:len(nonzero)] != nonzero or sum(split) != heads):
+            raise ValueError(
+                f'stage {i}: mssa_split {split} must give the heads (summing to num_heads='
+                f'{heads}) of the kernels {MSSA_KERNELS}, first one > 0, zeros only at the end')
+        arch['mssa_split'][i] = split
+    return arch
+
+
+@MODELS.register_module()
+class ScopeViT(BaseModule):
+    """ScopeViT backbone (`ScopeViT: Scale-aware Vision Transformer`).
+
+    Stage ``i`` outputs ``embed_dims[i]`` channels at stride ``2 ** (i + 2)`` (size
+    ``ceil(H / 2 ** (i + 2))``). Works for any input of at least 32x32 pixels; results on
+    inputs whose maps are multiples of the GSDA grid (e.g. 256x256 for the default archs)
+    equal the released model, other sizes use masked padding inside GSDA only.
+
+    Args:
+        arch (str | dict): ``'xtiny'``/``'xt'``/``'x-tiny'``, ``'tiny'``/``'t'`` or
+            ``'small'``/``'s'``, or a dict with exactly the keys :data:`ARCH_KEYS`, one
+            entry per stage: ``embed_dims``, ``depths``, ``num_heads``, ``mssa_stride``
+            (stride of the MSSA key/value convs), ``mssa_split`` (MSSA heads per kernel
+            7/5/3, summing to ``num_heads``) and ``gsda_dilation`` (GSDA grid).
+            Defaults to ``'tiny'``.
+        in_channels (int): Input channels. Defaults to 3.
+        mlp_ratio (float): MLP hidden ratio. Defaults to 4.
+        layer_scale_init_value (float): LayerScale init. Defaults to 1e-6.
+        drop_path_rate (float): Stochastic depth, linearly increasing over the blocks
+            (both layers of a block share the rate). Defaults to 0.
+        out_indices (Sequence[int] | int): Stages whose (stage-normed) maps are returned;
+            negative values count from the end. Defaults to ``(3, )``.
+        frozen_stages (int): ``-1`` freezes nothing, ``0`` freezes the stem, ``k >= 1``
+            freezes the stem and stages ``0 .. k-1`` (their downsample, blocks and stage
+            norm): parameters stop requiring grad and the modules stay in eval mode.
+            Defaults to -1.
+        norm_eval (bool): Keep every BatchNorm in eval mode during training.
+            Defaults to False.
+        with_cp (bool): Gradient checkpointing of each block (``use_reentrant=False``).
+            Defaults to False.
+        norm_cfg (dict): Config of every BatchNorm (stem, downsamples, stage norms, MSSA
+            convolutions), e.g. ``dict(type='SyncBN')``. Defaults to ``dict(type='BN')``.
+        attn_impl (str, optional): ``'fused'`` (SDPA), ``'reference'`` (matmul + softmax)
+            or None for the process default, used by every attention. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialization config, e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. When None the
+            released model's initialization is used. Defaults to None.
+        pretrained (str, optional): Deprecated, use ``init_cfg``. Defaults to None.
+    """
+    arch_zoo = {
+        **dict.fromkeys(['xt', 'xtiny', 'x-tiny'], {
+            'embed_dims': [32, 64, 128, 256],
+            'depths': [1, 2, 4, 1],
+            'num_heads': [2, 4, 8, 16],
+            'mssa_stride': [4, 2, 1, 1],
+            'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
+            'gsda_dilation': [8, 8, 8, 8]}),
+        **dict.fromkeys(['t', 'tiny'], {
+            'embed_dims': [32, 64, 128, 256],
+            'depths': [2, 2, 5, 2],
+            'num_heads': [2, 4, 8, 16],
+            'mssa_stride': [4, 2, 1, 1],
+            'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
+            'gsda_dilation': [8, 8, 8, 8]}),
+        **dict.fromkeys(['s', 'small'], {
+            'embed_dims': [64, 128, 256, 512],
+            'depths': [1, 2, 3, 1],
+            'num_heads': [2, 4, 8, 16],
+            'mssa_stride': [4, 2, 1, 1],
+            'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
+            'gsda_dilation': [8, 8, 8, 8]}),
+    }  # yapf: disable
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 mlp_ratio: float = 4.,
+                 layer_scale_init_value: float = 1e-6,
+                 drop_path_rate: float = 0.,
+                 out_indices: Union[int, Sequence[int]] = (3, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 attn_impl: Optional[str] = None,
+                 init_cfg: Optional[Union[dict, list]] = None,
+                 pretrained: Optional[str] = None):
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('init_cfg and pretrained cannot be set at the same time')
+            if not isinstance(pretrained, str):
+                raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
+            warnings.warn('DeprecationWarning: pretrained is deprecated, '
+                          'please use "init_cfg" instead')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
+
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in self.arch_zoo:
+                raise ValueError(f'arch {arch!r} is not one of {sorted(self.arch_zoo)}; '
+                                 f'pass a dict with the keys {list(ARCH_KEYS)} instead')
+            arch = self.arch_zoo[key]
+        self.arch_settings = _validate_arch(arch)
+        resolve_attention_impl(attn_impl)  # validate early
+        settings = self.arch_settings
+        self.embed_dims = settings['embed_dims']
+        self.num_stages = len(settings['depths'])
+
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        indices = []
+        for i in out_indices:
+            j = i + self.num_stages if i < 0 else i
+            if not 0 <= j < self.num_stages:
+                raise ValueError(f'out_indices {tuple(out_indices)} out of range for '
+                                 f'{self.num_stages} stages')
+            indices.append(j)
+        self.out_indices = tuple(indices)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], '
+                             f'got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.attn_impl = attn_impl
+
+        dpr = torch.linspace(0, drop_path_rate, sum(settings['depths'])).tolist()
+        self.stem = ConvStem(in_channels, self.embed_dims[0], norm_cfg)
+        self.stages = nn.ModuleList()
+        cur = 0
+        for i, depth in enumerate(settings['depths']):
+            dims = self.embed_dims[i]
+            blocks = [
+                ScopeViTBlock(
+                    dims,
+                    settings['num_heads'][i],
+                    settings['mssa_stride'][i],
+                    settings['mssa_split'][i],
+                    settings['gsda_dilation'][i],
+                    mlp_ratio=mlp_ratio,
+                    drop_path=dpr[cur + j],
+                    layer_scale_init_value=layer_scale_init_value,
+                    norm_cfg=norm_cfg,
+                    attn_impl=attn_impl) for j in range(depth)
+            ]
+            cur += depth
+            downsample = None if i == 0 else ConvDownsample(self.embed_dims[i - 1], dims,
+                                                            norm_cfg)
+            self.stages.append(
+                ScopeViTStage(downsample, blocks, dims, settings['gsda_dilation'][i], norm_cfg,
+                              with_cp))
+        self._freeze_stages()
+
+    def init_weights(self):
+        """Load ``init_cfg`` or, without one, use the released model's initialization."""
+        if self.init_cfg is None:
+            self._default_init()
+        super().init_weights()
+
+    def _default_init(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=.02, a=-2., b=2.)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (_BatchNorm, nn.LayerNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def _freeze_stages(self):
+        frozen = ([self.stem] if self.frozen_stages >= 0 else []) + list(
+            self.stages[:max(self.frozen_stages, 0)])
+        for m in frozen:
+            m.eval()
+            for param in m.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Set the mode, then keep frozen stages (and BNs with ``norm_eval``) in eval."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """``(B, C, H, W)`` with ``H, W >= 32`` -> tuple of NCHW maps for ``out_indices``."""
+        if x.dim() != 4 or min(x.shape[-2:]) < MIN_INPUT_SIZE:
+            raise ValueError(f'ScopeViT needs (B, C, H, W) inputs with H, W >= '
+                             f'{MIN_INPUT_SIZE}, got shape {tuple(x.shape)}')
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x.contiguous())
+        return tuple(outs)
+
+
+# ---------------------------------------------------------------------------------------
+# released-checkpoint key renaming
+# ---------------------------------------------------------------------------------------
+#: ``(official template, mmscope template)`` pairs, a one-to-one renaming of every weight
+#: and buffer of the released ``ScopeViT`` backbone. Placeholders: ``{S}`` the released
+#: 1-based stage, ``{s}`` our 0-based stage (``S - 1``), ``{b}`` block index,
+#: ``{x}`` the layer (``mssa`` or ``gsda``), ``{p}`` the tensor name (``weight``, ``bias``,
+#: ``running_mean``, ``running_var``, ``num_batches_tracked``, ``gamma``). The released
+#: classifier ``head.{weight,bias}`` is not a backbone key (mmpretrain: ``head.fc.*``).
+OFFICIAL_TO_MMSCOPE = (
+    ('patch_embed1.projection.0.{p}', 'stem.conv1.{p}'),
+    ('patch_embed1.projection.1.{p}', 'stem.bn1.{p}'),
+    ('patch_embed1.projection.3.{p}', 'stem.conv2.{p}'),
+    ('patch_embed1.projection.4.{p}', 'stem.bn2.{p}'),
+    ('patch_embed{S}.projection.{p}', 'stages.{s}.downsample.conv.{p}'),
+    ('patch_embed{S}.norm.{p}', 'stages.{s}.downsample.norm.{p}'),
+    ('norm{S}.{p}', 'stages.{s}.norm.{p}'),
+    ('blocks{S}.{b}.{x}.norm1.{p}', 'stages.{s}.blocks.{b}.{x}.norm1.{p}'),
+    ('blocks{S}.{b}.{x}.norm2.{p}', 'stages.{s}.blocks.{b}.{x}.norm2.{p}'),
+    ('blocks{S}.{b}.{x}.ls1.{p}', 'stages.{s}.blocks.{b}.{x}.ls1.{p}'),
+    ('blocks{S}.{b}.{x}.ls2.{p}', 'stages.{s}.blocks.{b}.{x}.ls2.{p}'),
+    ('blocks{S}.{b}.{x}.mlp.fc1.{p}', 'stages.{s}.blocks.{b}.{x}.mlp.fc1.{p}'),
+    ('blocks{S}.{b}.{x}.mlp.fc2.{p}', 'stages.{s}.blocks.{b}.{x}.mlp.fc2.{p}'),
+    ('blocks{S}.{b}.{x}.attn.proj.{p}', 'stages.{s}.blocks.{b}.{x}.attn.proj.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_pw.{p}',
+     'stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pw.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn1.0.{p}', 'stages.{s}.blocks.{b}.mssa.attn.cpe.bn1.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_dw.{p}',
+     'stages.{s}.blocks.{b}.mssa.attn.cpe.conv_dw.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn2.0.{p}', 'stages.{s}.blocks.{b}.mssa.attn.cpe.bn2.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_pwl.{p}',
+     'stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pwl.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn3.{p}', 'stages.{s}.blocks.{b}.mssa.attn.cpe.bn3.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.large_embed.{p}',
+     'stages.{s}.blocks.{b}.mssa.attn.kv_convs.0.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.medium_embed.{p}',
+     'stages.{s}.blocks.{b}.mssa.attn.kv_convs.1.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.small_embed.{p}',
+     'stages.{s}.blocks.{b}.mssa.attn.kv_convs.2.{p}'),
+    ('blocks{S}.{b}.mssa.attn.query.{p}', 'stages.{s}.blocks.{b}.mssa.attn.q.{p}'),
+    ('blocks{S}.{b}.mssa.attn.key_value.{p}', 'stages.{s}.blocks.{b}.mssa.attn.kv.{p}'),
+    ('blocks{S}.{b}.gsda.attn.qkv.{p}', 'stages.{s}.blocks.{b}.gsda.attn.qkv.{p}'),
+    ('blocks{S}.{b}.gsda.attn.rel_pos.mlp.fc1.{p}',
+     'stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc1.{p}'),
+    ('blocks{S}.{b}.gsda.attn.rel_pos.mlp.fc2.{p}',
+     'stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc2.{p}'),
+)
+
+_PLACEHOLDERS = {
+    'S': r'(?P<S>[1-9]\d*)',
+    's': r'(?P<s>\d+)',
+    'b': r'(?P<b>\d+)',
+    'x': r'(?P<x>mssa|gsda)',
+    'p': r'(?P<p>weight|bias|running_mean|running_var|num_batches_tracked|gamma)',
+}
+
+
+def _template_regex(template: str) -> 're.Pattern':
+    parts = re.split(r'\{(\w)\}', template)  # literal, name, literal, name, ...
+    regex = ''.join(re.escape(part) if i % 2 == 0 else _PLACEHOLDERS[part]
+                    for i, part in enumerate(parts))
+    return re.compile(regex + '$')
+
+
+def _fill(template: str, groups: Dict[str, str]) -> str:
+    values = dict(groups)
+    if 'S' in values:
+        values['s'] = str(int(values['S']) - 1)
+    elif 's' in values:
+        values['S'] = str(int(values['s']) + 1)
+    return template.format(**values)
+
+
+_FORWARD_RULES = tuple((_template_regex(o), m) for o, m in OFFICIAL_TO_MMSCOPE)
+_BACKWARD_RULES = tuple((_template_regex(m), o) for o, m in OFFICIAL_TO_MMSCOPE)
+
+
+def _rename(key: str, rules, direction: str) -> str:
+    for regex, template in rules:
+        match = regex.match(key)
+        if match:
+            return _fill(template, match.groupdict())
+    raise KeyError(f'{key!r} is not a ScopeViT backbone key ({direction})')
+
+
+def official_to_mmscope_key(key: str) -> str:
+    """Rename one released-backbone key to ours; KeyError if it is not a backbone key."""
+    return _rename(key, _FORWARD_RULES, 'released -> mmscope')
+
+
+def mmscope_to_official_key(key: str) -> str:
+    """Inverse of :func:`official_to_mmscope_key`."""
+    return _rename(key, _BACKWARD_RULES, 'mmscope -> released')
+
+
+def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor],
+                                backbone_prefix: str = 'backbone.',
+                                head_prefix: Optional[str] = 'head.fc.') -> 'OrderedDict':
+    """Rename a released ScopeViT state dict (all keys must be known).
+
+    Args:
+        state_dict: The released ``model`` state dict (no ``module.`` prefix).
+        backbone_prefix (str): Prefix of the backbone keys; ``'backbone.'`` for an
+            mmpretrain ``ImageClassifier``, ``''`` for a bare :class:`ScopeViT`.
+        head_prefix (str, optional): Prefix for ``head.weight/bias`` (``'head.fc.'`` for
+            ``LinearClsHead``); None drops the classifier head.
+    """
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key in ('head.weight', 'head.bias'):
+            if head_prefix is not None:
+                out[head_prefix + key.split('.')[-1]] = value
+            continue
+        out[backbone_prefix + official_to_mmscope_key(key)] = value
+    return out

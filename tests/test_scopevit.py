@@ -1,0 +1,536 @@
+"""Tests of the ScopeViT backbone (mmscope.models.backbones.scopevit)."""
+import copy
+import io
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmscope.models.backbones import ScopeViT
+from mmscope.models.backbones import scopevit as sv
+from mmscope.models.layers import attention_impl
+
+# A small custom arch: every feature of the real ones (1/2/3 kernel groups, strides 4/2/1,
+# two GSDA grids) at a fraction of the cost.
+MINI = dict(
+    embed_dims=[16, 32, 32, 64],
+    depths=[1, 1, 2, 1],
+    num_heads=[1, 2, 2, 4],
+    mssa_stride=[4, 2, 1, 1],
+    mssa_split=[[1, 0, 0], [1, 1, 0], [1, 1, 0], [2, 1, 1]],
+    gsda_dilation=[8, 8, 4, 4])
+
+ALL = (0, 1, 2, 3)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _single_thread():
+    """These tensors are small: one intra-op thread is faster, and far faster on a
+    shared, busy machine where OpenMP threads wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _mini(**kwargs):
+    kwargs.setdefault('out_indices', ALL)
+    model = ScopeViT(arch=copy.deepcopy(MINI), **kwargs)
+    model.init_weights()
+    _randomize(model)
+    return model
+
+
+@torch.no_grad()
+def _randomize(model, seed=0):
+    """Non-trivial LayerScales and BN statistics so that every branch matters."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if name.endswith('gamma'):
+            p.copy_(0.5 + 0.5 * torch.rand(p.shape, generator=gen))
+    for name, b in model.named_buffers():
+        if name.endswith('running_var'):
+            b.copy_(0.5 + torch.rand(b.shape, generator=gen))
+        elif name.endswith('running_mean'):
+            b.copy_(0.1 * torch.randn(b.shape, generator=gen))
+
+
+def _ceil_sizes(h, w, n=4):
+    return [(math.ceil(h / 2**(i + 2)), math.ceil(w / 2**(i + 2))) for i in range(n)]
+
+
+# --------------------------------------------------------------------------- shapes
+@pytest.fixture(scope='module')
+def xtiny():
+    return ScopeViT('xtiny', out_indices=ALL).eval()
+
+
+@pytest.mark.parametrize('hw', [(32, 32), (33, 47), (97, 131), (224, 224), (256, 256)])
+def test_output_shapes_any_size(xtiny, hw):
+    model = xtiny
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, *hw))
+    assert [o.shape[-2:] for o in outs] == [torch.Size(s) for s in _ceil_sizes(*hw)]
+    assert [o.shape[1] for o in outs] == [32, 64, 128, 256]
+    assert all(torch.isfinite(o).all() for o in outs)
+
+
+def test_output_shapes_detection_size(xtiny):
+    model = xtiny
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 800, 1344))
+    assert [tuple(o.shape) for o in outs] == [(1, 32, 200, 336), (1, 64, 100, 168),
+                                             (1, 128, 50, 84), (1, 256, 25, 42)]
+
+
+def test_too_small_input_raises():
+    model = ScopeViT(arch=copy.deepcopy(MINI)).eval()
+    for shape in [(1, 3, 31, 31), (1, 3, 32, 31), (1, 3, 64, 16), (3, 64, 64)]:
+        with pytest.raises(ValueError, match='H, W >= 32'):
+            model(torch.randn(*shape))
+
+
+def test_out_indices():
+    model = ScopeViT(arch=copy.deepcopy(MINI), out_indices=(-1, 1)).eval()
+    assert model.out_indices == (3, 1)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [32, 64]  # returned in stage order
+    assert ScopeViT(arch=copy.deepcopy(MINI), out_indices=2).out_indices == (2, )
+    with pytest.raises(ValueError, match='out_indices'):
+        ScopeViT(arch=copy.deepcopy(MINI), out_indices=(4, ))
+
+
+# --------------------------------------------------------------------------- archs
+def test_arch_aliases():
+    for names in (['xt', 'xtiny', 'x-tiny', 'XTiny'], ['t', 'tiny'], ['s', 'small']):
+        settings = [ScopeViT(arch=n).arch_settings for n in names[:2]]
+        assert settings[0] == settings[1]
+    small = ScopeViT.arch_zoo['small']
+    assert small['embed_dims'] == [64, 128, 256, 512] and small['depths'] == [1, 2, 3, 1]
+    assert ScopeViT.arch_zoo['tiny']['depths'] == [2, 2, 5, 2]
+    assert ScopeViT.arch_zoo['xt']['depths'] == [1, 2, 4, 1]
+    for arch in ('xt', 't', 's'):
+        s = ScopeViT.arch_zoo[arch]
+        assert s['num_heads'] == [2, 4, 8, 16] and s['mssa_stride'] == [4, 2, 1, 1]
+        assert s['mssa_split'] == [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]]
+        assert s['gsda_dilation'] == [8, 8, 8, 8]
+    m = ScopeViT('t')
+    assert all(torch.equal(g, torch.full_like(g, 1e-6)) for n, g in m.named_parameters()
+               if n.endswith('gamma'))
+    assert m.stages[0].blocks[0].mssa.mlp.fc1.out_features == 4 * 32
+    assert isinstance(m.stages[2].norm, nn.BatchNorm2d)
+
+
+def test_arch_validation_errors():
+    with pytest.raises(ValueError, match='not one of'):
+        ScopeViT(arch='huge')
+    missing = {k: v for k, v in MINI.items() if k != 'mssa_split'}
+    with pytest.raises(ValueError, match=r"missing: \['mssa_split'\], unexpected: \[\]") as e:
+        ScopeViT(arch=missing)
+    assert 'gsda_dilation' in str(e.value)  # lists the required keys
+    with pytest.raises(ValueError, match=r"unexpected: \['mlp_ratio'\]"):
+        ScopeViT(arch=dict(MINI, mlp_ratio=4))
+    with pytest.raises(ValueError, match='wrong length'):
+        ScopeViT(arch=dict(MINI, num_heads=[1, 2, 2]))
+    with pytest.raises(ValueError, match='divisible'):
+        ScopeViT(arch=dict(MINI, num_heads=[3, 2, 2, 4]))
+    with pytest.raises(ValueError, match='mssa_split'):  # does not sum to num_heads
+        ScopeViT(arch=dict(MINI, mssa_split=[[1, 0, 0], [1, 0, 0], [1, 1, 0], [2, 1, 1]]))
+    with pytest.raises(ValueError, match='mssa_split'):  # zero in the middle
+        ScopeViT(arch=dict(MINI, mssa_split=[[1, 0, 0], [1, 0, 1], [1, 1, 0], [2, 1, 1]]))
+    with pytest.raises(ValueError, match='>= 1'):
+        ScopeViT(arch=dict(MINI, gsda_dilation=[8, 8, 0, 4]))
+    with pytest.raises(TypeError):
+        ScopeViT(arch=[1, 2, 3])
+    with pytest.raises(ValueError, match='attention impl'):
+        ScopeViT(arch=copy.deepcopy(MINI), attn_impl='flash')
+
+
+# --------------------------------------------------------------------------- params
+@pytest.mark.parametrize('arch,in_channels,expected', [('xtiny', 256, 5_287_490),
+                                                       ('tiny', 256, 8_006_716),
+                                                       ('small', 512, 18_162_010)])
+def test_classifier_param_counts(arch, in_channels, expected):
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmscope.ScopeViT', arch=arch, out_indices=(3, )),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=in_channels)))
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+# --------------------------------------------------------------------------- training API
+def test_frozen_stages_and_norm_eval():
+    with pytest.raises(ValueError, match='frozen_stages'):
+        ScopeViT(arch=copy.deepcopy(MINI), frozen_stages=5)
+    model = ScopeViT(arch=copy.deepcopy(MINI), frozen_stages=0)
+    model.train()
+    assert not model.stem.training
+    assert all(not p.requires_grad for p in model.stem.parameters())
+    assert all(p.requires_grad for p in model.stages.parameters())
+
+    model = ScopeViT(arch=copy.deepcopy(MINI), frozen_stages=2)
+    model.train()
+    for i, stage in enumerate(model.stages):
+        frozen = i < 2
+        assert all(p.requires_grad != frozen for p in stage.parameters())
+        assert all(m.training != frozen for m in stage.modules())
+    assert not model.stem.training
+
+    model = ScopeViT(arch=copy.deepcopy(MINI), norm_eval=True)
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert bns and all(not m.training for m in bns)
+    assert all(m.training for m in model.modules() if isinstance(m, nn.LayerNorm))
+    assert all(p.requires_grad for p in model.parameters())
+    model.eval()
+    assert not any(m.training for m in model.modules())
+
+
+def _run_with_grads(model, x, seed=0):
+    torch.manual_seed(seed)  # rel-pos MLP dropout and drop path
+    outs = model(x)
+    loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    return [o.detach() for o in outs], grads
+
+
+def test_with_cp_same_outputs_and_grads():
+    model = _mini(drop_path_rate=0.2).train()
+    model_cp = copy.deepcopy(model)
+    for stage in model_cp.stages:
+        stage.with_cp = True
+    assert ScopeViT(arch=copy.deepcopy(MINI), with_cp=True).stages[1].with_cp
+    x = torch.randn(2, 3, 40, 56)
+    outs, grads = _run_with_grads(model, x)
+    outs_cp, grads_cp = _run_with_grads(model_cp, x)
+    for a, b in zip(outs, outs_cp):
+        torch.testing.assert_close(a, b)
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_cp[name], msg=name)
+
+
+def test_fused_and_reference_attention_agree():
+    model = _mini(attn_impl='fused').train()
+    model_ref = copy.deepcopy(model)
+    for m in model_ref.modules():
+        if hasattr(m, 'attn_impl'):
+            m.attn_impl = 'reference'
+    assert ScopeViT(arch=copy.deepcopy(MINI), attn_impl='reference').stages[
+        0].blocks[0].gsda.attn.attn_impl == 'reference'
+    x = torch.randn(2, 3, 40, 56)  # maps 10x14, 5x7, 3x4, 2x2: GSDA padded everywhere
+    outs, grads = _run_with_grads(model, x)
+    outs_ref, grads_ref = _run_with_grads(model_ref, x)
+    for a, b in zip(outs, outs_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # biases feeding a train-mode BatchNorm have ~0 true gradients (pure rounding
+    # noise), so the absolute tolerance follows the overall gradient scale
+    scale = max(float(g.abs().max()) for g in grads.values())
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-3, atol=1e-6 * scale,
+                                   msg=name)
+    # attn_impl=None follows the process default
+    model_default = copy.deepcopy(model_ref)
+    for m in model_default.modules():
+        if hasattr(m, 'attn_impl'):
+            m.attn_impl = None
+    model_ref.eval(), model_default.eval()
+    with torch.no_grad(), attention_impl('reference'):
+        a, b = model_ref(x), model_default(x)
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v, rtol=0, atol=0)
+
+
+def test_mssa_attention_is_mask_free(monkeypatch):
+    """MSSA never passes a mask, so SDPA can use its flash kernel at detection sizes."""
+    calls = []
+    real = sv.scaled_dot_attention
+
+    def spy(q, k, v, bias=None, **kwargs):
+        calls.append((q.dim(), bias is None))
+        return real(q, k, v, bias=bias, **kwargs)
+
+    monkeypatch.setattr(sv, 'scaled_dot_attention', spy)
+    with torch.no_grad():
+        _mini().eval()(torch.randn(1, 3, 72, 88))
+    mssa_calls = [c for c in calls if c[0] == 4]
+    assert len(mssa_calls) == 5 and all(no_bias for _, no_bias in mssa_calls)
+
+
+# --------------------------------------------------------------------------- GSDA padding
+def _reference_gsda(attn, x):
+    """GSDA written from its definition, never padding: for every dilated group
+    ``(i, j)`` take the real tokens ``x[i::sh, j::sw]`` and attend among them only."""
+    b, h, w, c = x.shape
+    gh, gw = attn.grid
+    nh, hd = attn.num_heads, c // attn.num_heads
+    sh, sw = math.ceil(h / gh), math.ceil(w / gw)
+    q, k, v = attn.qkv(x).reshape(b, h, w, 3, nh, hd).unbind(3)
+    mlp = attn.rel_pos
+    out = torch.zeros(b, h, w, nh, hd, dtype=x.dtype)
+    for i in range(sh):
+        for j in range(sw):
+            pos = [(a, e) for a in range(gh) for e in range(gw)
+                   if i + a * sh < h and j + e * sw < w]
+            rows = torch.tensor([i + a * sh for a, _ in pos])
+            cols = torch.tensor([j + e * sw for _, e in pos])
+            offs = torch.tensor([[[a - a2, e - e2] for a2, e2 in pos] for a, e in pos],
+                                dtype=x.dtype)
+            bias = mlp.fc2(mlp.act(mlp.fc1(torch.sign(offs) * torch.log1p(offs.abs()))))
+            qg, kg, vg = q[:, rows, cols], k[:, rows, cols], v[:, rows, cols]
+            logits = torch.einsum('bnhd,bmhd->bhnm', qg, kg) * hd**-0.5
+            probs = (logits + bias.permute(2, 0, 1)).softmax(-1)
+            out[:, rows, cols] = torch.einsum('bhnm,bmhd->bnhd', probs, vg)
+    return attn.proj(out.reshape(b, h, w, c))
+
+
+@pytest.mark.parametrize('hw,grid', [((16, 24), 8), ((5, 11), 8), ((13, 17), 8),
+                                     ((1, 1), 8), ((9, 6), (4, 2)), ((7, 7), 4)])
+def test_gsda_matches_unpadded_reference(hw, grid):
+    torch.manual_seed(0)
+    attn = sv.GlobalDilatedAttention(16, 2, grid).eval()
+    x = torch.randn(2, *hw, 16)
+    with torch.no_grad():
+        for impl in ('fused', 'reference'):
+            attn.attn_impl = impl
+            torch.testing.assert_close(attn(x), _reference_gsda(attn, x))
+
+
+def test_gsda_padded_content_does_not_leak():
+    torch.manual_seed(0)
+    attn = sv.GlobalDilatedAttention(16, 2, 8).eval()
+    h, w = 13, 21  # padded to 16 x 24
+    mask = sv.gsda_key_mask(h, w, (8, 8))
+    assert mask.shape == (2 * 3, 64) and mask.sum() == h * w and mask[:, 0].all()
+    assert sv.gsda_key_mask(16, 24, (8, 8)) is None
+    x = torch.randn(1, h, w, 16)
+    zeros = F.pad(x, (0, 0, 0, 3, 0, 3))
+    garbage = zeros.clone()
+    garbage[:, h:] = 1e3 * torch.randn_like(garbage[:, h:])
+    garbage[:, :, w:] = -1e3
+    with torch.no_grad():
+        a = attn.attend_padded(zeros, mask)[:, :h, :w]
+        b = attn.attend_padded(garbage, mask)[:, :h, :w]
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        # without the mask the padded tokens would change real outputs
+        assert not torch.allclose(a, attn.attend_padded(garbage)[:, :h, :w])
+
+
+def test_model_pads_only_inside_gsda(monkeypatch):
+    """The whole network equals one whose GSDA never pads (convolutions see the
+    unpadded maps): swap in the loop reference above and compare."""
+    model = _mini().eval()
+    x = torch.randn(1, 3, 97, 131)  # maps 25x33, 13x17, 7x9, 4x5: all padded
+    with torch.no_grad():
+        outs = model(x)
+        monkeypatch.setattr(sv.GlobalDilatedAttention, 'forward',
+                            lambda self, t, key_mask=None: _reference_gsda(self, t))
+        ref = model(x)
+    for a, b in zip(outs, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_rel_pos_bias_cache():
+    attn = sv.GlobalDilatedAttention(16, 2, 8)
+    rel = attn.rel_pos
+    # the coordinate/index buffers are not persistent
+    assert not any('rel_coords' in k or 'rel_index' in k for k in attn.state_dict())
+    attn.train()
+    with torch.no_grad():
+        assert rel.get_bias(torch.float32, 'cpu') is not rel.get_bias(torch.float32, 'cpu')
+    attn.eval()
+    with torch.no_grad():
+        first = rel.get_bias(torch.float32, 'cpu')
+        assert rel.get_bias(torch.float32, 'cpu') is first  # cached
+        assert rel.get_bias(torch.float64, 'cpu').dtype == torch.float64
+        first = rel.get_bias(torch.float32, 'cpu')
+        rel.fc2.bias.add_(1.0)  # in-place change, e.g. an optimizer step
+        second = rel.get_bias(torch.float32, 'cpu')
+        torch.testing.assert_close(second, first + 1.0)
+        attn.load_state_dict(sv.GlobalDilatedAttention(16, 2, 8).state_dict())
+        third = rel.get_bias(torch.float32, 'cpu')
+        torch.testing.assert_close(third, rel())
+    with torch.inference_mode():
+        inference = rel.get_bias(torch.float32, 'cpu')
+    with torch.no_grad():  # an inference-mode tensor is not reused outside that mode
+        assert rel.get_bias(torch.float32, 'cpu') is not inference
+    bias = rel.get_bias(torch.float32, 'cpu')  # eval + grad enabled: recomputed, has grad
+    assert bias.requires_grad and rel.get_bias(torch.float32, 'cpu') is not bias
+
+
+# --------------------------------------------------------------------------- state dicts
+def test_state_dict_round_trip():
+    model = _mini().eval()
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    other = ScopeViT(arch=copy.deepcopy(MINI), out_indices=ALL).eval()
+    other.load_state_dict(torch.load(buf), strict=True)
+    x = torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        for a, b in zip(model(x), other(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_init_weights_and_pretrained(tmp_path):
+    model = ScopeViT(arch=copy.deepcopy(MINI))
+    model.init_weights()
+    assert all(torch.equal(p, torch.full_like(p, 1e-6)) for n, p in model.named_parameters()
+               if n.endswith('gamma'))
+    assert float(model.stages[0].blocks[0].gsda.attn.proj.bias.abs().max()) == 0
+    ckpt = tmp_path / 'clf.pth'
+    src = _mini()
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in src.state_dict().items()}}, ckpt)
+    model = ScopeViT(
+        arch=copy.deepcopy(MINI),
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+    model.init_weights()
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
+    with pytest.warns(UserWarning, match='pretrained is deprecated'):
+        model = ScopeViT(arch=copy.deepcopy(MINI), pretrained=str(ckpt))
+    assert model.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
+    with pytest.raises(ValueError, match='same time'):
+        ScopeViT(arch=copy.deepcopy(MINI), pretrained='x.pth', init_cfg=dict(type='Pretrained'))
+
+
+# --------------------------------------------------------------------------- registries
+@pytest.mark.parametrize('scope', ['mmpretrain', 'mmdet', 'mmseg', 'mmscope'])
+def test_build_from_registries(scope):
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    model = registry.build(
+        dict(type='mmscope.ScopeViT', arch=copy.deepcopy(MINI), out_indices=(1, 3)))
+    assert isinstance(model, ScopeViT) and model.out_indices == (1, 3)
+
+
+def test_train_step_image_classifier():
+    from mmengine.optim import OptimWrapper
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            data_preprocessor=dict(
+                type='ClsDataPreprocessor',
+                mean=[123.675, 116.28, 103.53],
+                std=[58.395, 57.12, 57.375],
+                to_rgb=True),
+            backbone=dict(
+                type='mmscope.ScopeViT', arch=copy.deepcopy(MINI), drop_path_rate=0.1),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=64)))
+    model.init_weights()
+    model.train()
+    data = dict(
+        inputs=[torch.randint(0, 256, (3, 64, 72), dtype=torch.uint8) for _ in range(2)],
+        data_samples=[DataSample().set_gt_label(i) for i in (1, 3)])
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    log_vars = model.train_step(data, optim)
+    assert torch.isfinite(log_vars['loss'])
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+    assert any(n.startswith('backbone.stem') for n in changed)
+    assert any('rel_pos' in n for n in changed) and any('kv_convs' in n for n in changed)
+
+
+# --------------------------------------------------------------------------- key mapping
+def _official_backbone_keys(settings):
+    """Key names of the released backbone, written from its module structure (checked
+    against the released code): stem ``patch_embed1.projection.{0,1,3,4}``, stage
+    ``patch_embed{S}``/``blocks{S}``/``norm{S}`` (1-based), timm InvertedResidual
+    ``cpe`` with ``bn1.0``/``bn2.0``, ``mspe.{large,medium,small}_embed``,
+    ``query``/``key_value``, ``rel_pos.mlp``."""
+    def bn(p):
+        return [p + n for n in ('weight', 'bias', 'running_mean', 'running_var',
+                                'num_batches_tracked')]
+
+    def wb(p):
+        return [p + 'weight', p + 'bias']
+
+    keys = (wb('patch_embed1.projection.0.') + bn('patch_embed1.projection.1.') +
+            wb('patch_embed1.projection.3.') + bn('patch_embed1.projection.4.'))
+    for i, depth in enumerate(settings['depths']):
+        s = i + 1
+        if i > 0:
+            keys += wb(f'patch_embed{s}.projection.') + bn(f'patch_embed{s}.norm.')
+        for j in range(depth):
+            for layer in ('mssa', 'gsda'):
+                p = f'blocks{s}.{j}.{layer}.'
+                keys += wb(p + 'norm1.') + wb(p + 'norm2.') + [p + 'ls1.gamma', p + 'ls2.gamma']
+                keys += wb(p + 'mlp.fc1.') + wb(p + 'mlp.fc2.') + wb(p + 'attn.proj.')
+            p = f'blocks{s}.{j}.mssa.attn.'
+            keys += [p + 'mspe.cpe.conv_pw.weight'] + bn(p + 'mspe.cpe.bn1.0.')
+            keys += [p + 'mspe.cpe.conv_dw.weight'] + bn(p + 'mspe.cpe.bn2.0.')
+            keys += [p + 'mspe.cpe.conv_pwl.weight'] + bn(p + 'mspe.cpe.bn3.')
+            n_conv = sum(1 for n in settings['mssa_split'][i] if n > 0)
+            keys += [f'{p}mspe.{n}_embed.weight' for n in ('large', 'medium', 'small')[:n_conv]]
+            keys += [p + 'query.weight', p + 'key_value.weight']
+            p = f'blocks{s}.{j}.gsda.attn.'
+            keys += [p + 'qkv.weight'] + wb(p + 'rel_pos.mlp.fc1.') + wb(p + 'rel_pos.mlp.fc2.')
+        keys += bn(f'norm{s}.')
+    return keys
+
+
+@pytest.mark.parametrize('arch', ['xtiny', 'tiny', 'small', 'mini'])
+def test_official_key_mapping_is_bijection(arch):
+    model = ScopeViT(arch=copy.deepcopy(MINI) if arch == 'mini' else arch)
+    ours = model.state_dict()
+    official = _official_backbone_keys(model.arch_settings)
+    assert len(set(official)) == len(official)
+    mapped = [sv.official_to_mmscope_key(k) for k in official]
+    assert len(set(mapped)) == len(mapped) and set(mapped) == set(ours)
+    assert [sv.mmscope_to_official_key(k) for k in mapped] == official
+    assert sorted(sv.mmscope_to_official_key(k) for k in ours) == sorted(official)
+    # every rule of the table is exercised by the real archs
+    if arch == 'tiny':
+        used = {rule for k in official for rule, (rx, _) in enumerate(sv._FORWARD_RULES)
+                if rx.match(k)}
+        assert used == set(range(len(sv.OFFICIAL_TO_MMSCOPE)))
+    # a converted state dict loads strictly and shapes agree
+    fake = {k: ours[sv.official_to_mmscope_key(k)].clone() for k in official}
+    fake['head.weight'] = torch.zeros(10, model.embed_dims[-1])
+    fake['head.bias'] = torch.zeros(10)
+    converted = sv.convert_official_state_dict(fake, backbone_prefix='', head_prefix=None)
+    model.load_state_dict(converted, strict=True)
+    clf = sv.convert_official_state_dict(fake)
+    assert 'head.fc.weight' in clf and 'backbone.stem.conv1.weight' in clf
+
+
+def test_official_key_mapping_examples_and_errors():
+    cases = {
+        'patch_embed1.projection.4.running_var': 'stem.bn2.running_var',
+        'patch_embed3.norm.weight': 'stages.2.downsample.norm.weight',
+        'norm4.num_batches_tracked': 'stages.3.norm.num_batches_tracked',
+        'blocks2.1.mssa.attn.mspe.cpe.bn1.0.bias': 'stages.1.blocks.1.mssa.attn.cpe.bn1.bias',
+        'blocks1.0.mssa.attn.mspe.medium_embed.weight':
+        'stages.0.blocks.0.mssa.attn.kv_convs.1.weight',
+        'blocks3.4.gsda.attn.rel_pos.mlp.fc2.bias': 'stages.2.blocks.4.gsda.attn.rel_pos.fc2.bias',
+        'blocks3.4.gsda.ls2.gamma': 'stages.2.blocks.4.gsda.ls2.gamma',
+    }
+    for official, ours in cases.items():
+        assert sv.official_to_mmscope_key(official) == ours
+        assert sv.mmscope_to_official_key(ours) == official
+    for bad in ('head.weight', 'blocks1.0.mssa.attn.mspe.cpe.bn1.weight', 'norm0.weight',
+                'module.norm1.weight', 'blocks1.0.gsda.attn.rel_pos.relative_position_index'):
+        with pytest.raises(KeyError):
+            sv.official_to_mmscope_key(bad)
+    with pytest.raises(KeyError):
+        sv.convert_official_state_dict({'foo.weight': torch.zeros(1)})
+
+
+def test_no_warnings_on_normal_forward():
+    model = _mini().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with torch.no_grad():
+            model(torch.randn(1, 3, 40, 56))
