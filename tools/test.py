@@ -91,7 +91,7 @@ def main(argv=None):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     elif args.out is not None and library == 'mmpretrain':
-        from mmpretrain.evaluation import DumpResults
+        from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     return runner.test()
 
