@@ -438,7 +438,7 @@ class ScalableViT(BaseModule):
         self.with_cp = with_cp
 
         total = sum(a['depths'])
-        dpr = [r.item() for r in torch.linspace(0, drop_path_rate, total)]
+        dpr = [r.item() for r in torch.linspace(0, drop_path_rate, total, device='cpu')]
         self.stages = nn.ModuleList()
         cur = 0
         for i in range(self.num_stages):

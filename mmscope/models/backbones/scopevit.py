@@ -602,7 +602,8 @@ class ScopeViT(BaseModule):
         self.with_cp = with_cp
         self.attn_impl = attn_impl
 
-        dpr = torch.linspace(0, drop_path_rate, sum(settings['depths'])).tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, sum(settings['depths']), device='cpu').tolist()
         self.stem = ConvStem(in_channels, self.embed_dims[0], norm_cfg)
         self.stages = nn.ModuleList()
         cur = 0

@@ -1,0 +1,487 @@
+"""The conversion engine shared by the ScopeViT and ScalableViT converters.
+
+A :class:`ModelSpec` says how one model family names its weights (official <-> mmscope
+classifier keys) and where its classification configs are. The engine does the rest:
+
+* the variant is found by comparing the renamed keys and their shapes with the classifier
+  built from each variant's classification config on the meta device (no weights are
+  allocated); ``arch`` restricts the comparison to one variant;
+* a checkpoint that matches no variant exactly is refused with the missing, unexpected and
+  shape-mismatched keys against the closest variant; nothing is ever converted partially;
+* ``backbone_only`` writes the ``backbone.*`` weights of the dense-prediction backbone
+  (every stage output), filling the modules the classifier lacks with their identity
+  initialisation (:meth:`ModelSpec.init_dense_extra`);
+* the reverse direction maps mmscope classifier (or backbone) checkpoints back to the
+  official names.
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .common import (ConversionError, find_state_dict, meta_device, num_params,
+                     read_checkpoint, sha256_of, write_checkpoint)
+
+#: ``configs/`` of the source tree this package lives in.
+CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                       'configs')
+BACKBONE = 'backbone.'
+
+
+class ModelSpec:
+    """How one model family's official checkpoints map onto mmscope classifiers.
+
+    Subclasses set the class attributes and implement the two renaming methods.
+    """
+    #: Display name, e.g. ``'ScopeViT'``.
+    name: str = ''
+    #: Folder under ``configs/``.
+    config_dir: str = ''
+    #: Where the official code lives (for the ``meta`` of written files).
+    official_repo: str = ''
+    #: Entry that holds the weights in files written in the official layout.
+    official_wrapper: str = 'state_dict'
+    #: Canonical arch name -> classification config file (in ``configs/<config_dir>``).
+    archs: Dict[str, str] = {}
+    #: Other accepted spellings of the arch names.
+    aliases: Dict[str, str] = {}
+    #: Our classifier key whose first dimension is the number of classes.
+    head_weight: str = 'head.fc.weight'
+
+    def official_to_ours(self, key: str, num_stages: int) -> str:
+        """Official key -> mmscope classifier key; KeyError if it has no counterpart."""
+        raise NotImplementedError
+
+    def ours_to_official(self, key: str, num_stages: int) -> str:
+        """mmscope classifier key -> official key; KeyError if it has no counterpart."""
+        raise NotImplementedError
+
+    def init_dense_extra(self, key: str, shape: torch.Size) -> torch.Tensor:
+        """Value of a dense-backbone tensor the classifier does not have (bare backbone
+        key, e.g. ``'norm0.weight'``)."""
+        raise ConversionError(
+            f'{self.name}: the dense backbone has {key!r}, which the classifier lacks, and '
+            'the converter does not know how to initialise it')
+
+    # -------------------------------------------------------------------------------
+    def canonical_arch(self, arch: str) -> str:
+        key = arch.lower()
+        key = self.aliases.get(key, key)
+        if key not in self.archs:
+            names = sorted(set(self.archs) | set(self.aliases))
+            raise ConversionError(f'unknown {self.name} arch {arch!r}; choose from {names}')
+        return key
+
+    def config_path(self, arch: str) -> str:
+        path = osp.join(CONFIG_ROOT, self.config_dir, self.archs[arch])
+        if not osp.isfile(path):
+            raise ConversionError(
+                f'classification config {path} not found (is mmscope installed from its '
+                'source tree?); pass --config explicitly')
+        return path
+
+
+# -------------------------------------------------------------------------------------
+# expected layouts, built on the meta device
+# -------------------------------------------------------------------------------------
+@dataclass
+class Layout:
+    """Keys and shapes of the classifier a config builds, and of its dense backbone."""
+    config: str
+    arch: str
+    num_stages: int
+    num_classes: Optional[int]
+    #: classifier state dict: key -> shape
+    shapes: 'OrderedDict[str, torch.Size]'
+    #: backbone with every stage as output, ``backbone.``-prefixed: key -> shape
+    dense_shapes: 'OrderedDict[str, torch.Size]'
+
+    def backbone_shapes(self) -> 'OrderedDict[str, torch.Size]':
+        return OrderedDict((k, s) for k, s in self.shapes.items() if k.startswith(BACKBONE))
+
+    def dense_only(self) -> List[str]:
+        """Dense-backbone keys the classifier does not have."""
+        return [k for k in self.dense_shapes if k not in self.shapes]
+
+
+def _shapes(module: torch.nn.Module, prefix: str = '') -> 'OrderedDict[str, torch.Size]':
+    return OrderedDict((prefix + k, v.shape) for k, v in module.state_dict().items())
+
+
+def get_layout(config: str, num_classes: Optional[int] = None) -> Layout:
+    """Keys and shapes of the classifier of ``config`` (and of its backbone with every
+    stage output), built on the meta device; ``num_classes`` overrides the head's."""
+    base = _build_layout(osp.abspath(config), None)
+    if num_classes is None or num_classes == base.num_classes:
+        return base
+    return _build_layout(osp.abspath(config), num_classes)
+
+
+@lru_cache(maxsize=None)
+def _build_layout(config: str, num_classes: Optional[int]) -> Layout:
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    cfg = Config.fromfile(config)
+    model_cfg = copy.deepcopy(cfg.model)
+    if num_classes is not None and 'head' in model_cfg:
+        model_cfg.head.num_classes = num_classes
+    # Pretrained weights and batch augments do not change keys or shapes.
+    model_cfg.backbone.pop('init_cfg', None)
+    model_cfg.pop('train_cfg', None)
+    with DefaultScope.overwrite_default_scope('mmpretrain'), meta_device():
+        model = MODELS.build(model_cfg)
+        shapes = _shapes(model)
+        num_stages = getattr(model.backbone, 'num_stages', None)
+        if num_stages is None:
+            raise ConversionError(f'{config}: the backbone has no num_stages attribute')
+        dense_cfg = copy.deepcopy(model_cfg.backbone)
+        dense_cfg.out_indices = tuple(range(num_stages))
+        dense = MODELS.build(dense_cfg)
+        dense_shapes = _shapes(dense, BACKBONE)
+    arch = cfg.model.backbone.get('arch', 'custom')
+    head = model_cfg.get('head', {})
+    return Layout(config, arch if isinstance(arch, str) else 'custom', num_stages,
+                  head.get('num_classes'), shapes, dense_shapes)
+
+
+# -------------------------------------------------------------------------------------
+# matching
+# -------------------------------------------------------------------------------------
+@dataclass
+class Match:
+    """How a state dict (in our names) compares with a variant's expected layout."""
+    variant: str
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.mismatched)
+
+    @property
+    def ok(self) -> bool:
+        return self.problems == 0
+
+    def report(self, limit: int = 12) -> str:
+        lines = [f'against {self.variant}:']
+        for title, items in (('missing', self.missing), ('unexpected', self.unexpected),
+                             ('shape mismatch', self.mismatched)):
+            if items:
+                lines.append(f'  {title} ({len(items)}):')
+                lines += [f'    {item}' for item in items[:limit]]
+                if len(items) > limit:
+                    lines.append(f'    ... and {len(items) - limit} more')
+        return '\n'.join(lines)
+
+
+def _compare(variant: str, got: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
+             unconverted: Sequence[str] = (), origin: Optional[Dict[str, str]] = None,
+             describe_missing=None) -> Match:
+    origin = origin or {}
+    m = Match(variant)
+    m.unexpected = [f'{k} (no mmscope counterpart)' for k in unconverted]
+    for k, v in got.items():
+        name = f'{origin[k]} -> {k}' if k in origin else k
+        if k not in expected:
+            m.unexpected.append(name)
+        elif tuple(v.shape) != tuple(expected[k]):
+            m.mismatched.append(f'{name}: checkpoint {tuple(v.shape)}, '
+                                f'{variant} {tuple(expected[k])}')
+    for k in expected:
+        if k not in got:
+            m.missing.append(describe_missing(k) if describe_missing else k)
+    return m
+
+
+def _fill_missing_bn_counters(got: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
+                              notes: List[str]) -> None:
+    """Checkpoints of old PyTorch versions have no BatchNorm ``num_batches_tracked`` at
+    all; it only matters with ``momentum=None``, so it is filled with 0, as
+    ``BatchNorm._load_from_state_dict`` does. A checkpoint that has some counters but not
+    all is left alone (and refused as incomplete)."""
+    if any(k.endswith('.num_batches_tracked') for k in got):
+        return
+    filled = [k for k in expected if k.endswith('.num_batches_tracked')]
+    for k in filled:
+        got[k] = torch.tensor(0, dtype=torch.long)
+    if filled:
+        notes.append(f'filled {len(filled)} missing BatchNorm num_batches_tracked with 0')
+
+
+@dataclass
+class Result:
+    variant: str
+    layout: Layout
+    state_dict: 'OrderedDict[str, torch.Tensor]'
+    notes: List[str] = field(default_factory=list)
+    #: where the weights were found in the input (set by :func:`run`)
+    source_entry: str = ''
+
+
+def _candidates(spec: ModelSpec, arch: Optional[str],
+                config: Optional[str]) -> List[Tuple[str, str]]:
+    """(variant name, config path) pairs to compare with."""
+    if config is not None:
+        if not osp.isfile(config):
+            raise ConversionError(f'{config}: no such config')
+        return [(arch or osp.splitext(osp.basename(config))[0], config)]
+    if arch is not None:
+        arch = spec.canonical_arch(arch)
+        return [(arch, spec.config_path(arch))]
+    return [(a, spec.config_path(a)) for a in spec.archs]
+
+
+def _pick(spec: ModelSpec, matches: List[Tuple[Match, object]], forced: bool,
+          hint: str = ''):
+    good = [(m, extra) for m, extra in matches if m.ok]
+    if len(good) == 1:
+        return good[0]
+    if len(good) > 1:
+        raise ConversionError(f'the checkpoint matches several {spec.name} variants '
+                              f'({[m.variant for m, _ in good]}); pass --arch')
+    closest = min((m for m, _ in matches), key=lambda m: m.problems)
+    what = (f'is not a {spec.name}-{closest.variant} checkpoint' if forced else
+            f'matches no {spec.name} variant ({", ".join(m.variant for m, _ in matches)})')
+    raise ConversionError(f'the checkpoint {what}; nothing was written.\n'
+                          f'{closest.report()}{hint}')
+
+
+def _head_hint(match: Match) -> str:
+    if match.missing and all(not k.startswith(BACKBONE) for k in match.missing):
+        return ('\n(only classifier-head weights are missing: use --backbone-only to '
+                'convert the backbone alone)')
+    return ''
+
+
+def convert_to_mmscope(spec: ModelSpec,
+                       state_dict: Dict[str, torch.Tensor],
+                       arch: Optional[str] = None,
+                       backbone_only: bool = False,
+                       config: Optional[str] = None) -> Result:
+    """Official state dict -> mmscope classifier (or ``backbone.*``) state dict.
+
+    Raises :class:`ConversionError` unless every key converts and the result matches one
+    variant exactly (head keys of the source are dropped with ``backbone_only``).
+    """
+    matches, foreign = [], False
+    for variant, cfg_path in _candidates(spec, arch, config):
+        num_stages = get_layout(cfg_path).num_stages
+        renamed, origin, unconverted, dropped = OrderedDict(), {}, [], []
+        for k, v in state_dict.items():
+            try:
+                nk = spec.official_to_ours(k, num_stages)
+            except KeyError:
+                unconverted.append(k)
+                continue
+            if nk in renamed:
+                raise ConversionError(f'{origin[nk]!r} and {k!r} both map to {nk!r}')
+            if backbone_only and not nk.startswith(BACKBONE):
+                dropped.append(k)
+                continue
+            renamed[nk], origin[nk] = v, k
+        num_classes = None
+        if spec.head_weight in renamed:
+            num_classes = int(renamed[spec.head_weight].shape[0])
+        layout = get_layout(cfg_path, num_classes)
+        expected = layout.backbone_shapes() if backbone_only else layout.shapes
+        notes = []
+        _fill_missing_bn_counters(renamed, expected, notes)
+
+        def describe(k, _n=num_stages):
+            try:
+                return f'{k} (official: {spec.ours_to_official(k, _n)})'
+            except KeyError:
+                return k
+
+        m = _compare(variant, renamed, expected, unconverted, origin, describe)
+        if dropped:
+            notes.append(f'dropped {len(dropped)} classifier-head tensors: {dropped}')
+        matches.append((m, (layout, renamed, notes)))
+        foreign = foreign or (bool(state_dict) and len(unconverted) == len(state_dict))
+    if foreign:
+        hint = f'\n(no key has an official {spec.name} name: a checkpoint of another model?)'
+    else:
+        hint = _head_hint(min((x for x, _ in matches), key=lambda x: x.problems))
+    m, (layout, renamed, notes) = _pick(spec, matches, arch is not None or config is not None,
+                                        hint)
+    if not backbone_only:
+        out = OrderedDict((k, renamed[k]) for k in layout.shapes)
+        default = get_layout(layout.config).num_classes
+        if layout.num_classes != default:
+            notes.append(f'{layout.num_classes} classes (the config has {default}): build the '
+                         f'model with --cfg-options model.head.num_classes='
+                         f'{layout.num_classes}')
+        return Result(m.variant, layout, out, notes)
+    out = OrderedDict()
+    extra = []
+    for k, shape in layout.dense_shapes.items():
+        if k in renamed:
+            out[k] = renamed[k]
+        else:
+            out[k] = spec.init_dense_extra(k[len(BACKBONE):], shape)
+            extra.append(k)
+    lost = [k for k in renamed if k not in out]
+    if lost:  # the classifier backbone has keys the dense backbone lacks: a model change
+        raise ConversionError(f'the dense {spec.name} backbone has no {lost[:10]}')
+    if extra:
+        notes.append(f'initialised {len(extra)} dense-only tensors (absent from the '
+                     f'classifier): {extra}')
+    return Result(m.variant, layout, out, notes)
+
+
+def convert_to_official(spec: ModelSpec,
+                        state_dict: Dict[str, torch.Tensor],
+                        arch: Optional[str] = None,
+                        backbone_only: bool = False,
+                        config: Optional[str] = None) -> Result:
+    """mmscope classifier state dict -> official state dict.
+
+    With ``backbone_only`` only the ``backbone.*`` tensors are read (anything else, e.g.
+    the neck and heads of a detector, is ignored) and the official backbone is written;
+    dense-only tensors that have no official counterpart are dropped (and reported).
+    """
+    sd = OrderedDict(state_dict)
+    ignored = []
+    if backbone_only:
+        ignored = [k for k in sd if not k.startswith(BACKBONE)]
+        sd = OrderedDict((k, v) for k, v in sd.items() if k.startswith(BACKBONE))
+    num_classes = None
+    if not backbone_only and spec.head_weight in sd:
+        num_classes = int(sd[spec.head_weight].shape[0])
+    matches = []
+    for variant, cfg_path in _candidates(spec, arch, config):
+        layout = get_layout(cfg_path, num_classes)
+        expected = layout.backbone_shapes() if backbone_only else layout.shapes
+        dense_only = set(layout.dense_only()) if backbone_only else set()
+        got = OrderedDict((k, v) for k, v in sd.items() if k not in dense_only)
+        notes = []
+        _fill_missing_bn_counters(got, expected, notes)
+        matches.append((_compare(variant, got, expected), (layout, got, notes, dense_only)))
+    hint = ''
+    if not backbone_only and any(not k.startswith((BACKBONE, 'neck.', 'head.')) for k in sd):
+        hint = '\n(a detector/segmentor checkpoint? use --backbone-only)'
+    m, (layout, got, notes, dense_only) = _pick(
+        spec, matches, arch is not None or config is not None, hint)
+    expected = layout.backbone_shapes() if backbone_only else layout.shapes
+    out = OrderedDict()
+    for k in expected:
+        try:
+            out[spec.ours_to_official(k, layout.num_stages)] = got[k]
+        except KeyError:
+            raise ConversionError(f'{k!r} has no official {spec.name} counterpart') from None
+    dropped = [k for k in sd if k in dense_only]
+    if dropped:
+        notes.append(f'dropped {len(dropped)} dense-only tensors without an official '
+                     f'counterpart: {dropped}')
+    if ignored:
+        notes.append(f'ignored {len(ignored)} non-backbone tensors (neck/heads)')
+    return Result(m.variant, layout, out, notes)
+
+
+# -------------------------------------------------------------------------------------
+# command line
+# -------------------------------------------------------------------------------------
+def _rel(path: str) -> str:
+    root = osp.dirname(CONFIG_ROOT)
+    path = osp.abspath(path)
+    return osp.relpath(path, root) if path.startswith(root + osp.sep) else path
+
+
+def build_parser(spec: ModelSpec, prog: Optional[str] = None) -> argparse.ArgumentParser:
+    archs = ', '.join(f'{a} ({"/".join(k for k, v in spec.aliases.items() if v == a)})'
+                      for a in spec.archs)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=f'Convert official {spec.name} checkpoints ({spec.official_repo}) into '
+        f'mmpretrain classifier checkpoints for mmscope, or back with --to-official.',
+        epilog=f'variants: {archs}')
+    parser.add_argument('src', help='input checkpoint')
+    parser.add_argument('dst', help='output file (never overwritten without --force)')
+    parser.add_argument('--arch', help='force this variant instead of detecting it')
+    parser.add_argument(
+        '--backbone-only', action='store_true',
+        help='write only the backbone (backbone.* keys, every stage of the dense backbone) '
+        'for detection/segmentation pre-training; with --to-official, read only the '
+        'backbone.* keys of SRC (e.g. of a detector)')
+    parser.add_argument('--to-official', action='store_true',
+                        help='convert an mmscope checkpoint into the official layout')
+    parser.add_argument('--config', help='compare with the classifier of this config '
+                        'instead of the released variants (custom archs / class counts)')
+    parser.add_argument('--key', help='take the weights from this checkpoint entry (e.g. '
+                        '"model" when it also has EMA weights, which are preferred)')
+    parser.add_argument('--force', action='store_true', help='overwrite DST')
+    parser.add_argument('--trust', action='store_true',
+                        help='fully unpickle SRC (runs any code it holds: only for files '
+                        'you trust); by default only tensors and plain data are read')
+    return parser
+
+
+def run(spec: ModelSpec, args: argparse.Namespace, tool: str = '') -> Tuple[str, Result]:
+    """Do what the command line asks; returns (sha256 of DST, result)."""
+    from ..version import __version__
+    if osp.exists(args.dst) and not args.force:
+        raise FileExistsError(f'{args.dst} exists; refusing to overwrite it (use --force)')
+    if osp.abspath(args.src) == osp.abspath(args.dst):
+        raise ConversionError('SRC and DST are the same file')
+    ckpt = read_checkpoint(args.src, trust=args.trust)
+    where, sd = find_state_dict(ckpt, prefer=args.key)
+    convert = convert_to_official if args.to_official else convert_to_mmscope
+    result = convert(spec, sd, arch=args.arch, backbone_only=args.backbone_only,
+                     config=args.config)
+    result.source_entry = where
+    meta = dict(
+        arch=result.variant,
+        config=_rel(result.layout.config),
+        format='backbone' if args.backbone_only else 'classifier',
+        source=osp.basename(args.src),
+        source_sha256=sha256_of(args.src),
+        source_entry=where,
+        converter=f'mmscope {__version__} {tool}'.strip(),
+    )
+    if not args.backbone_only:
+        meta['num_classes'] = result.layout.num_classes
+    if args.to_official:
+        meta['layout'] = f'official {spec.name} ({spec.official_repo})'
+        obj = {spec.official_wrapper: result.state_dict, 'meta': meta}
+    else:
+        meta['converted_from'] = f'official {spec.name} ({spec.official_repo})'
+        obj = {'state_dict': result.state_dict, 'meta': meta}
+    digest = write_checkpoint(obj, args.dst, force=args.force)
+    return digest, result
+
+
+def format_summary(spec: ModelSpec, args: argparse.Namespace, digest: str,
+                   result: Result) -> str:
+    direction = 'mmscope -> official' if args.to_official else 'official -> mmscope'
+    what = 'backbone' if args.backbone_only else 'classifier'
+    lines = [
+        f'{spec.name} {direction} ({what})',
+        f'input: {osp.abspath(args.src)} [{result.source_entry}]',
+        f'variant: {result.variant} ({_rel(result.layout.config)})',
+        f'tensors: {len(result.state_dict)}',
+        f'params: {num_params(result.state_dict):,}',
+        f'output: {osp.abspath(args.dst)}',
+        f'sha256: {digest}',
+    ]
+    lines += [f'note: {n}' for n in result.notes]
+    return '\n'.join(lines)
+
+
+def main(spec: ModelSpec, argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
+    parser = build_parser(spec, prog)
+    args = parser.parse_args(argv)
+    try:
+        digest, result = run(spec, args, tool=prog or osp.basename(sys.argv[0]))
+    except (ConversionError, FileExistsError, IsADirectoryError) as exc:
+        parser.exit(1, f'error: {exc}\n')
+    print(format_summary(spec, args, digest, result))
+
