@@ -134,6 +134,8 @@ def test_key_renaming_bijection(released_classifiers):
         assert [official_to_mmscope_key(k) for k in official] == keys
         sd = convert_official_state_dict(dict.fromkeys(official, 0))
         assert list(sd) == keys
+        backbone = convert_official_state_dict(dict.fromkeys(official, 0), backbone_only=True)
+        assert list(backbone) == [k[len('backbone.'):] for k in keys if k.startswith('backbone.')]
     assert official_to_mmscope_key('stages.2.5.attn.reduction.0.weight') == \
         'backbone.stages.2.blocks.5.attn.reduce_dw.weight'
     assert official_to_mmscope_key('pos_block.1.proj.0.bias') == \
@@ -144,6 +146,11 @@ def test_key_renaming_bijection(released_classifiers):
         official_to_mmscope_key('stages.0.0.attn.foo.weight')
     with pytest.raises(KeyError):
         mmscope_to_official_key('backbone.norm0.weight')
+    # ``{last}`` follows ``num_stages``
+    assert official_to_mmscope_key('norm.bias', num_stages=3) == 'backbone.norm2.bias'
+    assert mmscope_to_official_key('backbone.norm2.bias', num_stages=3) == 'norm.bias'
+    with pytest.raises(KeyError):
+        mmscope_to_official_key('backbone.norm2.bias')
 
 
 def _grads(model):

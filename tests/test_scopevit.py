@@ -488,22 +488,23 @@ def test_official_key_mapping_is_bijection(arch):
     official = _official_backbone_keys(model.arch_settings)
     assert len(set(official)) == len(official)
     mapped = [sv.official_to_mmscope_key(k) for k in official]
-    assert len(set(mapped)) == len(mapped) and set(mapped) == set(ours)
+    assert len(set(mapped)) == len(mapped)
+    assert set(mapped) == {'backbone.' + k for k in ours}
     assert [sv.mmscope_to_official_key(k) for k in mapped] == official
-    assert sorted(sv.mmscope_to_official_key(k) for k in ours) == sorted(official)
-    # every rule of the table is exercised by the real archs
+    assert sorted(sv.mmscope_to_official_key('backbone.' + k) for k in ours) == sorted(official)
+    # every rule of the table is exercised by the real archs (and the classifier head)
     if arch == 'tiny':
-        used = {rule for k in official for rule, (rx, _) in enumerate(sv._FORWARD_RULES)
-                if rx.match(k)}
+        used = {sv.KEY_RULES.rule_index(k) for k in official + ['head.weight', 'head.bias']}
         assert used == set(range(len(sv.OFFICIAL_TO_MMSCOPE)))
     # a converted state dict loads strictly and shapes agree
-    fake = {k: ours[sv.official_to_mmscope_key(k)].clone() for k in official}
+    fake = {k: ours[sv.official_to_mmscope_key(k)[len('backbone.'):]].clone() for k in official}
     fake['head.weight'] = torch.zeros(10, model.embed_dims[-1])
     fake['head.bias'] = torch.zeros(10)
-    converted = sv.convert_official_state_dict(fake, backbone_prefix='', head_prefix=None)
+    converted = sv.convert_official_state_dict(fake, backbone_only=True)
     model.load_state_dict(converted, strict=True)
     clf = sv.convert_official_state_dict(fake)
     assert 'head.fc.weight' in clf and 'backbone.stem.conv1.weight' in clf
+    assert list(clf) == [sv.official_to_mmscope_key(k) for k in fake]
 
 
 def test_official_key_mapping_examples_and_errors():
@@ -517,13 +518,18 @@ def test_official_key_mapping_examples_and_errors():
         'blocks3.4.gsda.attn.rel_pos.mlp.fc2.bias': 'stages.2.blocks.4.gsda.attn.rel_pos.fc2.bias',
         'blocks3.4.gsda.ls2.gamma': 'stages.2.blocks.4.gsda.ls2.gamma',
     }
+    cases = {official: 'backbone.' + ours for official, ours in cases.items()}
+    cases.update({'head.weight': 'head.fc.weight', 'head.bias': 'head.fc.bias'})
     for official, ours in cases.items():
         assert sv.official_to_mmscope_key(official) == ours
         assert sv.mmscope_to_official_key(ours) == official
-    for bad in ('head.weight', 'blocks1.0.mssa.attn.mspe.cpe.bn1.weight', 'norm0.weight',
+    for bad in ('head.running_mean', 'blocks1.0.mssa.attn.mspe.cpe.bn1.weight', 'norm0.weight',
                 'module.norm1.weight', 'blocks1.0.gsda.attn.rel_pos.relative_position_index'):
         with pytest.raises(KeyError):
             sv.official_to_mmscope_key(bad)
+    for bad in ('stem.conv1.weight', 'backbone.stages.0.norm.weight\n', 'head.weight'):
+        with pytest.raises(KeyError):
+            sv.mmscope_to_official_key(bad)
     with pytest.raises(KeyError):
         sv.convert_official_state_dict({'foo.weight': torch.zeros(1)})
 

@@ -25,19 +25,20 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..models.utils.key_rules import BACKBONE_PREFIX as BACKBONE
 from .common import (ConversionError, find_state_dict, meta_device, num_params,
                      read_checkpoint, sha256_of, write_checkpoint)
 
 #: ``configs/`` of the source tree this package lives in.
 CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                        'configs')
-BACKBONE = 'backbone.'
 
 
 class ModelSpec:
     """How one model family's official checkpoints map onto mmscope classifiers.
 
-    Subclasses set the class attributes and implement the two renaming methods.
+    Subclasses set the class attributes; the renaming is the family's
+    :class:`~mmscope.models.utils.KeyRules` (official <-> classifier keys).
     """
     #: Display name, e.g. ``'ScopeViT'``.
     name: str = ''
@@ -53,14 +54,16 @@ class ModelSpec:
     aliases: Dict[str, str] = {}
     #: Our classifier key whose first dimension is the number of classes.
     head_weight: str = 'head.fc.weight'
+    #: The family's key renaming (``KEY_RULES`` of its backbone module).
+    key_rules = None
 
     def official_to_ours(self, key: str, num_stages: int) -> str:
         """Official key -> mmscope classifier key; KeyError if it has no counterpart."""
-        raise NotImplementedError
+        return self.key_rules.official_to_mmscope_key(key, num_stages)
 
     def ours_to_official(self, key: str, num_stages: int) -> str:
         """mmscope classifier key -> official key; KeyError if it has no counterpart."""
-        raise NotImplementedError
+        return self.key_rules.mmscope_to_official_key(key, num_stages)
 
     def init_dense_extra(self, key: str, shape: torch.Size) -> torch.Tensor:
         """Value of a dense-backbone tensor the classifier does not have (bare backbone

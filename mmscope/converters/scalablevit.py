@@ -3,7 +3,7 @@ import re
 
 import torch
 
-from ..models.backbones.scalablevit import mmscope_to_official_key, official_to_mmscope_key
+from ..models.backbones.scalablevit import KEY_RULES
 from .engine import ModelSpec
 
 _OUTPUT_NORM = re.compile(r'norm(\d+)\.(weight|bias)')
@@ -22,13 +22,7 @@ class ScalableViTSpec(ModelSpec):
     }
     aliases = {'s': 'small', 'b': 'base', 'l': 'large'}
     head_weight = 'head.layers.1.fc.weight'
-
-    def official_to_ours(self, key: str, num_stages: int) -> str:
-        # the backbone module maps straight to ImageClassifier keys (backbone./head.)
-        return official_to_mmscope_key(key, num_stages)
-
-    def ours_to_official(self, key: str, num_stages: int) -> str:
-        return mmscope_to_official_key(key, num_stages)
+    key_rules = KEY_RULES
 
     def init_dense_extra(self, key: str, shape: torch.Size) -> torch.Tensor:
         """The per-output LayerNorms ``norm0 .. norm{n-2}`` of the dense backbone have no

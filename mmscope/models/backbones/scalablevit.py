@@ -7,10 +7,6 @@ stage map to be a multiple of the window size; this implementation accepts any i
 least 32x32 (see :class:`ScalableViT` for how padding is handled) and keeps a one-to-one
 mapping with the released weights (:func:`official_to_mmscope_key`).
 """
-import re
-import warnings
-from collections import OrderedDict
-from functools import lru_cache
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -19,16 +15,16 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchEmbed
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
 from ..layers import Mlp, pad_amount, resolve_attention_impl, scaled_dot_attention, valid_mask
+from ..utils import KeyRules
+from .base import MMScopeBackbone
 
 __all__ = [
     'ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock', 'official_to_mmscope_key',
-    'mmscope_to_official_key', 'convert_official_state_dict', 'OFFICIAL_KEY_RULES'
+    'mmscope_to_official_key', 'convert_official_state_dict', 'OFFICIAL_KEY_RULES', 'KEY_RULES'
 ]
 
 # LayerNorm eps of the released model: 1e-6 everywhere except the LayerNorm inside SSA's
@@ -42,7 +38,37 @@ def _tokens_to_map(x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
     return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
 
 
-class IWSA(nn.Module):
+class _HeadAttention(nn.Module):
+    """What :class:`IWSA` and :class:`SSA` share: the head checks, the attention call
+    (with attention-weight dropout in training) and the output projection + dropout.
+
+    Subclasses call :meth:`_build_proj` after their own layers (state-dict order).
+    """
+
+    def __init__(self, dim: int, num_heads: int, head_dims: float, attn_drop: float,
+                 attn_impl: Optional[str]):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.scale = head_dims**-0.5
+        self.attn_drop = attn_drop
+        self.attn_impl = None if attn_impl is None else resolve_attention_impl(attn_impl)
+
+    def _build_proj(self, dim: int, proj_drop: float):
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+
+    def _attend(self, q, k, v, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return scaled_dot_attention(
+            q, k, v, bias=bias, scale=self.scale,
+            dropout_p=self.attn_drop if self.training else 0., impl=self.attn_impl)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj_drop(self.proj(x))
+
+
+class IWSA(_HeadAttention):
     """Interactive Window-based Self-Attention.
 
     Multi-head self-attention inside non-overlapping ``window_size`` windows, plus the Local
@@ -74,19 +100,12 @@ class IWSA(nn.Module):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  attn_impl: Optional[str] = None):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        super().__init__(dim, num_heads, dim // num_heads, attn_drop, attn_impl)
         self.dim = dim
-        self.num_heads = num_heads
         self.window_size = window_size
-        self.scale = (dim // num_heads)**-0.5
-        self.attn_drop = attn_drop
-        self.attn_impl = None if attn_impl is None else resolve_attention_impl(attn_impl)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.lim = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+        self._build_proj(dim, proj_drop)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
@@ -109,18 +128,16 @@ class IWSA(nn.Module):
         # One copy: (B, Hp, Wp, 3C) -> (3, B*nW, heads, ws*ws, head_dim).
         qkv = qkv.view(B, gh, ws, gw, ws, 3, nh, C // nh).permute(5, 0, 1, 3, 6, 2, 4, 7)
         q, k, v = qkv.reshape(3, B * gh * gw, nh, ws * ws, C // nh).unbind(0)
-        out = scaled_dot_attention(
-            q, k, v, bias=mask, scale=self.scale,
-            dropout_p=self.attn_drop if self.training else 0., impl=self.attn_impl)
+        out = self._attend(q, k, v, bias=mask)
         out = out.view(B, gh, gw, nh, ws, ws, C // nh).permute(0, 1, 4, 2, 5, 3, 6)
         out = out.reshape(B, Hp, Wp, C)
         if ph or pw:
             out = out[:, :H, :W]
         out = (out + lim.permute(0, 2, 3, 1)).reshape(B, N, C)
-        return self.proj_drop(self.proj(out))
+        return self._project(out)
 
 
-class SSA(nn.Module):
+class SSA(_HeadAttention):
     """Scalable Self-Attention.
 
     Keys/values come from a spatially reduced map: a ``sr_ratio x sr_ratio`` depthwise conv
@@ -155,14 +172,8 @@ class SSA(nn.Module):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  attn_impl: Optional[str] = None):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
-        self.num_heads = num_heads
+        super().__init__(dim, num_heads, dim // num_heads * c_ratio, attn_drop, attn_impl)
         self.sr_ratio = sr_ratio
-        self.scale = (dim // num_heads * c_ratio)**-0.5
-        self.attn_drop = attn_drop
-        self.attn_impl = None if attn_impl is None else resolve_attention_impl(attn_impl)
         if sr_ratio > 1:
             self.c_new = int(dim * c_ratio)
             if self.c_new <= 0 or self.c_new % num_heads:
@@ -179,8 +190,7 @@ class SSA(nn.Module):
             self.c_new = dim
             self.q = nn.Linear(dim, dim, bias=qkv_bias)
             self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+        self._build_proj(dim, proj_drop)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
@@ -198,11 +208,8 @@ class SSA(nn.Module):
             v = self.v(red).view(B, -1, nh, C // nh).transpose(1, 2)
         else:
             k, v = self.kv(x).view(B, N, 2, nh, C // nh).permute(2, 0, 3, 1, 4).unbind(0)
-        out = scaled_dot_attention(
-            q, k, v, scale=self.scale,
-            dropout_p=self.attn_drop if self.training else 0., impl=self.attn_impl)
-        out = out.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(self.proj(out))
+        out = self._attend(q, k, v).transpose(1, 2).reshape(B, N, C)
+        return self._project(out)
 
 
 class ScalableViTBlock(nn.Module):
@@ -301,7 +308,7 @@ class ScalableViTStage(nn.Module):
 
 
 @MODELS.register_module()
-class ScalableViT(BaseModule):
+class ScalableViT(MMScopeBackbone):
     """ScalableViT backbone (`ScalableViT <https://arxiv.org/abs/2203.10790>`_).
 
     Each stage: overlapping conv patch embedding (+LayerNorm), then blocks alternating
@@ -386,7 +393,9 @@ class ScalableViT(BaseModule):
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios', 'c_ratios',
                  'window_sizes')
-    min_input_size = 32
+    # every norm is a LayerNorm; out_indices sorted (one output norm ``norm{i}`` per index)
+    norm_eval_types = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
+    sort_out_indices = True
 
     def __init__(self,
                  arch: Union[str, Dict] = 'small',
@@ -402,39 +411,15 @@ class ScalableViT(BaseModule):
                  attn_impl: Optional[str] = None,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[Dict, Sequence[Dict]]] = None):
-        if init_cfg is not None and pretrained is not None:
-            raise ValueError('init_cfg and pretrained cannot be specified at the same time')
-        if isinstance(pretrained, str):
-            warnings.warn('DeprecationWarning: pretrained is deprecated, '
-                          'please use "init_cfg" instead')
-            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        elif pretrained is not None:
-            raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
 
         self.arch_settings = self._parse_arch(arch)
         a = self.arch_settings
         self.embed_dims = list(a['embed_dims'])
-        self.num_stages = len(self.embed_dims)
         if attn_impl is not None:
             resolve_attention_impl(attn_impl)  # validate early
         self.attn_impl = attn_impl
-
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        idx = []
-        for i in out_indices:
-            j = i + self.num_stages if i < 0 else i
-            if not 0 <= j < self.num_stages:
-                raise ValueError(f'out_indices {tuple(out_indices)} out of range for '
-                                 f'{self.num_stages} stages')
-            idx.append(j)
-        self.out_indices = tuple(sorted(set(idx)))
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], '
-                             f'got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
+        self._init_stage_options(len(self.embed_dims), out_indices, frozen_stages, norm_eval)
         self.with_cp = with_cp
 
         total = sum(a['depths'])
@@ -495,50 +480,16 @@ class ScalableViT(BaseModule):
                                  f'must be a positive multiple of num_heads {h}')
         return arch
 
-    def init_weights(self):
-        """Released initialization, then ``init_cfg`` (e.g. loading a checkpoint)."""
-        if not self._is_init:
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    trunc_normal_(m.weight, std=.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.Conv2d):
-                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                    nn.init.normal_(m.weight, 0, (2.0 / fan_out)**0.5)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-        super().init_weights()
-
-    def _freeze_stages(self):
+    def _frozen_modules(self):
         if self.frozen_stages < 0:
-            return
-        modules = [self.stages[0].patch_embed]
-        modules += [self.stages[i] for i in range(self.frozen_stages)]
-        modules += [getattr(self, f'norm{i}') for i in self.out_indices
-                    if i < self.frozen_stages]
-        for m in modules:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)):
-                    m.eval()
-        return self
+            return []
+        return [self.stages[0].patch_embed] + list(self.stages[:self.frozen_stages]) + [
+            getattr(self, f'norm{i}') for i in self.out_indices if i < self.frozen_stages
+        ]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        B, _, H, W = x.shape
-        if H < self.min_input_size or W < self.min_input_size:
-            raise ValueError(f'ScalableViT needs inputs of at least {self.min_input_size}x'
-                             f'{self.min_input_size}, got {H}x{W}')
+        self._check_input(x)
+        B = x.shape[0]
         outs = []
         for i, stage in enumerate(self.stages):
             x, hw_shape = stage(x)
@@ -551,12 +502,14 @@ class ScalableViT(BaseModule):
 
 
 # ---------------------------------------------------------------------------------------
-# Released-checkpoint key renaming (a bijection between the released model's state dict
-# and an mmpretrain ImageClassifier built with this backbone, ``out_indices=(last,)``,
-# GlobalAveragePooling neck and StackedLinearClsHead(mid_channels=[4096])).
-# Placeholders: {s} stage index, {b} block index, {p} parameter (weight|bias),
-# {m} block sub-module kept as is, {last} index of the last stage.
+# released-checkpoint key renaming
 # ---------------------------------------------------------------------------------------
+#: ``(official template, mmscope template)`` pairs, a one-to-one renaming between the
+#: released model's state dict and the keys of an mmpretrain ``ImageClassifier`` built
+#: with this backbone, ``out_indices=(last,)``, GlobalAveragePooling neck and
+#: ``StackedLinearClsHead(mid_channels=[4096])``. Placeholders: ``{s}`` stage index,
+#: ``{b}`` block index, ``{p}`` parameter (weight|bias), ``{m}`` block sub-module kept as
+#: is, ``{last}`` index of the last stage (``num_stages - 1``).
 OFFICIAL_KEY_RULES = (
     ('patch_embeds.{s}.proj.{p}', 'backbone.stages.{s}.patch_embed.projection.{p}'),
     ('patch_embeds.{s}.norm.{p}', 'backbone.stages.{s}.patch_embed.norm.{p}'),
@@ -574,58 +527,23 @@ OFFICIAL_KEY_RULES = (
     ('head.1.{p}', 'head.layers.0.norm.{p}'),
     ('head.3.{p}', 'head.layers.1.fc.{p}'),
 )
-_PLACEHOLDERS = {
-    's': r'\d+',
-    'b': r'\d+',
-    'p': r'weight|bias',
-    'm': r'norm1|norm2|mlp\.fc1|mlp\.fc2|attn\.qkv|attn\.q|attn\.kv|attn\.k|attn\.v|'
-         r'attn\.proj',
-}
 
-
-@lru_cache(maxsize=None)
-def _compile(template: str, last: int) -> Tuple['re.Pattern', str]:
-    """Template -> (full-match regex with named groups, format string)."""
-    template = template.replace('{last}', str(last))
-    parts = re.split(r'\{(\w)\}', template)
-    regex = ''.join(
-        re.escape(t) if i % 2 == 0 else f'(?P<{t}>{_PLACEHOLDERS[t]})'
-        for i, t in enumerate(parts))
-    return re.compile(regex + r'\Z'), template
-
-
-def _rename(name: str, num_stages: int, forward: bool) -> str:
-    for official, ours in OFFICIAL_KEY_RULES:
-        src, dst = (official, ours) if forward else (ours, official)
-        pattern, _ = _compile(src, num_stages - 1)
-        match = pattern.match(name)
-        if match:
-            return _compile(dst, num_stages - 1)[1].format(**match.groupdict())
-    side = 'released ScalableViT' if forward else 'mmscope ScalableViT classifier'
-    raise KeyError(f'{name!r} is not a {side} parameter name')
-
-
-def official_to_mmscope_key(name: str, num_stages: int = 4) -> str:
-    """Released ScalableViT state-dict key -> mmscope ImageClassifier key.
-
-    E.g. ``'stages.2.5.attn.reduction.0.weight'`` ->
-    ``'backbone.stages.2.blocks.5.attn.reduce_dw.weight'``, ``'norm.weight'`` ->
-    ``'backbone.norm3.weight'``, ``'head.3.bias'`` -> ``'head.layers.1.fc.bias'``.
-    Raises KeyError for names that are not released parameters.
-    """
-    return _rename(name, num_stages, forward=True)
-
-
-def mmscope_to_official_key(name: str, num_stages: int = 4) -> str:
-    """Inverse of :func:`official_to_mmscope_key` (KeyError for keys without a released
-    counterpart, e.g. the extra ``backbone.norm{i}`` of dense-prediction outputs)."""
-    return _rename(name, num_stages, forward=False)
-
-
-def convert_official_state_dict(state_dict: Dict[str, torch.Tensor],
-                                num_stages: int = 4) -> 'OrderedDict[str, torch.Tensor]':
-    """Rename every key of a released state dict (values are kept as they are)."""
-    out = OrderedDict()
-    for k, v in state_dict.items():
-        out[official_to_mmscope_key(k, num_stages)] = v
-    return out
+KEY_RULES = KeyRules(
+    OFFICIAL_KEY_RULES,
+    placeholders={
+        's': r'\d+',
+        'b': r'\d+',
+        'p': r'weight|bias',
+        'm': r'norm1|norm2|mlp\.fc1|mlp\.fc2|attn\.qkv|attn\.q|attn\.kv|attn\.k|attn\.v|'
+        r'attn\.proj',
+    },
+    constants={'last': lambda num_stages: num_stages - 1},
+    family='ScalableViT')
+# The renaming API, the same for every mmscope backbone, e.g.
+# ``'stages.2.5.attn.reduction.0.weight'`` <->
+# ``'backbone.stages.2.blocks.5.attn.reduce_dw.weight'``, ``'norm.weight'`` <->
+# ``'backbone.norm3.weight'``, ``'head.3.bias'`` <-> ``'head.layers.1.fc.bias'``; keys
+# without a counterpart (e.g. the extra ``backbone.norm{i}`` of dense outputs) raise KeyError.
+official_to_mmscope_key = KEY_RULES.official_to_mmscope_key
+mmscope_to_official_key = KEY_RULES.mmscope_to_official_key
+convert_official_state_dict = KEY_RULES.convert_official_state_dict

@@ -23,14 +23,11 @@ therefore see exactly the zero borders of the unpadded map, padded tokens never 
 a real token, and inputs whose maps already fit are computed without any padding.
 
 Checkpoint compatibility: the released code stores the same weights under other names;
-:data:`OFFICIAL_TO_MMSCOPE` lists the one-to-one renaming rules and
-:func:`official_to_mmscope_key`, :func:`mmscope_to_official_key` and
-:func:`convert_official_state_dict` apply them.
+:data:`OFFICIAL_TO_MMSCOPE` lists the one-to-one renaming rules (official keys <->
+mmpretrain ``ImageClassifier`` keys) and :func:`official_to_mmscope_key`,
+:func:`mmscope_to_official_key` and :func:`convert_official_state_dict` apply them
+(:class:`mmscope.models.utils.KeyRules`).
 """
-import math
-import re
-import warnings
-from collections import OrderedDict
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -39,21 +36,19 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
 from ..layers import (LayerScale, Mlp, grid_partition, grid_reverse, pad_amount,
                       resolve_attention_impl, scaled_dot_attention, valid_mask)
+from ..utils import KeyRules
+from .base import MMScopeBackbone
 
 __all__ = [
     'ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention',
-    'OFFICIAL_TO_MMSCOPE', 'official_to_mmscope_key', 'mmscope_to_official_key',
+    'OFFICIAL_TO_MMSCOPE', 'KEY_RULES', 'official_to_mmscope_key', 'mmscope_to_official_key',
     'convert_official_state_dict'
 ]
 
-#: Smallest accepted input height/width (the last stage map is then 1x1).
-MIN_INPUT_SIZE = 32
 #: Kernel of the depth-wise key/value convolution for each of the three head groups.
 MSSA_KERNELS = (7, 5, 3)
 #: Hidden width and dropout (after the ReLU) of the GSDA relative-position MLP.
@@ -485,7 +480,7 @@ def _validate_arch(arch: Mapping) -> Dict:
 
 
 @MODELS.register_module()
-class ScopeViT(BaseModule):
+class ScopeViT(MMScopeBackbone):
     """ScopeViT backbone (`ScopeViT: Scale-aware Vision Transformer`).
 
     Stage ``i`` outputs ``embed_dims[i]`` channels at stride ``2 ** (i + 2)`` (size
@@ -520,33 +515,26 @@ class ScopeViT(BaseModule):
         attn_impl (str, optional): ``'fused'`` (SDPA), ``'reference'`` (matmul + softmax)
             or None for the process default, used by every attention. Defaults to None.
         init_cfg (dict | list[dict], optional): Initialization config, e.g.
-            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. When None the
-            released model's initialization is used. Defaults to None.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``, applied on top
+            of the released model's initialization. Defaults to None.
         pretrained (str, optional): Deprecated, use ``init_cfg``. Defaults to None.
     """
+    #: Attention settings shared by every released variant.
+    _released_attention = {
+        'num_heads': [2, 4, 8, 16],
+        'mssa_stride': [4, 2, 1, 1],
+        'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
+        'gsda_dilation': [8, 8, 8, 8]}
     arch_zoo = {
-        **dict.fromkeys(['xt', 'xtiny', 'x-tiny'], {
-            'embed_dims': [32, 64, 128, 256],
-            'depths': [1, 2, 4, 1],
-            'num_heads': [2, 4, 8, 16],
-            'mssa_stride': [4, 2, 1, 1],
-            'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
-            'gsda_dilation': [8, 8, 8, 8]}),
-        **dict.fromkeys(['t', 'tiny'], {
-            'embed_dims': [32, 64, 128, 256],
-            'depths': [2, 2, 5, 2],
-            'num_heads': [2, 4, 8, 16],
-            'mssa_stride': [4, 2, 1, 1],
-            'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
-            'gsda_dilation': [8, 8, 8, 8]}),
-        **dict.fromkeys(['s', 'small'], {
-            'embed_dims': [64, 128, 256, 512],
-            'depths': [1, 2, 3, 1],
-            'num_heads': [2, 4, 8, 16],
-            'mssa_stride': [4, 2, 1, 1],
-            'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
-            'gsda_dilation': [8, 8, 8, 8]}),
+        **dict.fromkeys(['xt', 'xtiny', 'x-tiny'], dict(
+            _released_attention, embed_dims=[32, 64, 128, 256], depths=[1, 2, 4, 1])),
+        **dict.fromkeys(['t', 'tiny'], dict(
+            _released_attention, embed_dims=[32, 64, 128, 256], depths=[2, 2, 5, 2])),
+        **dict.fromkeys(['s', 'small'], dict(
+            _released_attention, embed_dims=[64, 128, 256, 512], depths=[1, 2, 3, 1])),
     }  # yapf: disable
+    # ScopeViT draws its Linear weights with torch's trunc_normal_ (seeded inits unchanged)
+    trunc_normal_init = staticmethod(nn.init.trunc_normal_)
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -562,15 +550,7 @@ class ScopeViT(BaseModule):
                  attn_impl: Optional[str] = None,
                  init_cfg: Optional[Union[dict, list]] = None,
                  pretrained: Optional[str] = None):
-        if pretrained is not None:
-            if init_cfg is not None:
-                raise ValueError('init_cfg and pretrained cannot be set at the same time')
-            if not isinstance(pretrained, str):
-                raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
-            warnings.warn('DeprecationWarning: pretrained is deprecated, '
-                          'please use "init_cfg" instead')
-            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
 
         if isinstance(arch, str):
             key = arch.lower()
@@ -582,23 +562,7 @@ class ScopeViT(BaseModule):
         resolve_attention_impl(attn_impl)  # validate early
         settings = self.arch_settings
         self.embed_dims = settings['embed_dims']
-        self.num_stages = len(settings['depths'])
-
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        indices = []
-        for i in out_indices:
-            j = i + self.num_stages if i < 0 else i
-            if not 0 <= j < self.num_stages:
-                raise ValueError(f'out_indices {tuple(out_indices)} out of range for '
-                                 f'{self.num_stages} stages')
-            indices.append(j)
-        self.out_indices = tuple(indices)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], '
-                             f'got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
+        self._init_stage_options(len(settings['depths']), out_indices, frozen_stages, norm_eval)
         self.with_cp = with_cp
         self.attn_impl = attn_impl
 
@@ -630,50 +594,13 @@ class ScopeViT(BaseModule):
                               with_cp))
         self._freeze_stages()
 
-    def init_weights(self):
-        """Load ``init_cfg`` or, without one, use the released model's initialization."""
-        if self.init_cfg is None:
-            self._default_init()
-        super().init_weights()
-
-    def _default_init(self):
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02, a=-2., b=2.)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.LayerNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    def _freeze_stages(self):
-        frozen = ([self.stem] if self.frozen_stages >= 0 else []) + list(
+    def _frozen_modules(self):
+        return ([self.stem] if self.frozen_stages >= 0 else []) + list(
             self.stages[:max(self.frozen_stages, 0)])
-        for m in frozen:
-            m.eval()
-            for param in m.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set the mode, then keep frozen stages (and BNs with ``norm_eval``) in eval."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(B, C, H, W)`` with ``H, W >= 32`` -> tuple of NCHW maps for ``out_indices``."""
-        if x.dim() != 4 or min(x.shape[-2:]) < MIN_INPUT_SIZE:
-            raise ValueError(f'ScopeViT needs (B, C, H, W) inputs with H, W >= '
-                             f'{MIN_INPUT_SIZE}, got shape {tuple(x.shape)}')
+        self._check_input(x)
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
@@ -687,114 +614,71 @@ class ScopeViT(BaseModule):
 # released-checkpoint key renaming
 # ---------------------------------------------------------------------------------------
 #: ``(official template, mmscope template)`` pairs, a one-to-one renaming of every weight
-#: and buffer of the released ``ScopeViT`` backbone. Placeholders: ``{S}`` the released
-#: 1-based stage, ``{s}`` our 0-based stage (``S - 1``), ``{b}`` block index,
-#: ``{x}`` the layer (``mssa`` or ``gsda``), ``{p}`` the tensor name (``weight``, ``bias``,
-#: ``running_mean``, ``running_var``, ``num_batches_tracked``, ``gamma``). The released
-#: classifier ``head.{weight,bias}`` is not a backbone key (mmpretrain: ``head.fc.*``).
+#: and buffer of the released ``ScopeViT`` classifier into the keys of an mmpretrain
+#: ``ImageClassifier`` (``backbone.*``, ``LinearClsHead`` ``head.fc.*``). Placeholders:
+#: ``{S}`` the released 1-based stage, ``{s}`` our 0-based stage (``S - 1``), ``{b}`` block
+#: index, ``{x}`` the layer (``mssa`` or ``gsda``), ``{p}`` the tensor name (``weight``,
+#: ``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``, ``gamma``).
 OFFICIAL_TO_MMSCOPE = (
-    ('patch_embed1.projection.0.{p}', 'stem.conv1.{p}'),
-    ('patch_embed1.projection.1.{p}', 'stem.bn1.{p}'),
-    ('patch_embed1.projection.3.{p}', 'stem.conv2.{p}'),
-    ('patch_embed1.projection.4.{p}', 'stem.bn2.{p}'),
-    ('patch_embed{S}.projection.{p}', 'stages.{s}.downsample.conv.{p}'),
-    ('patch_embed{S}.norm.{p}', 'stages.{s}.downsample.norm.{p}'),
-    ('norm{S}.{p}', 'stages.{s}.norm.{p}'),
-    ('blocks{S}.{b}.{x}.norm1.{p}', 'stages.{s}.blocks.{b}.{x}.norm1.{p}'),
-    ('blocks{S}.{b}.{x}.norm2.{p}', 'stages.{s}.blocks.{b}.{x}.norm2.{p}'),
-    ('blocks{S}.{b}.{x}.ls1.{p}', 'stages.{s}.blocks.{b}.{x}.ls1.{p}'),
-    ('blocks{S}.{b}.{x}.ls2.{p}', 'stages.{s}.blocks.{b}.{x}.ls2.{p}'),
-    ('blocks{S}.{b}.{x}.mlp.fc1.{p}', 'stages.{s}.blocks.{b}.{x}.mlp.fc1.{p}'),
-    ('blocks{S}.{b}.{x}.mlp.fc2.{p}', 'stages.{s}.blocks.{b}.{x}.mlp.fc2.{p}'),
-    ('blocks{S}.{b}.{x}.attn.proj.{p}', 'stages.{s}.blocks.{b}.{x}.attn.proj.{p}'),
+    ('patch_embed1.projection.0.{p}', 'backbone.stem.conv1.{p}'),
+    ('patch_embed1.projection.1.{p}', 'backbone.stem.bn1.{p}'),
+    ('patch_embed1.projection.3.{p}', 'backbone.stem.conv2.{p}'),
+    ('patch_embed1.projection.4.{p}', 'backbone.stem.bn2.{p}'),
+    ('patch_embed{S}.projection.{p}', 'backbone.stages.{s}.downsample.conv.{p}'),
+    ('patch_embed{S}.norm.{p}', 'backbone.stages.{s}.downsample.norm.{p}'),
+    ('norm{S}.{p}', 'backbone.stages.{s}.norm.{p}'),
+    ('blocks{S}.{b}.{x}.norm1.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.norm1.{p}'),
+    ('blocks{S}.{b}.{x}.norm2.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.norm2.{p}'),
+    ('blocks{S}.{b}.{x}.ls1.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.ls1.{p}'),
+    ('blocks{S}.{b}.{x}.ls2.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.ls2.{p}'),
+    ('blocks{S}.{b}.{x}.mlp.fc1.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.mlp.fc1.{p}'),
+    ('blocks{S}.{b}.{x}.mlp.fc2.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.mlp.fc2.{p}'),
+    ('blocks{S}.{b}.{x}.attn.proj.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.attn.proj.{p}'),
     ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_pw.{p}',
-     'stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pw.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn1.0.{p}', 'stages.{s}.blocks.{b}.mssa.attn.cpe.bn1.{p}'),
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pw.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn1.0.{p}',
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.bn1.{p}'),
     ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_dw.{p}',
-     'stages.{s}.blocks.{b}.mssa.attn.cpe.conv_dw.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn2.0.{p}', 'stages.{s}.blocks.{b}.mssa.attn.cpe.bn2.{p}'),
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.conv_dw.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn2.0.{p}',
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.bn2.{p}'),
     ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_pwl.{p}',
-     'stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pwl.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn3.{p}', 'stages.{s}.blocks.{b}.mssa.attn.cpe.bn3.{p}'),
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pwl.{p}'),
+    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn3.{p}',
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.bn3.{p}'),
     ('blocks{S}.{b}.mssa.attn.mspe.large_embed.{p}',
-     'stages.{s}.blocks.{b}.mssa.attn.kv_convs.0.{p}'),
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.kv_convs.0.{p}'),
     ('blocks{S}.{b}.mssa.attn.mspe.medium_embed.{p}',
-     'stages.{s}.blocks.{b}.mssa.attn.kv_convs.1.{p}'),
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.kv_convs.1.{p}'),
     ('blocks{S}.{b}.mssa.attn.mspe.small_embed.{p}',
-     'stages.{s}.blocks.{b}.mssa.attn.kv_convs.2.{p}'),
-    ('blocks{S}.{b}.mssa.attn.query.{p}', 'stages.{s}.blocks.{b}.mssa.attn.q.{p}'),
-    ('blocks{S}.{b}.mssa.attn.key_value.{p}', 'stages.{s}.blocks.{b}.mssa.attn.kv.{p}'),
-    ('blocks{S}.{b}.gsda.attn.qkv.{p}', 'stages.{s}.blocks.{b}.gsda.attn.qkv.{p}'),
+     'backbone.stages.{s}.blocks.{b}.mssa.attn.kv_convs.2.{p}'),
+    ('blocks{S}.{b}.mssa.attn.query.{p}', 'backbone.stages.{s}.blocks.{b}.mssa.attn.q.{p}'),
+    ('blocks{S}.{b}.mssa.attn.key_value.{p}', 'backbone.stages.{s}.blocks.{b}.mssa.attn.kv.{p}'),
+    ('blocks{S}.{b}.gsda.attn.qkv.{p}', 'backbone.stages.{s}.blocks.{b}.gsda.attn.qkv.{p}'),
     ('blocks{S}.{b}.gsda.attn.rel_pos.mlp.fc1.{p}',
-     'stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc1.{p}'),
+     'backbone.stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc1.{p}'),
     ('blocks{S}.{b}.gsda.attn.rel_pos.mlp.fc2.{p}',
-     'stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc2.{p}'),
+     'backbone.stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc2.{p}'),
+    ('head.weight', 'head.fc.weight'),
+    ('head.bias', 'head.fc.bias'),
 )
 
-_PLACEHOLDERS = {
-    'S': r'(?P<S>[1-9]\d*)',
-    's': r'(?P<s>\d+)',
-    'b': r'(?P<b>\d+)',
-    'x': r'(?P<x>mssa|gsda)',
-    'p': r'(?P<p>weight|bias|running_mean|running_var|num_batches_tracked|gamma)',
-}
-
-
-def _template_regex(template: str) -> 're.Pattern':
-    parts = re.split(r'\{(\w)\}', template)  # literal, name, literal, name, ...
-    regex = ''.join(re.escape(part) if i % 2 == 0 else _PLACEHOLDERS[part]
-                    for i, part in enumerate(parts))
-    return re.compile(regex + '$')
-
-
-def _fill(template: str, groups: Dict[str, str]) -> str:
-    values = dict(groups)
-    if 'S' in values:
-        values['s'] = str(int(values['S']) - 1)
-    elif 's' in values:
-        values['S'] = str(int(values['s']) + 1)
-    return template.format(**values)
-
-
-_FORWARD_RULES = tuple((_template_regex(o), m) for o, m in OFFICIAL_TO_MMSCOPE)
-_BACKWARD_RULES = tuple((_template_regex(m), o) for o, m in OFFICIAL_TO_MMSCOPE)
-
-
-def _rename(key: str, rules, direction: str) -> str:
-    for regex, template in rules:
-        match = regex.match(key)
-        if match:
-            return _fill(template, match.groupdict())
-    raise KeyError(f'{key!r} is not a ScopeViT backbone key ({direction})')
-
-
-def official_to_mmscope_key(key: str) -> str:
-    """Rename one released-backbone key to ours; KeyError if it is not a backbone key."""
-    return _rename(key, _FORWARD_RULES, 'released -> mmscope')
-
-
-def mmscope_to_official_key(key: str) -> str:
-    """Inverse of :func:`official_to_mmscope_key`."""
-    return _rename(key, _BACKWARD_RULES, 'mmscope -> released')
-
-
-def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor],
-                                backbone_prefix: str = 'backbone.',
-                                head_prefix: Optional[str] = 'head.fc.') -> 'OrderedDict':
-    """Rename a released ScopeViT state dict (all keys must be known).
-
-    Args:
-        state_dict: The released ``model`` state dict (no ``module.`` prefix).
-        backbone_prefix (str): Prefix of the backbone keys; ``'backbone.'`` for an
-            mmpretrain ``ImageClassifier``, ``''`` for a bare :class:`ScopeViT`.
-        head_prefix (str, optional): Prefix for ``head.weight/bias`` (``'head.fc.'`` for
-            ``LinearClsHead``); None drops the classifier head.
-    """
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        if key in ('head.weight', 'head.bias'):
-            if head_prefix is not None:
-                out[head_prefix + key.split('.')[-1]] = value
-            continue
-        out[backbone_prefix + official_to_mmscope_key(key)] = value
-    return out
+KEY_RULES = KeyRules(
+    OFFICIAL_TO_MMSCOPE,
+    placeholders={
+        'S': r'[1-9]\d*',
+        's': r'\d+',
+        'b': r'\d+',
+        'x': r'mssa|gsda',
+        'p': r'weight|bias|running_mean|running_var|num_batches_tracked|gamma',
+    },
+    derived={
+        'S': lambda v: int(v['s']) + 1,
+        's': lambda v: int(v['S']) - 1
+    },
+    family='ScopeViT')
+# The renaming API, the same for every mmscope backbone (``num_stages`` is accepted for a
+# uniform signature; the ScopeViT rules do not depend on it).
+official_to_mmscope_key = KEY_RULES.official_to_mmscope_key
+mmscope_to_official_key = KEY_RULES.mmscope_to_official_key
+convert_official_state_dict = KEY_RULES.convert_official_state_dict
