@@ -3,8 +3,8 @@
 # defaults + README command): AdamW, lr 5e-4 * batch / 512 = 1e-3 for batch 1024, wd 0.05,
 # cosine with 5 warm-up epochs from 1e-6, floor 1e-5, gradient clipping at norm 5.0,
 # RandAugment rand-m9-mstd0.5-inc1, Mixup 0.8 / CutMix 1.0, label smoothing 0.1,
-# RandomErasing 0.25, drop path 0.2 (S) / 0.5 (B, L); test: resize 256, centre crop 224,
-# bicubic.
+# RandomErasing 0.25, drop path 0.2 (S) / 0.5 (B, L), mixed precision; test: resize 256,
+# centre crop 224, bicubic.
 _base_ = [
     '../_base_/models/scalablevit_in1k.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
@@ -24,10 +24,14 @@ val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(
+    # the official script always trains under torch.cuda.amp (autocast + dynamic loss
+    # scaling); on a CPU use --cfg-options optim_wrapper.type=OptimWrapper
+    type='AmpOptimWrapper',
     optimizer=dict(lr=5e-4 * 1024 / 512),
     # no weight decay on norms, biases, every 1-D parameter and the positional-encoding
-    # convolutions (the official model's ``no_weight_decay()`` lists ``pos_block``)
-    paramwise_cfg=dict(custom_keys={'.pos_block.': dict(decay_mult=0.0)}),
+    # convolutions (the official ``no_weight_decay()`` lists ``pos_block``, which is
+    # ``stages.{i}.pos_conv`` in mmscope)
+    paramwise_cfg=dict(custom_keys={'.pos_conv.': dict(decay_mult=0.0)}),
     clip_grad=dict(max_norm=5.0))
 
 param_scheduler = [

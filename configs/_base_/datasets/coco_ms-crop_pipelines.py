@@ -6,36 +6,40 @@
 # Only new names are defined here, so the file never clashes with the other bases.
 
 # short side 480..800 in steps of 32, long side at most 1333
-_ms_crop_scales = [(480 + 32 * i, 1333) for i in range(11)]
+ms_crop_scales = [(480 + 32 * i, 1333) for i in range(11)]
 
+ms_crop_augment = dict(
+    type='RandomChoice',
+    transforms=[
+        # either a plain multi-scale resize ...
+        [dict(type='RandomChoiceResize', scales=ms_crop_scales, keep_ratio=True)],
+        # ... or resize, crop a random 384..600 box, then multi-scale resize
+        [
+            dict(
+                type='RandomChoiceResize',
+                scales=[(400, 1333), (500, 1333), (600, 1333)],
+                keep_ratio=True),
+            dict(
+                type='RandomCrop',
+                crop_type='absolute_range',
+                crop_size=(384, 600),
+                allow_negative_crop=True),
+            dict(type='RandomChoiceResize', scales=ms_crop_scales, keep_ratio=True),
+        ],
+    ])
 
-def _ms_crop_pipeline(with_mask):
-    return [
-        dict(type='LoadImageFromFile', backend_args=None),
-        dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
-        dict(type='RandomFlip', prob=0.5),
-        dict(
-            type='RandomChoice',
-            transforms=[
-                # either: plain multi-scale resize
-                [dict(type='RandomChoiceResize', scales=_ms_crop_scales, keep_ratio=True)],
-                # or: resize, random crop, multi-scale resize
-                [
-                    dict(
-                        type='RandomChoiceResize',
-                        scales=[(400, 1333), (500, 1333), (600, 1333)],
-                        keep_ratio=True),
-                    dict(
-                        type='RandomCrop',
-                        crop_type='absolute_range',
-                        crop_size=(384, 600),
-                        allow_negative_crop=True),
-                    dict(type='RandomChoiceResize', scales=_ms_crop_scales, keep_ratio=True),
-                ],
-            ]),
-        dict(type='PackDetInputs'),
-    ]
+ms_crop_ins_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    ms_crop_augment,
+    dict(type='PackDetInputs'),
+]
 
-
-ms_crop_ins_pipeline = _ms_crop_pipeline(with_mask=True)
-ms_crop_det_pipeline = _ms_crop_pipeline(with_mask=False)
+ms_crop_det_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomFlip', prob=0.5),
+    ms_crop_augment,
+    dict(type='PackDetInputs'),
+]

@@ -1,0 +1,8 @@
+# Semantic FPN, ScopeViT-XT, ADE20K 512x512, 80k iterations
+# (recipe: fpn_scopevit-t_8xb4-80k_ade20k-512x512.py; drop path 0.05).
+_base_ = './fpn_scopevit-t_8xb4-80k_ade20k-512x512.py'
+
+pretrained = 'work_dirs/scopevit-xt_8xb128_in1k/epoch_300.pth'
+model = dict(
+    backbone=dict(arch='xtiny', drop_path_rate=0.05, init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(in_channels=[32, 64, 128, 256]))
