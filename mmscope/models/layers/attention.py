@@ -5,10 +5,25 @@
 memory-efficient kernels that never hold the full attention matrix where the backend
 allows it) or through plain matmul + softmax (``'reference'``, kept for tests and for the
 side-by-side benchmark). Both read the same arguments and compute the same function.
+
+What the fused path does so that SDPA's CPU flash kernel (tiled, never holds the attention
+matrix) is really used; PyTorch silently takes its unfused "math" fallback otherwise, which
+is slower than the reference code and materialises the whole matrix:
+
+* inputs are folded to 4-D ``(batch, heads, N, D)``: the CPU kernel rejects any other rank,
+  so ``(B, groups, heads, L, D)`` inputs are folded into the batch or the head axis, chosen
+  so that the bias stays a broadcast view whenever possible (:func:`_fold_to_4d`);
+* on CPU, q/k and v with different head sizes (e.g. ScalableViT's SSA, whose queries/keys
+  are ``c_ratio`` times wider than its values) are zero-padded to a common head size and
+  the output is cropped: zero columns change neither the logits nor the kept outputs;
+* on CPU, a float bias that needs a gradient (a learned relative-position bias during
+  training) goes through the reference code: no CPU kernel returns a bias gradient, and
+  the math fallback SDPA would pick is slower than the reference code.
 """
 import contextlib
+import math
 import threading
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +64,54 @@ def resolve_attention_impl(impl: Optional[str]) -> str:
     return get_attention_impl() if impl is None else _check_impl(impl)
 
 
+def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                bias: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """Reshape ``(*lead, N, D)`` inputs (any number of leading dims) to ``(b, h, N, D)``.
+
+    The leading dims are split at position ``s``: ``lead[:s]`` becomes the batch axis and
+    ``lead[s:]`` the head axis. ``s`` is chosen to minimise the size of the 4-D bias: an
+    axis over which the bias only broadcasts (all its dims are 1) stays a size-1 broadcast
+    axis, so e.g. a per-head bias ``(h, L, L)`` on ``(B, G, h, L, D)`` groups becomes a
+    ``(1, h, L, L)`` view over a ``B * G`` batch, and a per-group bias ``(G, h, L, L)``
+    becomes a ``(1, G * h, L, L)`` view over a ``B`` batch. No bias: batch = all leading
+    dims but the last.
+    """
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    n = len(lead)
+    if bias is None:
+        splits = [max(n - 1, 0)]
+        bias_lead = None
+    else:
+        bias_lead = (1, ) * max(n - bias.dim() + 2, 0) + tuple(bias.shape[:-2])
+        if len(bias_lead) != n:
+            raise ValueError(f'bias of shape {tuple(bias.shape)} has more leading dims than '
+                             f'the inputs {tuple(lead)}')
+        splits = list(range(n + 1))
+
+    def numel(dims):
+        return math.prod(dims)
+
+    def axis(dims_bias, dims):  # size of one 4-D bias axis covering `dims`
+        return 1 if all(d == 1 for d in dims_bias) else numel(dims)
+
+    if bias_lead is not None:
+        splits.sort(key=lambda s: (axis(bias_lead[:s], lead[:s]) * axis(bias_lead[s:], lead[s:]),
+                                   -s))
+    s = splits[0]
+    b, h = numel(lead[:s]), numel(lead[s:])
+
+    def fold(t):
+        return t.expand(*lead, *t.shape[-2:]).reshape(b, h, *t.shape[-2:])
+
+    q, k, v = fold(q), fold(k), fold(v)
+    if bias is not None:
+        bias = bias.reshape(bias_lead + tuple(bias.shape[-2:]))
+        bb, bh = axis(bias_lead[:s], lead[:s]), axis(bias_lead[s:], lead[s:])
+        shape = ((lead[:s] if bb > 1 else bias_lead[:s]) + (lead[s:] if bh > 1 else bias_lead[s:]))
+        bias = bias.expand(*shape, *bias.shape[-2:]).reshape(bb, bh, *bias.shape[-2:])
+    return q, k, v, bias
+
+
 def scaled_dot_attention(q: torch.Tensor,
                          k: torch.Tensor,
                          v: torch.Tensor,
@@ -65,13 +128,22 @@ def scaled_dot_attention(q: torch.Tensor,
         scale: logit scale; ``D ** -0.5`` when None.
         dropout_p: attention dropout probability (pass 0 in eval mode).
         impl: ``'fused'``, ``'reference'`` or None for :func:`get_attention_impl`.
+
+    Returns:
+        ``(..., Nq, Dv)`` with the broadcast leading shape of ``q``, ``k`` and ``v``.
     """
     impl = resolve_attention_impl(impl)
     if scale is None:
         scale = q.shape[-1]**-0.5
-    if impl == 'fused':
-        return F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+    if impl == 'fused' and not (q.device.type == 'cpu' and bias is not None
+                                and bias.requires_grad and torch.is_grad_enabled()):
+        return _fused_attention(q, k, v, bias, scale, dropout_p)
+    # 'reference', or a CPU bias that needs a gradient: no CPU SDPA kernel returns one, so
+    # SDPA would run its unfused math fallback, which is slower than this code (same memory).
+    return _reference_attention(q, k, v, bias, scale, dropout_p)
+
+
+def _reference_attention(q, k, v, bias, scale, dropout_p):
     attn = (q * scale) @ k.transpose(-2, -1)
     if bias is not None:
         if bias.dtype == torch.bool:
@@ -82,3 +154,30 @@ def scaled_dot_attention(q: torch.Tensor,
     if dropout_p > 0:
         attn = F.dropout(attn, p=dropout_p)
     return attn @ v
+
+
+def _zero_extend(t: torch.Tensor, size: int) -> torch.Tensor:
+    """Append zero columns to the last dim (a concatenation, not ``F.pad``, so that tests
+    that watch ``F.pad`` for spatial padding are not confused by it)."""
+    return torch.cat([t, t.new_zeros(*t.shape[:-1], size - t.shape[-1])], dim=-1)
+
+
+def _fused_attention(q, k, v, bias, scale, dropout_p):
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    if not (q.dim() == k.dim() == v.dim() == 4 and (bias is None or bias.dim() <= 4)):
+        q, k, v, bias = _fold_to_4d(q, k, v, bias)
+    dv = v.shape[-1]
+    if q.device.type == 'cpu' and q.shape[-1] != dv:
+        # The CPU flash kernel needs one head size for q, k and v (else: math fallback).
+        # Zero columns change neither q @ k^T nor the kept output columns; the scale was
+        # fixed above from the true head size.
+        d = max(q.shape[-1], dv)
+        if q.shape[-1] < d:
+            q, k = _zero_extend(q, d), _zero_extend(k, d)
+        if dv < d:
+            v = _zero_extend(v, d)
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+    if out.shape[-1] != dv:
+        out = out[..., :dv]
+    return out.reshape(*lead, *out.shape[-2:])

@@ -1,0 +1,246 @@
+"""The default (``fused``) attention path computes what the ``reference`` path computes.
+
+Correctness only (no timings): outputs and gradients of every ScopeViT and ScalableViT
+variant agree between the two modes, on inputs whose stage maps need padding and on inputs
+whose maps need none, in fp32 and under CPU bf16 autocast; the kernel-level cases that the
+backbones rely on (5-D grouped inputs, per-head / per-group biases with ``-inf`` keys,
+boolean masks, q/k and v of different head sizes); the fused path really reaches PyTorch's
+flash kernel on CPU (no silent math fallback); and ``tools/analysis_tools/benchmark.py``
+writes its JSON on a tiny case.
+"""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmscope.models.backbones import ScalableViT, ScopeViT
+from mmscope.models.layers import attention_impl, scaled_dot_attention
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+#: Per tensor, in the L2 norm: ``|a - b| <= rtol * |b| + atol * scale * sqrt(numel)``, where
+#: ``scale`` is the tensor's max ``|b|`` for outputs and the RMS of all gradients of the
+#: model for gradients (some gradients are exactly zero in theory, e.g. that of a bias added
+#: to every logit of a softmax row, and only rounding noise is left to compare).
+TOL = {'fp32': dict(rtol=1e-4, atol=1e-5), 'bf16': dict(rtol=6e-2, atol=1e-2)}
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    """One intra-op thread: faster than two on a shared 2-core machine, and deterministic."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _norm(t):
+    return t.detach().float().norm().item()
+
+
+def assert_close(actual, expected, dtype, what, scale=None):
+    tol = TOL[dtype]
+    assert actual.shape == expected.shape, what
+    assert torch.isfinite(actual).all(), f'{what}: non-finite values'
+    err = _norm(actual.float() - expected.float())
+    scale = expected.detach().abs().max().item() if scale is None else scale
+    bound = tol['rtol'] * _norm(expected) + tol['atol'] * scale * expected.numel()**0.5
+    assert err <= bound + 1e-12, f'{what}: |diff| {err:.3g} > {bound:.3g} ({dtype})'
+
+
+def run(model, x, impl, dtype, grad=True):
+    """Outputs and gradients (input first, then every parameter) under ``impl``."""
+    model.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(grad)
+    autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'bf16')
+    with attention_impl(impl), autocast, torch.set_grad_enabled(grad):
+        outs = model(x)
+        if grad:
+            sum((o.float() * torch.linspace(-1, 1, o.numel()).view_as(o)).sum()
+                for o in outs).backward()
+    grads = [x.grad] + [p.grad for p in model.parameters()] if grad else []
+    model.zero_grad(set_to_none=True)
+    return [o.detach() for o in outs], grads
+
+
+def compare_modes(model, size, dtype, grad=True):
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, *size)
+    fused_out, fused_grads = run(model, x, 'fused', dtype, grad)
+    ref_out, ref_grads = run(model, x, 'reference', dtype, grad)
+    for i, (a, b) in enumerate(zip(fused_out, ref_out)):
+        assert_close(a, b, dtype, f'output {i}')
+    names = ['input'] + [n for n, _ in model.named_parameters()]
+    assert [g is None for g in fused_grads] == [g is None for g in ref_grads]
+    pairs = [(n, a, b) for n, a, b in zip(names, fused_grads, ref_grads) if a is not None]
+    if not pairs:
+        return
+    if dtype == 'bf16':
+        # bf16 rounding noise is too large to judge each small tensor on its own: compare
+        # the input gradient, then the gradients of all parameters as one vector.
+        assert_close(pairs[0][1], pairs[0][2], dtype, 'grad of the input')
+        diff2 = sum(_norm(a - b)**2 for _, a, b in pairs[1:])
+        ref2 = sum(_norm(b)**2 for _, _, b in pairs[1:])
+        assert diff2**0.5 <= TOL[dtype]['rtol'] * ref2**0.5, 'grads of all parameters'
+        return
+    rms = (sum(_norm(b)**2 for _, _, b in pairs) / sum(b.numel() for _, _, b in pairs))**0.5
+    for name, a, b in pairs:
+        assert_close(a, b, dtype, f'grad of {name}', scale=rms)
+
+
+def scopevit(arch):
+    # LayerScale 1 instead of 1e-6, so the attention branches really shape the outputs.
+    torch.manual_seed(0)
+    return ScopeViT(arch=arch, out_indices=(0, 1, 2, 3), layer_scale_init_value=1.).eval()
+
+
+def scalablevit(arch):
+    torch.manual_seed(0)
+    return ScalableViT(arch=arch, out_indices=(0, 1, 2, 3)).eval()
+
+
+# Stage maps are ceil(H / 4) .. ceil(H / 32). ScopeViT pads GSDA to multiples of its
+# 8x8 grid: 256x256 gives 64, 32, 16, 8 (no padding); 72x100 gives 18x25, 9x13, ...
+# (padding everywhere). ScalableViT pads IWSA to multiples of the 7x7 window and SSA to
+# multiples of sr_ratio (8, 4, 2): 224x224 gives 56, 28, 14, 7 (no padding), 72x100 pads.
+NO_PAD = {'scopevit': (256, 256), 'scalablevit': (224, 224)}
+PAD = (72, 100)
+VARIANTS = [('scopevit', 'xt'), ('scopevit', 't'), ('scopevit', 's'), ('scalablevit', 's'),
+            ('scalablevit', 'b'), ('scalablevit', 'l')]
+BUILD = {'scopevit': scopevit, 'scalablevit': scalablevit}
+
+
+@pytest.mark.parametrize('family,arch', VARIANTS, ids=[f'{f}-{a}' for f, a in VARIANTS])
+def test_backbone_modes_agree(family, arch):
+    """fp32 and bf16, padded and unpadded inputs: outputs and all gradients agree."""
+    model = BUILD[family](arch)
+    compare_modes(model, PAD, 'fp32')
+    compare_modes(model, NO_PAD[family], 'fp32')
+    compare_modes(model, PAD, 'bf16')
+    compare_modes(model, NO_PAD[family], 'bf16')
+
+
+def test_scopevit_fused_gsda_backward_with_frozen_bias():
+    """With a frozen relative-position MLP the GSDA bias needs no gradient, so training
+    runs the fused kernel's backward on the grouped (5-D) inputs; it must still agree."""
+    model = scopevit('xt')
+    for name, p in model.named_parameters():
+        if '.rel_pos.' in name:
+            p.requires_grad_(False)
+    compare_modes(model, PAD, 'fp32')
+    compare_modes(model, NO_PAD['scopevit'], 'fp32')
+
+
+def _key_mask_bias(shape, keys):
+    """A float bias with -inf on the last third of the keys (every row keeps real keys)."""
+    bias = torch.randn(shape)
+    bias[..., 2 * keys // 3:] = float('-inf')
+    return bias
+
+
+KERNEL_CASES = {
+    '4d': ((2, 3, 20, 8), (2, 3, 12, 8), (2, 3, 12, 8), None),
+    '4d-bool-mask': ((4, 2, 16, 8), (4, 2, 16, 8), (4, 2, 16, 8), 'bool'),
+    '5d-head-bias': ((2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (3, 16, 16)),
+    '5d-group-bias-inf': ((2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (2, 5, 3, 16, 8),
+                          (5, 3, 16, 16)),
+    '5d-no-bias': ((2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (2, 5, 3, 16, 8), None),
+    '3d': ((6, 20, 8), (6, 12, 8), (6, 12, 8), (20, 12)),
+    'qk-wider-than-v': ((2, 2, 40, 10), (2, 2, 9, 10), (2, 2, 9, 8), None),
+    'qk-narrower-than-v': ((2, 4, 40, 2), (2, 4, 9, 2), (2, 4, 9, 8), None),
+}
+
+
+KERNEL_PARAMS = [(case, grad) for case, spec in KERNEL_CASES.items()
+                 for grad in ([False, True] if isinstance(spec[3], tuple) else [False])]
+
+
+@pytest.mark.parametrize('dtype', ['fp32', 'bf16'])
+@pytest.mark.parametrize('case,bias_grad', KERNEL_PARAMS,
+                         ids=[c + ('-bias-grad' if g else '') for c, g in KERNEL_PARAMS])
+def test_kernel_modes_agree(case, bias_grad, dtype):
+    q_shape, k_shape, v_shape, bias_spec = KERNEL_CASES[case]
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(s) for s in (q_shape, k_shape, v_shape))
+    bias = None
+    if bias_spec == 'bool':
+        bias = torch.rand(q_shape[0], 1, 1, k_shape[-2]) > 0.4
+        bias[..., 0] = True
+    elif bias_spec is not None:
+        bias = (_key_mask_bias(bias_spec, k_shape[-2]) if 'inf' in case else
+                torch.randn(bias_spec))
+    results = {}
+    for impl in ('fused', 'reference'):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        b = bias
+        if bias is not None and bias.dtype != torch.bool:
+            b = bias.clone().requires_grad_(bias_grad)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'bf16'):
+            qq, kk, vv = leaves
+            bb = b
+            if dtype == 'bf16':
+                qq, kk, vv = (t.bfloat16() for t in leaves)
+                bb = b.bfloat16() if b is not None and b.dtype != torch.bool else b
+            out = scaled_dot_attention(qq, kk, vv, bias=bb, scale=0.3, impl=impl)
+        weight = torch.linspace(-1, 1, out.numel()).view_as(out)
+        (out.float() * weight).sum().backward()
+        grads = [t.grad for t in leaves]
+        if bias_grad:
+            grads.append(b.grad)
+        results[impl] = (out, grads)
+    out_f, grads_f = results['fused']
+    out_r, grads_r = results['reference']
+    assert out_f.shape == q_shape[:-1] + v_shape[-1:]
+    assert_close(out_f.float(), out_r.float(), dtype, 'output')
+    for name, a, b in zip('qkvb', grads_f, grads_r):
+        assert_close(a, b, dtype, f'grad of {name}')
+
+
+def _attention_kernels(model, size):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with torch.no_grad(), attention_impl('fused'):
+            model(torch.randn(1, 3, *size))
+    return {e.key for e in prof.key_averages() if 'scaled_dot_product' in e.key}
+
+
+@pytest.mark.parametrize('family,arch', [('scopevit', 'xt'), ('scalablevit', 's'),
+                                         ('scalablevit', 'l')])
+def test_fused_reaches_cpu_flash_kernel(family, arch):
+    """Every attention of the default path runs SDPA's CPU flash kernel, never its math
+    fallback (slower than the reference code and holding the whole attention matrix):
+    ScopeViT's 5-D GSDA groups and ScalableViT's SSA (q/k wider or narrower than v)."""
+    kernels = _attention_kernels(BUILD[family](arch), PAD)
+    assert 'aten::_scaled_dot_product_flash_attention_for_cpu' in kernels
+    assert 'aten::_scaled_dot_product_attention_math' not in kernels
+
+
+def test_benchmark_cli_writes_json(tmp_path):
+    out = tmp_path / 'bench.json'
+    csv_out = tmp_path / 'bench.csv'
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py'),
+           '--model', 'scopevit-xt', '--sizes', '64', '--batch-sizes', '1', '--modes',
+           'infer', '--warmup', '0', '--repeat', '1', '--threads', '1', '--json', str(out),
+           '--csv', str(csv_out), '--peak-tflops', '1']
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'speed-up' in proc.stdout
+    data = json.loads(out.read_text())
+    for key in ('command', 'date', 'torch', 'cpu_count', 'load_before', 'load_after'):
+        assert key in data['meta'], key
+    rows = data['results']
+    assert [r['attn'] for r in rows] == ['fused', 'reference']
+    for row in rows:
+        assert row['status'] == 'ok', row.get('error')
+        for key in ('model', 'size', 'batch', 'mode', 'images_per_s', 'median_s', 'min_s',
+                    'max_s', 'spread_pct', 'cpu_median_s', 'peak_mem_mb', 'mem_method',
+                    'params_m', 'gflops', 'mfu', 'times_s'):
+            assert key in row, key
+        assert row['size'] == '64x64' and row['mode'] == 'infer'
+        assert len(row['times_s']) == 1
+    pair = data['ratios']['attention']
+    assert len(pair) == 1 and {'speedup', 'memory_ratio', 'fused_images_per_s',
+                               'reference_images_per_s'} <= set(pair[0])
+    assert csv_out.read_text().splitlines()[0].startswith('model,size,batch,mode,attn')
