@@ -31,6 +31,7 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
@@ -42,8 +43,9 @@ __all__ = [
     'polygon_mask', 'render_scene', 'render_single', 'generate_shapes', 'count_images'
 ]
 
-GENERATOR_VERSION = 1
-CLASSES = ('circle', 'square', 'triangle', 'star')
+GENERATOR_VERSION = 2
+# Alphabetical: mmpretrain's folder layout numbers the classes by sorted folder name.
+CLASSES = ('circle', 'square', 'star', 'triangle')
 SEG_CLASSES = ('background', ) + CLASSES
 SEG_IGNORE_VALUE = 0  # PNG value of unlabelled pixels (ADE20K convention, unused here)
 SEG_BACKGROUND_VALUE = 1  # PNG value of background; class k is written as 2 + k
@@ -165,8 +167,8 @@ def render_single(seed: int, split: str, index: int, size: int = 64) -> Tuple[np
     rng = _rng(seed, 'cls', split, index)
     label = index % len(CLASSES)
     img = _background(size, size, rng)
-    radius = rng.uniform(0.2, 0.42) * size
-    margin = radius + 1
+    radius = rng.uniform(0.18, 0.34) * size
+    margin = radius + 2
     cx, cy = rng.uniform(margin, size - margin, 2)
     poly = _shape_polygon(CLASSES[label], cx, cy, radius, rng.uniform(0, 2 * math.pi), rng)
     _paint(img, poly, img.reshape(-1, 3).mean(0), rng)
@@ -215,9 +217,12 @@ def _save_jpg(path: str, img: np.ndarray) -> None:
     Image.fromarray(img).save(path, format='JPEG', quality=JPEG_QUALITY)
 
 
-def count_images(num_train: int, num_val: int) -> int:
+def count_images(num_train: int, num_val: int, cls_train: Optional[int] = None,
+                 cls_val: Optional[int] = None) -> int:
     """Number of images :func:`generate_shapes` renders (classification + scenes)."""
-    return 2 * (num_train + num_val)
+    cls_train = num_train if cls_train is None else cls_train
+    cls_val = num_val if cls_val is None else cls_val
+    return num_train + num_val + cls_train + cls_val
 
 
 def _coco_skeleton(split: str) -> dict:
@@ -236,20 +241,31 @@ def generate_shapes(out: str,
                     size: int = 128,
                     cls_size: int = 64,
                     seed: int = 0,
+                    cls_train: Optional[int] = None,
+                    cls_val: Optional[int] = None,
                     progress: Optional[Callable[[], None]] = None) -> Dict:
     """Write the dataset under ``out`` (see the module doc) and return its ``meta`` dict.
 
-    ``num_train`` / ``num_val`` are per part: that many classification images *and* that
-    many scenes. ``progress`` is called once per rendered image.
+    ``num_train`` / ``num_val`` scenes (det + seg) and ``cls_train`` / ``cls_val``
+    classification images (default: as many as scenes). ``progress`` is called once per
+    rendered image.
     """
-    assert num_train > 0 and num_val > 0 and size >= 64 and cls_size >= 32
+    cls_train = num_train if cls_train is None else cls_train
+    cls_val = num_val if cls_val is None else cls_val
+    assert min(num_train, num_val, cls_train, cls_val) > 0 and size >= 64 and cls_size >= 32
     tick = progress or (lambda: None)
+    for part in ('cls', 'det', 'seg', 'meta.json'):  # no stale files of an earlier run
+        path = osp.join(out, part)
+        if osp.isdir(path):
+            shutil.rmtree(path)
+        elif osp.exists(path):
+            os.remove(path)
     stats = dict(scene_objects={}, seg_pixel_counts={})
-    for split, n in (('train', num_train), ('val', num_val)):
+    for split, n, n_cls in (('train', num_train, cls_train), ('val', num_val, cls_val)):
         # classification: ImageNet folder layout
         for name in CLASSES:
             os.makedirs(osp.join(out, 'cls', split, name), exist_ok=True)
-        for i in range(n):
+        for i in range(n_cls):
             img, label = render_single(seed, split, i, cls_size)
             _save_jpg(osp.join(out, 'cls', split, CLASSES[label], f'{i:06d}.jpg'), img)
             tick()
@@ -294,6 +310,7 @@ def generate_shapes(out: str,
     meta = dict(
         generator_version=GENERATOR_VERSION,
         seed=seed, num_train=num_train, num_val=num_val, size=size, cls_size=cls_size,
+        cls_train=cls_train, cls_val=cls_val,
         classes=list(CLASSES), seg_classes=list(SEG_CLASSES),
         seg_png_values=dict(ignore=SEG_IGNORE_VALUE, background=SEG_BACKGROUND_VALUE,
                             **{c: SEG_BACKGROUND_VALUE + 1 + k for k, c in enumerate(CLASSES)}),

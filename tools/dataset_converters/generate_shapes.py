@@ -1,7 +1,8 @@
 """Write the seeded synthetic "shapes" dataset used by the mmscope demo.
 
     python tools/dataset_converters/generate_shapes.py --out data/shapes \
-        [--train 400 --val 100 --size 128 --cls-size 64 --seed 0]
+        [--train 400 --val 100 --size 128 --cls-train 2000 --cls-val 400 --cls-size 64
+         --seed 0]
 
 One run writes the same scenes in the three layouts the configs read: ImageNet class
 folders (``cls/``), COCO instances with polygon masks (``det/``) and ADE20K images +
@@ -24,10 +25,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--out', default='data/shapes', help='output folder (default data/shapes)')
     p.add_argument('--train', type=int, default=400,
-                   help='training images per part (classification and scenes)')
-    p.add_argument('--val', type=int, default=100, help='validation images per part')
-    p.add_argument('--size', type=int, default=128, help='scene size (det/seg), pixels')
-    p.add_argument('--cls-size', type=int, default=64, help='classification image size')
+                   help='training scenes (det + seg), default 400')
+    p.add_argument('--val', type=int, default=100, help='validation scenes, default 100')
+    p.add_argument('--size', type=int, default=128, help='scene size in pixels, default 128')
+    p.add_argument('--cls-train', type=int, default=2000,
+                   help='training classification images, default 2000')
+    p.add_argument('--cls-val', type=int, default=400,
+                   help='validation classification images, default 400')
+    p.add_argument('--cls-size', type=int, default=64,
+                   help='classification image size, default 64')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--force', action='store_true',
                    help='regenerate even if OUT/meta.json says it is up to date')
@@ -42,7 +48,8 @@ def is_up_to_date(out, args):
     except (OSError, ValueError):
         return False
     want = dict(generator_version=GENERATOR_VERSION, seed=args.seed, num_train=args.train,
-                num_val=args.val, size=args.size, cls_size=args.cls_size)
+                num_val=args.val, size=args.size, cls_size=args.cls_size,
+                cls_train=args.cls_train, cls_val=args.cls_val)
     return all(meta.get(k) == v for k, v in want.items())
 
 
@@ -52,12 +59,12 @@ def main(argv=None):
         print(f'[shapes] {args.out} is up to date (seed {args.seed}); --force to rewrite')
         return 0
     from mmengine.utils import ProgressBar
-    total = count_images(args.train, args.val)
+    total = count_images(args.train, args.val, args.cls_train, args.cls_val)
     print(f'[shapes] writing {total} images to {args.out} (seed {args.seed})')
     t0 = time.time()
     bar = ProgressBar(total)
     meta = generate_shapes(args.out, args.train, args.val, args.size, args.cls_size,
-                           args.seed, progress=bar.update)
+                           args.seed, args.cls_train, args.cls_val, progress=bar.update)
     sys.stdout.write('\n')
     objs = meta['stats']['scene_objects']
     print(f'[shapes] done in {time.time() - t0:.1f}s: classes {meta["classes"]}, '
