@@ -199,3 +199,141 @@ def test_generate_cli(tmp_path):
     assert 'up to date' in second.stdout
 
 
+# ------------------------------------------------------------------------ end to end
+QUICK_CLS = 'configs/demo/quick/scopevit-xt_shapes-cls_quick.py'
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _scalars(work_dir):
+    """Training records of every run (timestamp folder) in ``work_dir``, in run order."""
+    runs = []
+    for path in sorted(glob.glob(osp.join(work_dir, '2*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            runs.append([r for r in map(json.loads, filter(str.strip, f)) if 'loss' in r])
+    return runs
+
+
+@pytest.fixture(scope='module')
+def quick_demo(tmp_path_factory):
+    """``tools/demo.py --quick``: all three tasks on the small data set, in a temp dir."""
+    root = tmp_path_factory.mktemp('demo')
+    dirs = dict(data=str(root / 'data'), work=str(root / 'work'), out=str(root / 'results'))
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--quick',
+           '--data-root', dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out']]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    dirs.update(proc=proc)
+    return dirs
+
+
+@pytest.mark.slow
+def test_quick_demo_learns(quick_demo):
+    proc = quick_demo['proc']
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    with open(osp.join(quick_demo['out'], 'metrics.json')) as f:
+        summary = json.load(f)
+    assert summary['passed'] and not summary['failures']
+    res = summary['results']
+    assert set(res) == {'cls', 'det', 'seg'}
+    # above chance / baselines, not only above the demo's own thresholds
+    assert res['cls']['metrics']['accuracy/top1'] > summary['baselines']['accuracy/top1'] + 5
+    assert res['det']['metrics']['coco/bbox_mAP'] > 0
+    assert res['det']['metrics']['coco/segm_mAP'] > 0
+    assert res['seg']['metrics']['mIoU'] > summary['baselines']['mIoU'] + 2
+    # the training loss falls
+    for task in ('cls', 'det', 'seg'):
+        losses = [r['loss'] for run in _scalars(osp.join(quick_demo['work'], task))
+                  for r in run]
+        assert len(losses) >= 6, task
+        assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3]), (task, losses)
+    # pictures: loss curves, predictions per task, image_demo outputs; the table printed
+    for name in ('loss_curves.png', 'cls_predictions.png', 'det_predictions.png',
+                 'seg_predictions.png'):
+        assert osp.getsize(osp.join(quick_demo['out'], name)) > 1000, name
+    for task in ('cls', 'det', 'seg'):
+        assert os.listdir(osp.join(quick_demo['out'], 'image_demo', task)), task
+    assert 'PASS' in proc.stdout and quick_demo['out'] in proc.stdout
+
+
+@pytest.mark.slow
+def test_dist_train_two_processes(quick_demo, tmp_path):
+    """tools/dist_train.sh CONFIG 2: DDP with 2 CPU processes (gloo); tools/test.py reads
+    the checkpoint."""
+    work = str(tmp_path / 'dist')
+    env = dict(os.environ, MMSCOPE_SHAPES_ROOT=quick_demo['data'], PYTHON=sys.executable,
+               PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), QUICK_CLS, '2', '--work-dir', work,
+         '--cfg-options', 'train_cfg.max_epochs=1'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    (run, ) = _scalars(work)
+    assert run and all(np.isfinite(r['loss']) for r in run)
+    with open(osp.join(quick_demo['data'], 'meta.json')) as f:
+        n_train = json.load(f)['cls_train']
+    # 2 processes x 32 images per iteration: half the iterations of one process
+    ckpt = osp.join(work, 'epoch_1.pth')
+    from mmscope.utils.checkpoint import safe_load
+    meta = safe_load(ckpt, map_location='cpu')['meta']
+    assert (meta['epoch'], meta['iter']) == (1, -(-n_train // 64))
+    test = subprocess.run(
+        [sys.executable, 'tools/test.py', QUICK_CLS, ckpt, '--work-dir', work + '/test'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    assert 'accuracy/top1' in test.stdout
+
+
+@pytest.mark.slow
+def test_kill_and_resume(quick_demo, tmp_path):
+    """Kill a training run after its first checkpoint; --resume finishes it with the same
+    iterations and learning rates as the uninterrupted demo run, and keeps what the first
+    run wrote."""
+    work = str(tmp_path / 'resume')
+    env = dict(os.environ, MMSCOPE_SHAPES_ROOT=quick_demo['data'])
+    cmd = [sys.executable, 'tools/train.py', QUICK_CLS, '--work-dir', work]
+    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = osp.join(work, 'last_checkpoint')
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None:
+        if osp.isfile(marker) and open(marker).read().strip().endswith('epoch_1.pth'):
+            break
+        time.sleep(0.1)
+    assert first.poll() is None, 'the run ended before it could be interrupted'
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    before = {p: osp.getsize(p) for p in glob.glob(osp.join(work, '**', '*'), recursive=True)
+              if osp.isfile(p)}
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    assert not osp.exists(osp.join(work, 'epoch_4.pth'))
+
+    second = subprocess.run(cmd + ['--resume'], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert 'resumed epoch: 1' in second.stdout + second.stderr
+    # nothing written before the interruption is lost or rewritten, except what points at
+    # the latest state by design: last_checkpoint, the best-so-far checkpoint (save_best),
+    # and the config dump in the work dir root (each run keeps its own copy in
+    # <timestamp>/vis_data/config.py)
+    pointers = {'last_checkpoint', osp.basename(QUICK_CLS)}
+    for path, size in before.items():
+        name = osp.basename(path)
+        if name in pointers or (name.startswith('best_') and osp.dirname(path) == work):
+            continue
+        assert osp.isfile(path) and osp.getsize(path) >= size, path
+    first_run = sorted(glob.glob(osp.join(work, '2*')))[0]
+    assert osp.isfile(osp.join(first_run, 'vis_data', 'config.py'))
+    assert osp.isfile(osp.join(work, 'epoch_4.pth'))
+    # the same schedule: iterations and learning rates of the uninterrupted demo run
+    killed, resumed = _scalars(work)
+    (reference, ) = _scalars(osp.join(quick_demo['work'], 'cls'))
+    ref = {r['iter']: r['lr'] for r in reference}
+    assert killed and resumed[0]['epoch'] == 2  # continues after the saved epoch 1
+    assert resumed[-1]['iter'] == reference[-1]['iter']
+    for r in killed + resumed:
+        assert r['lr'] == pytest.approx(ref[r['iter']], rel=1e-6), r['iter']

@@ -1,5 +1,5 @@
 # Demo: ScopeViT-XT image classifier on the synthetic "shapes" set (4 classes, 64x64),
-# trained from scratch on CPU in about two minutes. Inherits the real ImageNet config:
+# trained from scratch on CPU in about four minutes. Inherits the real ImageNet config:
 # same model (backbone, neck, head, loss), optimizer and schedule types; only the data,
 # the input size and the length of the schedule change.
 #   python tools/dataset_converters/generate_shapes.py --out data/shapes
@@ -10,7 +10,7 @@ _base_ = ['../scopevit/scopevit-xt_8xb128_in1k.py']
 data_root = '{{$MMSCOPE_SHAPES_ROOT:data/shapes}}/cls'
 classes = ('circle', 'square', 'star', 'triangle')
 img_size = 64
-max_epochs = 6
+max_epochs = 10
 warmup_epochs = 1
 batch_size = 32
 
@@ -53,7 +53,7 @@ val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
 # ----------------------------------------------------------------------------- schedule
-# the same AdamW + linear warm-up + cosine, over 6 short epochs (63 iterations each)
+# the same AdamW + linear warm-up + cosine, over 10 short epochs (63 iterations each)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=warmup_epochs,

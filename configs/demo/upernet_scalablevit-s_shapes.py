@@ -1,5 +1,8 @@
 # Demo: UperNet with a ScalableViT-S backbone on the synthetic "shapes" scenes (ADE20K
-# layout, 4 shape classes + background, 128x128), trained from scratch on CPU.
+# layout, 4 shape classes + background, 128x128), trained from scratch on CPU in about
+# five minutes. In that time it learns to separate the shapes from the background and to
+# segment circles (mIoU ~24% against 17% for background everywhere); telling the other
+# shapes apart takes the ImageNet-pretrained backbone of the real recipe, or much longer.
 # Inherits the real ADE20K config: same backbone, UperNet decode head, auxiliary FCN head,
 # losses and optimizer type; only the data, the input size and the schedule length change.
 #   python tools/dataset_converters/generate_shapes.py --out data/shapes
@@ -15,9 +18,9 @@ _base_ = ['../scalablevit/upernet_scalablevit-s_8xb2-160k_ade20k-512x512.py']
 data_root = '{{$MMSCOPE_SHAPES_ROOT:data/shapes}}/seg'
 classes = ('background', 'circle', 'square', 'star', 'triangle')
 palette = [(0, 0, 0), (220, 20, 60), (0, 130, 230), (250, 170, 30), (0, 170, 80)]
-img_scale = (128, 128)
+img_scale = (64, 64)
 crop_size = (64, 64)
-max_iters = 200
+max_iters = 300
 warmup_iters = 20
 batch_size = 4
 
@@ -39,12 +42,15 @@ dataset = dict(
     img_suffix='.jpg',
     seg_map_suffix='.png',
     reduce_zero_label=True)
-# the real pipeline at 1/4 scale: random resize, 64x64 crops (512 on ADE20K) that are not
-# mostly one class, flip; testing on the whole 128x128 image
+# the real pipeline (random resize, crops that are not mostly one class, flip), on the
+# scenes read at half size (64x64): what tells the classes apart is the whole outline of
+# a shape, which 64-pixel crops of the 128-pixel scenes cut apart, while full 128-pixel
+# crops would take four times as long. Testing on the whole image at the same scale; the
+# predictions are scored at the annotations' full 128x128 resolution.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=img_scale, ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomResize', scale=img_scale, ratio_range=(0.75, 1.25), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
@@ -77,7 +83,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # ----------------------------------------------------------------------------- schedule
-# the same AdamW with linear warm-up and poly decay, over 200 iterations
+# the same AdamW with linear warm-up and poly decay, over 300 iterations
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),

@@ -68,14 +68,47 @@ def trigger_visualization(cfg: Config, show: bool, show_dir: Optional[str],
     return cfg
 
 
+def init_cpu_distributed(cfg: Config) -> bool:
+    """Start the process group with gloo when launched by torchrun without CUDA.
+
+    mmengine 0.10.7 calls ``torch.cuda.set_device`` whatever the backend, which fails on
+    a machine without a GPU driver, and wraps the model in DDP with
+    ``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU module. It skips its own
+    set-up when a process group exists and lets ``model_wrapper_cfg`` override the device
+    ids, so CPU data-parallel runs (``tools/dist_train.sh CONFIG 2`` on a laptop or in CI)
+    start the group here, with the gloo backend, and wrap with ``device_ids=None``.
+    Returns whether it did.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() \
+            or not dist.is_available() or dist.is_initialized():
+        return False
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    kwargs = {}
+    if dist_cfg.get('timeout') is not None:
+        import datetime
+        kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+    dist.init_process_group(backend='gloo', **kwargs)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+    return True
+
+
 def build_runner(cfg: Config):
     """``Runner.from_cfg`` or the config's ``runner_type``."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    init_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
 
 
 __all__ = ['LIBRARIES', 'library_of', 'load_config', 'apply_common_args',
-           'trigger_visualization', 'build_runner']
+           'trigger_visualization', 'init_cpu_distributed', 'build_runner']
