@@ -244,3 +244,17 @@ def test_benchmark_cli_writes_json(tmp_path):
     assert len(pair) == 1 and {'speedup', 'memory_ratio', 'fused_images_per_s',
                                'reference_images_per_s'} <= set(pair[0])
     assert csv_out.read_text().splitlines()[0].startswith('model,size,batch,mode,attn')
+    # the markdown tables of docs/benchmarks.md are made from this JSON
+    tables = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_tables.py'),
+         'attention', str(out)], capture_output=True, text=True, timeout=120)
+    assert tables.returncode == 0, tables.stderr
+    row = [line for line in tables.stdout.splitlines() if line.startswith('| scopevit-xt')]
+    assert len(row) == 1
+    cells = [c.strip() for c in row[0].strip('|').split('|')]
+    ratio = pair[0]['reference_peak_mb'] / pair[0]['fused_peak_mb']
+    assert cells[:4] == ['scopevit-xt', '64x64', '1', 'infer']
+    assert cells[-1] == f'{ratio:.1f}x'
+    speedup = pair[0].get('paired_speedup') or pair[0]['speedup']
+    assert cells[6] == f'**{speedup:.2f}x**'
+    assert '--json' in tables.stdout  # the command that produced the numbers

@@ -1,0 +1,122 @@
+"""Markdown tables from the JSON files of ``benchmark.py`` (as in docs/benchmarks.md).
+
+    python tools/analysis_tools/benchmark_tables.py attention RESULT.json [...]
+    python tools/analysis_tools/benchmark_tables.py with_cp RESULT.json [...]
+    python tools/analysis_tools/benchmark_tables.py compare RESULT.json [...]
+
+* ``attention``: the default (fused) and reference attention of mmscope backbones side by
+  side: images/s, the paired speed-up, peak memory of the step and its ratio;
+* ``with_cp``: training steps without and with gradient checkpointing;
+* ``compare``: every model's params, FLOPs, images/s and peak memory per mode.
+"""
+import argparse
+import json
+import sys
+
+
+def load(paths):
+    results, paired, ratios, metas = [], [], [], []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        metas.append(data['meta'])
+        results += [r for r in data['results'] if r.get('status') == 'ok']
+        paired += data.get('paired', [])
+        ratios += data.get('ratios', {}).get('attention', [])
+    return metas, results, paired, ratios
+
+
+def table(header, rows):
+    out = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
+    out += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(out)
+
+
+def f1(x, digits=1):
+    return '-' if x is None else f'{x:.{digits}f}'
+
+
+def attention_table(ratios):
+    header = ['model', 'size', 'batch', 'step', 'fused img/s', 'reference img/s',
+              'speed-up (paired)', 'fused peak MB', 'reference peak MB', 'memory ratio']
+    rows = []
+    for r in ratios:
+        digits = 2 if r['fused_images_per_s'] < 1 else 1
+        rows.append((r['model'], r['size'], r['batch'], r['mode'],
+                     f1(r['fused_images_per_s'], digits),
+                     f1(r['reference_images_per_s'], digits),
+                     f"**{f1(r.get('paired_speedup') or r['speedup'], 2)}x**",
+                     f1(r['fused_peak_mb'], 0), f1(r['reference_peak_mb'], 0),
+                     f"{f1(r['memory_ratio'], 1)}x"))
+    return table(header, rows)
+
+
+def with_cp_table(results):
+    header = ['model', 'size', 'batch', 'peak MB, with_cp off', 'peak MB, with_cp on',
+              'memory factor', 's/step off', 's/step on', 'time factor']
+    by_key = {}
+    for r in results:
+        if r['mode'] != 'train':
+            continue
+        by_key.setdefault((r['model'], r['size'], r['batch'], r['attn']), {})[
+            bool(r['with_cp'])] = r
+    rows = []
+    for (model, size, batch, _), pair in by_key.items():
+        if set(pair) != {False, True}:
+            continue
+        off, on = pair[False], pair[True]
+        rows.append((model, size, batch, f1(off['peak_mem_mb'], 0), f1(on['peak_mem_mb'], 0),
+                     f"**{off['peak_mem_mb'] / on['peak_mem_mb']:.2f}x** lower",
+                     f1(off['median_s'], 2), f1(on['median_s'], 2),
+                     f"{on['median_s'] / off['median_s']:.2f}x"))
+    return table(header, rows)
+
+
+def compare_table(results):
+    modes = sorted({r['mode'] for r in results}, key=['infer', 'train'].index)
+    header = ['model', 'params (M)', 'GFLOPs']
+    for m in modes:
+        header += [f'{m} img/s', f'{m} peak MB']
+    rows, order = {}, []
+    for r in results:
+        if r['attn'] not in ('fused', None, 'n/a') and r.get('mmscope'):
+            continue
+        key = (r['model'], r['size'], r['batch'])
+        if key not in rows:
+            rows[key] = {'params': r.get('params_m'), 'gflops': r.get('gflops')}
+            order.append(key)
+        rows[key][r['mode']] = r
+    out = []
+    for key in order:
+        row = rows[key]
+        cells = [key[0], f1(row['params'], 1), f1(row['gflops'], 2)]
+        for m in modes:
+            r = row.get(m)
+            cells += [f1(r['images_per_s'], 1) if r else '-',
+                      f1(r['peak_mem_mb'], 0) if r else '-']
+        out.append(cells)
+    return table(header, out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('kind', choices=['attention', 'with_cp', 'compare'])
+    p.add_argument('json', nargs='+', help='files written by benchmark.py --json')
+    args = p.parse_args(argv)
+    metas, results, paired, ratios = load(args.json)
+    if not results:
+        sys.exit(f'no successful cases in {", ".join(args.json)}')
+    if args.kind == 'attention':
+        print(attention_table(ratios))
+    elif args.kind == 'with_cp':
+        print(with_cp_table(results))
+    else:
+        print(compare_table(results))
+    for meta in metas:
+        print(f"\n<sub>`{meta['command']}` ({meta['date'][:16].replace('T', ' ')} UTC, "
+              f"load {meta['load_before'][0]:.1f} -> {meta['load_after'][0]:.1f}, "
+              f"{meta.get('elapsed_s', 0) / 60:.0f} min)</sub>")
+
+
+if __name__ == '__main__':
+    main()
