@@ -258,3 +258,33 @@ def test_benchmark_cli_writes_json(tmp_path):
     speedup = pair[0].get('paired_speedup') or pair[0]['speedup']
     assert cells[6] == f'**{speedup:.2f}x**'
     assert '--json' in tables.stdout  # the command that produced the numbers
+
+
+@pytest.mark.parametrize('num_keys,grad,expect_flash', [
+    (49, True, False),   # training, few keys, q/k wider than v: plain matmuls are faster
+    (49, False, True),   # inference: the flash kernel is faster at every size
+    (144, True, True),   # training with enough keys: flash kernel
+])
+def test_cpu_dispatch_for_mixed_head_sizes(num_keys, grad, expect_flash):
+    """The default path picks the faster CPU implementation for ScalableViT's SSA shapes
+    (q/k head 64, v head 32), and both give the reference result and gradients."""
+    from mmscope.models.layers.attention import (CPU_MIXED_HEAD_MIN_KEYS,
+                                                 scaled_dot_attention)
+    assert 49 < CPU_MIXED_HEAD_MIN_KEYS <= 144
+    torch.manual_seed(0)
+    q = torch.randn(2, 3, 4 * num_keys, 64, requires_grad=grad)
+    k = torch.randn(2, 3, num_keys, 64, requires_grad=grad)
+    v = torch.randn(2, 3, num_keys, 32, requires_grad=grad)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with torch.set_grad_enabled(grad):
+            out = scaled_dot_attention(q, k, v, impl='fused')
+    kernels = {e.key for e in prof.key_averages() if 'scaled_dot_product' in e.key}
+    assert ('aten::_scaled_dot_product_flash_attention_for_cpu' in kernels) == expect_flash
+    assert 'aten::_scaled_dot_product_attention_math' not in kernels
+    ref = scaled_dot_attention(q, k, v, impl='reference')
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    if grad:
+        g_out = torch.autograd.grad(out.sum(), (q, k, v))
+        g_ref = torch.autograd.grad(ref.sum(), (q, k, v))
+        for a, b in zip(g_out, g_ref):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
