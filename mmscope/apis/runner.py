@@ -95,7 +95,9 @@ def init_cpu_distributed(cfg: Config) -> bool:
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper.setdefault('device_ids', None)
+    # only DDP-style wrappers take device ids (mmengine adds [LOCAL_RANK] for them)
+    if 'DistributedDataParallel' in str(wrapper.get('type', 'MMDistributedDataParallel')):
+        wrapper.setdefault('device_ids', None)
     cfg.model_wrapper_cfg = wrapper
     return True
 
