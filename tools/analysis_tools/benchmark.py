@@ -126,6 +126,18 @@ def parse_model(spec: str) -> Dict:
         if not osp.isfile(spec):
             raise ValueError(f'config file not found: {spec}')
         return dict(name=osp.splitext(osp.basename(spec))[0], config=spec)
+    if spec.lower().startswith('official:'):
+        _, _, rest = spec.partition(':')
+        head, _, extra = rest.partition(':')
+        family, _, arch = head.lower().partition('-')
+        from mmscope.converters.official_code import official_arch
+        try:
+            arch = official_arch(family, arch)
+        except ValueError as e:
+            raise ValueError(f'cannot read model {spec!r}: {e} (official:FAMILY-ARCH, '
+                             'e.g. official:scopevit-t, official:scalablevit-s)') from None
+        return dict(name=spec, library='official',
+                    cfg=dict(family=family, arch=arch, **_kwargs(extra)))
     head, _, extra = spec.partition(':')
     family, _, arch = head.lower().partition('-')
     if family in OURS and arch and not head.lower().startswith(LIBRARIES):
@@ -144,7 +156,7 @@ def parse_model(spec: str) -> Dict:
         raise ValueError(
             f'cannot read model {spec!r}: use an mmscope arch (e.g. scopevit-t, '
             f'scalablevit-s), LIB:Type[:arch][:k=v,...] with LIB in {LIBRARIES}, '
-            'pvtv2-b0..b3 or a config .py file')
+            'pvtv2-b0..b3, official:FAMILY-ARCH (the released code) or a config .py file')
     cfg = dict(type=parts[1])
     if len(parts) > 2 and parts[2]:
         arch = _literal(parts[2])
@@ -274,28 +286,77 @@ def _loss(outputs):
     return sum(o.float().mean() for o in outputs if isinstance(o, torch.Tensor))
 
 
-def run_case(case: Dict) -> Dict:
-    """Measure one case in this process (call it in a fresh process)."""
-    import contextlib
-    import gc
+def twin_of(library: str, cfg: Dict) -> Optional[str]:
+    """``'family-arch'`` (released arch name) of an mmscope arch or a released model, the
+    key that pairs the two in ``--vs-official`` tables; None for anything else."""
+    from mmscope.converters.official_code import OFFICIAL_SOURCES, official_arch
+    if library == 'official':
+        family, arch = cfg['family'], cfg['arch']
+    elif is_mmscope(library, cfg) and isinstance(cfg.get('arch', 'x'), str):
+        family = str(cfg.get('type', '')).rpartition('.')[2].lower()
+        arch = cfg.get('arch')
+        if family not in OFFICIAL_SOURCES or arch is None:
+            return None
+    else:
+        return None
+    try:
+        return f'{family}-{official_arch(family, arch)}'
+    except ValueError:
+        return None
 
-    import torch
-    torch.manual_seed(0)
-    if case.get('threads'):
-        torch.set_num_threads(case['threads'])
-    device = torch.device(case['device'])
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError('--device cuda but torch.cuda.is_available() is False')
-    library, cfg = resolve_backbone(case['spec'])
-    ours = is_mmscope(library, cfg)
-    paired = case['attn'] == 'paired'
-    if ours and case['attn'] not in ('-', 'paired'):
-        from mmscope.models.layers import set_attention_impl
-        set_attention_impl(case['attn'])
-        cfg['attn_impl'] = case['attn']
-    elif paired:
-        cfg['attn_impl'] = None  # follow the process default, switched per step below
+
+def build_official(cfg: Dict, out_indices: Optional[Sequence[int]], extra: Dict,
+                   folder: Optional[str], deps: Optional[str]):
+    """The released model as a backbone: its ``forward_features`` with the head dropped.
+
+    The released ScalableViT returns its final LayerNorm's tokens mean-pooled, the released
+    ScopeViT its last normalised map, or with ``out_indices`` 0-3 the four normalised stage
+    maps (its own ``fork_feat=True`` mode for dense prediction).
+    """
+    import torch.nn as nn
+    from mmscope.converters.official_code import build_official_model
+    kwargs = {k: v for k, v in cfg.items() if k not in ('family', 'arch')}
+    kwargs.update(extra)
+    family = cfg['family']
+    if out_indices is not None and sorted(out_indices) not in ([3], [-1]):
+        if family == 'scopevit' and sorted(out_indices) == [0, 1, 2, 3]:
+            kwargs['fork_feat'] = True
+        else:
+            raise ValueError(
+                f'the released {family} code outputs the last stage only' +
+                (' or all four stages (out_indices 0 1 2 3)' if family == 'scopevit' else '') +
+                f'; got out_indices {list(out_indices)}')
+    model = build_official_model(family, cfg['arch'], folder, deps, **kwargs)
+    model.head = nn.Identity()  # backbone only, as for every other model
+
+    class ReleasedFeatures(nn.Module):
+
+        def __init__(self, released):
+            super().__init__()
+            self.released = released
+
+        def forward(self, x):
+            return self.released.forward_features(x)
+
+    return ReleasedFeatures(model)
+
+
+def _build_case_model(case: Dict, spec: Dict, attn: str):
+    """``(model, is_mmscope)`` of one benchmarked model, built as the case asks."""
+    library, cfg = resolve_backbone(spec)
     train = case['mode'] == 'train'
+    if library == 'official':
+        if train and case['with_cp']:
+            raise ValueError('the released code has no gradient checkpointing (with_cp)')
+        return build_official(cfg, case.get('out_indices'), case.get('backbone_args') or {},
+                              case.get('official_code'), case.get('official_deps')), False
+    ours = is_mmscope(library, cfg)
+    if ours and attn not in ('-', 'paired'):
+        from mmscope.models.layers import set_attention_impl
+        set_attention_impl(attn)
+        cfg['attn_impl'] = attn
+    elif ours:
+        cfg['attn_impl'] = None  # follow the process default, switched per step
     if train and case['with_cp']:
         cls = _registry(library).get(cfg['type'])
         if cls is not None and 'with_cp' not in inspect.signature(cls.__init__).parameters:
@@ -305,14 +366,18 @@ def run_case(case: Dict) -> Dict:
         cfg['out_indices'] = tuple(case['out_indices'])
     if case.get('backbone_args'):
         cfg.update(case['backbone_args'])
-    model = build_backbone(library, cfg)
-    params = sum(p.numel() for p in model.parameters())
-    flops = None
-    if case.get('flops'):
-        flops = count_flops(model, tuple(case['size']), reference=ours)
-        gc.collect()
+    return build_backbone(library, cfg), ours
+
+
+def _make_step(case: Dict, model, device):
+    """``(model, step, optimizer)``: the model moved to the case's device and format, and
+    one inference or training step of it as a closure."""
+    import contextlib
+
+    import torch
     memory_format = torch.channels_last if case['channels_last'] else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
+    train = case['mode'] == 'train'
     model.train(train)  # some backbones' train() returns None: do not chain
     x = torch.randn(case['batch'], 3, *case['size'], device=device)
     x = x.contiguous(memory_format=memory_format)
@@ -326,10 +391,6 @@ def run_case(case: Dict) -> Dict:
                                       lr=1e-4)
         if case['dtype'] == 'fp16' and device.type == 'cuda':
             scaler = torch.amp.GradScaler('cuda')
-
-    def sync():
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
 
     def step():
         if train:
@@ -346,10 +407,45 @@ def run_case(case: Dict) -> Dict:
         else:
             with torch.no_grad(), autocast:
                 step_model(x)
-        sync()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
 
-    if paired:
-        return _run_paired(case, step, model)
+    return model, step, optimizer
+
+
+def run_case(case: Dict) -> Dict:
+    """Measure one case in this process (call it in a fresh process)."""
+    import gc
+
+    import torch
+    torch.manual_seed(0)
+    if case.get('threads'):
+        torch.set_num_threads(case['threads'])
+    device = torch.device(case['device'])
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError('--device cuda but torch.cuda.is_available() is False')
+    if case['attn'] == 'vs-official':
+        ours = _make_step(case, _build_case_model(case, case['spec'], 'fused')[0], device)
+        released = _make_step(case, _build_case_model(case, case['twin_spec'], '-')[0], device)
+        return _alternate(case, {'mmscope': ours[1], 'official': released[1]}, ours[0])
+    model, ours = _build_case_model(case, case['spec'], case['attn'])
+    params = sum(p.numel() for p in model.parameters())
+    flops = None
+    if case.get('flops'):
+        flops = count_flops(model, tuple(case['size']), reference=ours)
+        gc.collect()
+    model, step, optimizer = _make_step(case, model, device)
+    if case['attn'] == 'paired':
+        from mmscope.models.layers import attention_impl
+
+        def in_mode(impl):
+            def run():
+                with attention_impl(impl):
+                    step()
+            return run
+
+        return _alternate(case, {impl: in_mode(impl) for impl in ('fused', 'reference')},
+                          model)
     step()  # priming: optimizer state, kernel/bias caches, torch.compile
     gc.collect()
     if device.type == 'cuda':
@@ -387,28 +483,27 @@ def run_case(case: Dict) -> Dict:
         optimizer_state_mb=state / 2**20, threads=torch.get_num_threads(), mmscope=ours)
 
 
-def _run_paired(case: Dict, step, model) -> Dict:
-    """Alternate the two attention modes step by step on one model (ABBA order), so both
-    see the same machine load; returns the per-mode times and per-round ratios."""
-    from mmscope.models.layers import attention_impl
-    times = {'fused': [], 'reference': []}
-    cpu = {'fused': [], 'reference': []}
-    for impl in times:  # priming, untimed
-        with attention_impl(impl):
-            for _ in range(1 + case['warmup']):
-                step()
+def _alternate(case: Dict, arms: Dict, model) -> Dict:
+    """Time two steps alternately in one process (ABBA order), so both see the same
+    machine load: the default attention against the reference one (``paired``), or
+    mmscope against the released code (``vs-official``). The speed-up of each round is
+    ``t(second arm) / t(first arm)``."""
+    times = {name: [] for name in arms}
+    cpu = {name: [] for name in arms}
+    for run in arms.values():  # priming, untimed
+        for _ in range(1 + case['warmup']):
+            run()
+    first, second = list(arms)
     for i in range(case['repeat']):
-        order = ('fused', 'reference') if i % 2 == 0 else ('reference', 'fused')
-        for impl in order:
-            with attention_impl(impl):
-                t0, c0 = time.perf_counter(), time.process_time()
-                step()
-                times[impl].append(time.perf_counter() - t0)
-                cpu[impl].append(time.process_time() - c0)
+        for name in ((first, second) if i % 2 == 0 else (second, first)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            arms[name]()
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     return dict(params_m=sum(p.numel() for p in model.parameters()) / 1e6,
                 paired_times_s=times, paired_cpu_times_s=cpu,
-                paired_speedups=[r / f for f, r in zip(times['fused'], times['reference'])],
-                paired_cpu_speedups=[r / f for f, r in zip(cpu['fused'], cpu['reference'])])
+                paired_speedups=[b / a for a, b in zip(times[first], times[second])],
+                paired_cpu_speedups=[b / a for a, b in zip(cpu[first], cpu[second])])
 
 
 # ---------------------------------------------------------------------------------------
@@ -473,6 +568,16 @@ def _spawn(case: Dict, timeout: Optional[float]) -> Dict:
     return dict(status='error', error=f'exit code {proc.returncode}: ' + ' | '.join(tail))
 
 
+def check_official_code(cases: List[Dict]) -> None:
+    """Fail early (OfficialCodeUnavailable) when released models are asked for and their
+    code cannot be imported, instead of one error row per case."""
+    from mmscope.converters.official_code import import_official_module
+    for family in sorted({c['twin'].split('-')[0] for c in cases
+                          if c['library'] == 'official'}):
+        case = next(c for c in cases if c['library'] == 'official')
+        import_official_module(family, case['official_code'], case['official_deps'])
+
+
 def build_cases(args) -> List[Dict]:
     specs = []
     for name in args.model:
@@ -481,39 +586,67 @@ def build_cases(args) -> List[Dict]:
             library, cfg = resolve_backbone(spec)
         else:
             library, cfg = spec['library'], spec['cfg']
-        specs.append((spec, is_mmscope(library, cfg)))
+        specs.append((spec, library, is_mmscope(library, cfg), twin_of(library, cfg)))
+    if args.vs_official:
+        given = {twin for _, library, _, twin in specs if library == 'official'}
+        with_twins = []
+        for item in specs:
+            with_twins.append(item)
+            _, _, ours, twin = item
+            if ours and twin and twin not in given:
+                given.add(twin)
+                with_twins.append((parse_model(f'official:{twin}'), 'official', False, twin))
+        specs = with_twins
+        if not any(library == 'official' for _, library, _, _ in specs):
+            raise ValueError('--vs-official needs at least one mmscope arch model '
+                             '(scopevit-xt|t|s, scalablevit-s|b|l)')
+    official_specs = {twin: spec for spec, library, _, twin in specs if library == 'official'}
     sizes = []
     for s in args.sizes:
         sizes += SIZE_PRESETS.get(s, [s])
     cases = []
-    for spec, ours in specs:
+    for spec, library, ours, twin in specs:
         for size in sizes:
             for batch in args.batch_sizes:
                 for mode in args.modes:
                     cps = [False]
                     if mode == 'train':
                         cps = {'off': [False], 'on': [True], 'both': [False, True]}[args.with_cp]
+                    if library == 'official':
+                        cps = [False]  # the released code has no with_cp
                     for cp in cps:
                         attns = list(args.attn) if ours else ['-']
                         if ours and args.paired and {'fused', 'reference'} <= set(attns):
                             attns.append('paired')
+                        if (ours and args.vs_official and twin in official_specs
+                                and not cp):
+                            attns.append('vs-official')
                         for attn in attns:
                             repeat = args.repeat
-                            if attn == 'paired' and args.paired_repeat:
+                            if attn in ('paired', 'vs-official') and args.paired_repeat:
                                 repeat = args.paired_repeat
                             cases.append(dict(
-                                spec=spec, model=spec['name'], size=list(parse_size(size)),
+                                spec=spec, model=spec['name'], library=library, twin=twin,
+                                size=list(parse_size(size)),
                                 batch=batch, mode=mode, attn=attn, with_cp=cp,
                                 device=args.device, dtype=args.dtype,
                                 channels_last=args.channels_last, compile=args.compile,
                                 threads=args.threads, warmup=args.warmup, repeat=repeat,
                                 out_indices=args.out_indices,
-                                backbone_args=_kwargs(args.backbone_args or '')))
+                                backbone_args=_kwargs(args.backbone_args or ''),
+                                official_code=args.official_code,
+                                official_deps=args.official_deps))
+                            if attn == 'vs-official':
+                                cases[-1]['twin_spec'] = official_specs[twin]
     return cases
 
 
+#: case entries not copied into result rows (specs and paths)
+HIDDEN = ('spec', 'twin_spec', 'backbone_args', 'official_code', 'official_deps')
+
+
 def finish_row(case: Dict, res: Dict, flops_cache: Dict, peak_tflops: Optional[float]) -> Dict:
-    row = {k: v for k, v in case.items() if k not in ('spec', 'backbone_args')}
+    row = {k: v for k, v in case.items() if k not in HIDDEN}
     row['size'] = 'x'.join(map(str, case['size']))
     row.update(status=res.pop('status', 'ok'), error=res.pop('error', None))
     row.update(res)
@@ -554,8 +687,8 @@ def ratios(rows: List[Dict], paired: Sequence[Dict] = ()) -> Dict[str, List[Dict
                     fused_peak_mb=r['peak_mem_mb'], reference_peak_mb=o['peak_mem_mb'],
                     memory_ratio=(o['peak_mem_mb'] / r['peak_mem_mb']
                                   if r['peak_mem_mb'] and o['peak_mem_mb'] else None)))
-                same = [p for p in paired if p['with_cp'] == r['with_cp']
-                        and all(p[k] == r[k] for k in base)]
+                same = [p for p in paired if p['attn'] == 'paired'
+                        and p['with_cp'] == r['with_cp'] and all(p[k] == r[k] for k in base)]
                 attn[-1].update(paired_speedup=same[0]['speedup_median'] if same else None,
                                 paired_cpu_speedup=(same[0]['cpu_speedup_median']
                                                     if same else None))
@@ -570,7 +703,30 @@ def ratios(rows: List[Dict], paired: Sequence[Dict] = ()) -> Dict[str, List[Dict
                     memory_factor=(o['peak_mem_mb'] / r['peak_mem_mb']
                                    if r['peak_mem_mb'] and o['peak_mem_mb'] else None),
                     time_overhead=r['median_s'] / o['median_s']))
-    return dict(attention=attn, with_cp=cp)
+    official = []
+    for o in ok:
+        if o.get('library') != 'official':
+            continue
+        mine = [r for r in ok if r.get('library') != 'official' and r.get('twin') == o['twin']
+                and r['attn'] in ('fused', '-') and not r['with_cp']
+                and all(r[k] == o[k] for k in base if k != 'model')]
+        if not mine:
+            continue
+        r = mine[0]
+        same = [p for p in paired if p['attn'] == 'vs-official' and p['model'] == r['model']
+                and all(p[k] == r[k] for k in base)]
+        official.append(dict(
+            **{k: r[k] for k in base}, official_model=o['model'],
+            mmscope_images_per_s=r['images_per_s'], official_images_per_s=o['images_per_s'],
+            speedup=r['images_per_s'] / o['images_per_s'],
+            paired_speedup=same[0]['speedup_median'] if same else None,
+            paired_cpu_speedup=same[0]['cpu_speedup_median'] if same else None,
+            paired_min=min(same[0]['paired_speedups']) if same else None,
+            paired_max=max(same[0]['paired_speedups']) if same else None,
+            mmscope_peak_mb=r['peak_mem_mb'], official_peak_mb=o['peak_mem_mb'],
+            memory_ratio=(o['peak_mem_mb'] / r['peak_mem_mb']
+                          if r['peak_mem_mb'] and o['peak_mem_mb'] else None)))
+    return dict(attention=attn, with_cp=cp, official=official)
 
 
 def _fmt(value, spec='.1f'):
@@ -613,6 +769,17 @@ def format_tables(rows: List[Dict], pairs: Dict[str, List[Dict]]) -> str:
                  _fmt(p['reference_peak_mb'], '.0f'), _fmt(p['memory_ratio'], '.2f') + 'x']
                 for p in pairs['attention']]
         out.append('fused (default) vs reference attention:\n' + _table(head, body))
+    if pairs.get('official'):
+        head = ['model', 'size', 'bs', 'mode', 'mmscope img/s', 'released img/s', 'speed-up',
+                'paired speed-up', 'paired cpu speed-up', 'mmscope MB', 'released MB',
+                'memory ratio']
+        body = [[p['model'], p['size'], str(p['batch']), p['mode'],
+                 _fmt(p['mmscope_images_per_s'], '.2f'), _fmt(p['official_images_per_s'], '.2f'),
+                 _fmt(p['speedup'], '.2f') + 'x', _fmt(p['paired_speedup'], '.2f') + 'x',
+                 _fmt(p['paired_cpu_speedup'], '.2f') + 'x', _fmt(p['mmscope_peak_mb'], '.0f'),
+                 _fmt(p['official_peak_mb'], '.0f'), _fmt(p['memory_ratio'], '.2f') + 'x']
+                for p in pairs['official']]
+        out.append('mmscope (default attention) vs the released code:\n' + _table(head, body))
     if pairs['with_cp']:
         head = ['model', 'size', 'bs', 'attn', 'peak MB cp off', 'peak MB cp on',
                 'memory factor', 'time cp on / off']
@@ -644,7 +811,7 @@ CSV_FIELDS = ('model', 'size', 'batch', 'mode', 'attn', 'with_cp', 'device', 'dt
               'channels_last', 'compile', 'threads', 'warmup', 'repeat', 'status',
               'images_per_s', 'median_s', 'min_s', 'max_s', 'spread_pct', 'cpu_median_s',
               'peak_mem_mb', 'weights_mb', 'optimizer_state_mb', 'params_m', 'gflops', 'mfu',
-              'load_before', 'load_after', 'error')
+              'load_before', 'load_after', 'library', 'twin', 'error')
 
 
 def parse_args(argv=None):
@@ -668,6 +835,15 @@ def parse_args(argv=None):
     p.add_argument('--paired-repeat', type=int, default=None,
                    help='timed rounds (one step per mode) of the paired run; '
                    'default --repeat')
+    p.add_argument('--vs-official', action='store_true',
+                   help='also run the released code of every mmscope arch model '
+                   '(official:FAMILY-ARCH), and a run that alternates the two step by step')
+    p.add_argument('--official-code', default=os.environ.get('MMSCOPE_OFFICIAL_CODE'),
+                   help='folder with the released scopevit.py / scalablevit.py (default: '
+                   '$MMSCOPE_OFFICIAL_CODE); see mmscope/converters/official_code.py')
+    p.add_argument('--official-deps', default=os.environ.get('MMSCOPE_OFFICIAL_DEPS'),
+                   help='extra sys.path folder with timm and einops for the released code '
+                   '(default: $MMSCOPE_OFFICIAL_DEPS)')
     p.add_argument('--with-cp', choices=['off', 'on', 'both'], default='off',
                    help='gradient checkpointing in training cases')
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
@@ -706,12 +882,18 @@ def main(argv=None):
         try:
             res = run_case(case)
         except Exception as e:  # noqa: BLE001  (reported, the run goes on)
-            msg = str(e).splitlines()[0] if str(e) else ''
-            res = dict(status='error', error=f'{type(e).__name__}: {msg}'[:300])
+            msg = str(e).splitlines()[0].strip() if str(e).strip() else ''
+            where = 'released code: ' if case.get('library') == 'official' else ''
+            res = dict(status='error', error=f'{where}{type(e).__name__}: {msg}'[:300])
         print(RESULT_TAG + json.dumps(res), flush=True)
         return 0
 
-    cases = build_cases(args)
+    try:
+        cases = build_cases(args)
+        check_official_code(cases)
+    except (ValueError, RuntimeError) as e:
+        print(f'benchmark.py: error: {e}', file=sys.stderr)
+        return 2
     started = datetime.datetime.now(datetime.timezone.utc)
     meta = dict(command='python ' + ' '.join([osp.relpath(__file__, os.getcwd())] +
                                               (sys.argv[1:] if argv is None else list(argv))),
@@ -725,13 +907,14 @@ def main(argv=None):
     rows, paired, flops_cache = [], [], {}
     for i, case in enumerate(cases):
         key = (case['model'], 'x'.join(map(str, case['size'])))
-        case['flops'] = bool(args.flops and key not in flops_cache and case['attn'] != 'paired')
+        alternating = case['attn'] in ('paired', 'vs-official')
+        case['flops'] = bool(args.flops and key not in flops_cache and not alternating)
         load0 = os.getloadavg()[0]
         res = _spawn(case, args.timeout)
         head = (f"[{i + 1}/{len(cases)}] {case['model']} {key[1]} bs{case['batch']} "
                 f"{case['mode']} attn={case['attn']} cp={'on' if case['with_cp'] else 'off'}: ")
-        if case['attn'] == 'paired':
-            row = {k: v for k, v in case.items() if k not in ('spec', 'backbone_args')}
+        if alternating:
+            row = {k: v for k, v in case.items() if k not in HIDDEN}
             row['size'] = key[1]
             row.update(status=res.pop('status', 'ok'), error=res.pop('error', None), **res)
             row.update(load_before=load0, load_after=os.getloadavg()[0])

@@ -3,11 +3,14 @@
     python tools/analysis_tools/benchmark_tables.py attention RESULT.json [...]
     python tools/analysis_tools/benchmark_tables.py with_cp RESULT.json [...]
     python tools/analysis_tools/benchmark_tables.py compare RESULT.json [...]
+    python tools/analysis_tools/benchmark_tables.py official RESULT.json [...]
 
 * ``attention``: the default (fused) and reference attention of mmscope backbones side by
   side: images/s, the paired speed-up, peak memory of the step and its ratio;
 * ``with_cp``: training steps without and with gradient checkpointing;
-* ``compare``: every model's params, FLOPs, images/s and peak memory per mode.
+* ``compare``: every model's params, FLOPs, images/s and peak memory per mode;
+* ``official``: mmscope (default attention) against the released code (``--vs-official``):
+  images/s, the paired speed-up with its per-round range, peak memory and its ratio.
 """
 import argparse
 import json
@@ -15,14 +18,15 @@ import sys
 
 
 def load(paths):
-    results, paired, ratios, metas = [], [], [], []
+    results, paired, ratios, metas = [], [], {'attention': [], 'official': []}, []
     for path in paths:
         with open(path) as f:
             data = json.load(f)
         metas.append(data['meta'])
         results += [r for r in data['results'] if r.get('status') == 'ok']
         paired += data.get('paired', [])
-        ratios += data.get('ratios', {}).get('attention', [])
+        for kind in ratios:
+            ratios[kind] += data.get('ratios', {}).get(kind, [])
     return metas, results, paired, ratios
 
 
@@ -47,6 +51,23 @@ def attention_table(ratios):
                      f1(r['reference_images_per_s'], digits),
                      f"**{f1(r.get('paired_speedup') or r['speedup'], 2)}x**",
                      f1(r['fused_peak_mb'], 0), f1(r['reference_peak_mb'], 0),
+                     f"{f1(r['memory_ratio'], 1)}x"))
+    return table(header, rows)
+
+
+def official_table(ratios):
+    header = ['model', 'size', 'batch', 'step', 'mmscope img/s', 'released img/s',
+              'speed-up (paired)', 'per-round range', 'mmscope peak MB', 'released peak MB',
+              'memory ratio']
+    rows = []
+    for r in ratios:
+        digits = 2 if r['mmscope_images_per_s'] < 1 else 1
+        paired = r.get('paired_speedup')
+        rows.append((r['model'], r['size'], r['batch'], r['mode'],
+                     f1(r['mmscope_images_per_s'], digits), f1(r['official_images_per_s'], digits),
+                     f"**{f1(paired or r['speedup'], 2)}x**",
+                     f"{f1(r['paired_min'], 2)}-{f1(r['paired_max'], 2)}" if paired else '-',
+                     f1(r['mmscope_peak_mb'], 0), f1(r['official_peak_mb'], 0),
                      f"{f1(r['memory_ratio'], 1)}x"))
     return table(header, rows)
 
@@ -100,14 +121,16 @@ def compare_table(results):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('kind', choices=['attention', 'with_cp', 'compare'])
+    p.add_argument('kind', choices=['attention', 'with_cp', 'compare', 'official'])
     p.add_argument('json', nargs='+', help='files written by benchmark.py --json')
     args = p.parse_args(argv)
     metas, results, paired, ratios = load(args.json)
     if not results:
         sys.exit(f'no successful cases in {", ".join(args.json)}')
     if args.kind == 'attention':
-        print(attention_table(ratios))
+        print(attention_table(ratios['attention']))
+    elif args.kind == 'official':
+        print(official_table(ratios['official']))
     elif args.kind == 'with_cp':
         print(with_cp_table(results))
     else:

@@ -59,6 +59,20 @@ def attention_impl(impl: str):
         _state.impl = old
 
 
+@contextlib.contextmanager
+def record_attention_calls():
+    """Context manager yielding a list that receives one ``dict(q, k, v, bias, scale,
+    dropout_p, impl)`` per :func:`scaled_dot_attention` call made inside it (this thread),
+    with the tensors detached. Used by ``tools/analysis_tools/attention_profile.py`` to
+    replay and time each call of a backbone."""
+    calls, old = [], getattr(_state, 'recorder', None)
+    _state.recorder = calls
+    try:
+        yield calls
+    finally:
+        _state.recorder = old
+
+
 def resolve_attention_impl(impl: Optional[str]) -> str:
     """A module's ``attn_impl`` argument, with ``None`` meaning the current default."""
     return get_attention_impl() if impl is None else _check_impl(impl)
@@ -135,6 +149,13 @@ def scaled_dot_attention(q: torch.Tensor,
     impl = resolve_attention_impl(impl)
     if scale is None:
         scale = q.shape[-1]**-0.5
+    recorder = getattr(_state, 'recorder', None)
+    if recorder is not None:
+        recorder.append(dict(q=q.detach(), k=k.detach(), v=v.detach(),
+                             bias=None if bias is None else bias.detach(),
+                             bias_requires_grad=bias is not None and bias.requires_grad,
+                             requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
+                             scale=scale, dropout_p=dropout_p, impl=impl))
     if impl == 'fused' and not _cpu_matmul_is_faster(q, k, v, bias):
         return _fused_attention(q, k, v, bias, scale, dropout_p)
     return _reference_attention(q, k, v, bias, scale, dropout_p)

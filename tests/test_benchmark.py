@@ -1,0 +1,259 @@
+"""``tools/analysis_tools/benchmark.py`` and ``benchmark_tables.py`` (no timings asserted).
+
+The tool runs each case in a subprocess and writes JSON/CSV; the markdown tables of
+docs/benchmarks.md are printed from that JSON. The released-code comparison
+(``--vs-official``) is checked against stand-ins for the released model files, written
+here with the released interface (factory functions, ``forward_features``, ``head``), so
+that it runs without the released code, timm or einops.
+"""
+import json
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BENCH = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
+TABLES = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_tables.py')
+
+
+def run(args, env=None, timeout=600):
+    import os
+    full_env = dict(os.environ)
+    full_env.pop('MMSCOPE_OFFICIAL_CODE', None)
+    full_env.pop('MMSCOPE_OFFICIAL_DEPS', None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def table_row(stdout, model):
+    rows = [line for line in stdout.splitlines() if line.startswith(f'| {model} ')]
+    assert len(rows) == 1, stdout
+    return [c.strip() for c in rows[0].strip('|').split('|')]
+
+
+def test_benchmark_cli_writes_json(tmp_path):
+    out = tmp_path / 'bench.json'
+    csv_out = tmp_path / 'bench.csv'
+    proc = run([BENCH, '--model', 'scopevit-xt', '--sizes', '64', '--batch-sizes', '1',
+                '--modes', 'infer', '--warmup', '0', '--repeat', '1', '--threads', '1',
+                '--json', str(out), '--csv', str(csv_out), '--peak-tflops', '1'])
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'speed-up' in proc.stdout
+    data = json.loads(out.read_text())
+    for key in ('command', 'date', 'torch', 'cpu_count', 'load_before', 'load_after'):
+        assert key in data['meta'], key
+    rows = data['results']
+    assert [r['attn'] for r in rows] == ['fused', 'reference']
+    for row in rows:
+        assert row['status'] == 'ok', row.get('error')
+        for key in ('model', 'size', 'batch', 'mode', 'images_per_s', 'median_s', 'min_s',
+                    'max_s', 'spread_pct', 'cpu_median_s', 'peak_mem_mb', 'mem_method',
+                    'params_m', 'gflops', 'mfu', 'times_s'):
+            assert key in row, key
+        assert row['size'] == '64x64' and row['mode'] == 'infer'
+        assert len(row['times_s']) == 1
+    pair = data['ratios']['attention']
+    assert len(pair) == 1 and {'speedup', 'memory_ratio', 'fused_images_per_s',
+                               'reference_images_per_s'} <= set(pair[0])
+    assert data['ratios']['official'] == []
+    assert csv_out.read_text().splitlines()[0].startswith('model,size,batch,mode,attn')
+    # the markdown tables of docs/benchmarks.md are made from this JSON
+    tables = run([TABLES, 'attention', str(out)], timeout=120)
+    assert tables.returncode == 0, tables.stderr
+    cells = table_row(tables.stdout, 'scopevit-xt')
+    ratio = pair[0]['reference_peak_mb'] / pair[0]['fused_peak_mb']
+    assert cells[:4] == ['scopevit-xt', '64x64', '1', 'infer']
+    assert cells[-1] == f'{ratio:.1f}x'
+    speedup = pair[0].get('paired_speedup') or pair[0]['speedup']
+    assert cells[6] == f'**{speedup:.2f}x**'
+    assert '--json' in tables.stdout  # the command that produced the numbers
+
+
+# Stand-ins for the released files: the released factories and ``forward_features``; each
+# forward appends the input shape to $FAKE_LOG so the test can count the steps that ran.
+FAKE_SCALABLEVIT = '''
+import os
+import torch.nn as nn
+
+class ScalableViT(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 4, stride=4)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 1000)   # dropped by the benchmark
+
+    def forward_features(self, x):
+        with open(os.environ['FAKE_LOG'], 'a') as f:
+            f.write('scalablevit %s\\n' % list(x.shape))
+        return self.norm(self.stem(x).flatten(2).transpose(1, 2)).mean(1)
+
+    def forward(self, x):
+        raise AssertionError('the benchmark must call forward_features')
+
+def scalable_vit_small(pretrained=False, **kwargs):
+    print('the released code prints while building')
+    return ScalableViT(width=8, **kwargs)
+'''
+
+FAKE_SCOPEVIT = '''
+import torch.nn as nn
+
+class ScopeViT(nn.Module):
+    def __init__(self, arch='tiny', num_classes=10, fork_feat=False):
+        super().__init__()
+        self.fork_feat, self.num_classes = fork_feat, num_classes
+        self.stem = nn.Conv2d(3, 4, 4, stride=4)
+        self.head = nn.Identity() if fork_feat else nn.Linear(4, num_classes)
+
+    def forward_features(self, x):
+        x = self.stem(x)
+        return [x, x, x, x] if self.fork_feat else x
+
+def scopevit_tiny(pretrained=False, **kwargs):
+    return ScopeViT(arch='tiny', **kwargs)
+'''
+
+
+@pytest.fixture
+def fake_official(tmp_path):
+    folder = tmp_path / 'released'
+    folder.mkdir()
+    (folder / 'scalablevit.py').write_text(textwrap.dedent(FAKE_SCALABLEVIT))
+    (folder / 'scopevit.py').write_text(textwrap.dedent(FAKE_SCOPEVIT))
+    return folder
+
+
+def test_vs_official_pairs_mmscope_with_released_code(tmp_path, fake_official):
+    out, log = tmp_path / 'vs.json', tmp_path / 'calls.log'
+    proc = run([BENCH, '--model', 'scalablevit-s', '--vs-official', '--attn', 'fused',
+                '--official-code', str(fake_official), '--sizes', '64', '--batch-sizes', '2',
+                '--modes', 'infer', '--warmup', '1', '--repeat', '2', '--threads', '1',
+                '--json', str(out)], env={'FAKE_LOG': str(log)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    rows = {(r['model'], r['attn']): r for r in data['results']}
+    assert set(rows) == {('scalablevit-s', 'fused'), ('official:scalablevit-small', '-')}
+    released = rows[('official:scalablevit-small', '-')]
+    assert released['status'] == 'ok' and released['library'] == 'official'
+    assert released['twin'] == rows[('scalablevit-s', 'fused')]['twin'] == 'scalablevit-small'
+    # backbone only: the 1000-way head of the stand-in is not counted (8*3*16+8 + 2*8)
+    assert released['params_m'] * 1e6 == pytest.approx(8 * 3 * 16 + 8 + 16)
+    paired = data['paired']
+    assert [p['attn'] for p in paired] == ['vs-official']
+    assert len(paired[0]['paired_speedups']) == 2
+    assert set(paired[0]['paired_times_s']) == {'mmscope', 'official'}
+    # the released forward ran: priming + warm-up + timed steps in its own case, and
+    # priming + warm-up + one step per round in the alternating run
+    calls = log.read_text().splitlines()
+    assert calls == ['scalablevit [2, 3, 64, 64]'] * ((1 + 1 + 2) + (1 + 1 + 2))
+    (ratio, ) = data['ratios']['official']
+    mine = rows[('scalablevit-s', 'fused')]
+    assert ratio['model'] == 'scalablevit-s'
+    assert ratio['official_model'] == 'official:scalablevit-small'
+    assert ratio['speedup'] == pytest.approx(mine['images_per_s'] / released['images_per_s'])
+    assert ratio['paired_speedup'] == pytest.approx(statistics.median(paired[0]['paired_speedups']))
+    assert 'vs the released code' in proc.stdout
+    tables = run([TABLES, 'official', str(out)], timeout=120)
+    assert tables.returncode == 0, tables.stderr
+    cells = table_row(tables.stdout, 'scalablevit-s')
+    assert cells[:4] == ['scalablevit-s', '64x64', '2', 'infer']
+    assert f"**{ratio['paired_speedup']:.2f}x**" in cells
+
+
+def test_official_scopevit_dense_outputs(fake_official):
+    """``--out-indices 0 1 2 3`` builds the released ScopeViT in its ``fork_feat`` mode;
+    other index sets, and any for the released ScalableViT, are refused clearly."""
+    import runpy
+    bench = runpy.run_path(BENCH)
+    build = bench['build_official']
+    cfg = dict(family='scopevit', arch='tiny')
+    model = build(cfg, [0, 1, 2, 3], {}, str(fake_official), None)
+    assert model.released.fork_feat and len(model(__import__('torch').zeros(1, 3, 32, 32))) == 4
+    assert not build(cfg, None, {}, str(fake_official), None).released.fork_feat
+    with pytest.raises(ValueError, match='last stage only or all four stages'):
+        build(cfg, [1, 2], {}, str(fake_official), None)
+    with pytest.raises(ValueError, match='released scalablevit code outputs the last stage'):
+        build(dict(family='scalablevit', arch='small'), [0, 1, 2, 3], {}, str(fake_official),
+              None)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--model', 'official:scalablevit-s'], 'MMSCOPE_OFFICIAL_CODE'),
+    (['--model', 'scalablevit-s', '--vs-official'], 'scalablevit.py, a copy of '
+     'image_classification/models/scalablevit.py from github.com/Yangr116/ScalableViT'),
+    (['--model', 'official:scalablevit-x'], "unknown released scalablevit arch 'x'"),
+    (['--model', 'mmpretrain:ResNet:50', '--vs-official'], '--vs-official needs at least one'),
+])
+def test_official_errors_are_clear(args, message):
+    proc = run([BENCH, '--sizes', '64', '--repeat', '1'] + args, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+
+
+PROFILE = osp.join(ROOT, 'tools', 'analysis_tools', 'attention_profile.py')
+
+
+def test_record_attention_calls_sees_every_call():
+    import torch
+
+    from mmscope.models.backbones import ScalableViT
+    from mmscope.models.layers import record_attention_calls, scaled_dot_attention
+    model = ScalableViT(arch='small').eval()
+    x = torch.randn(1, 3, 64, 64)
+    with record_attention_calls() as calls:
+        with record_attention_calls() as inner:  # nested: the inner list takes the calls
+            scaled_dot_attention(*torch.randn(3, 1, 2, 5, 8))
+        with torch.no_grad():
+            model(x)
+    assert len(inner) == 1 and inner[0]['q'].shape == (1, 2, 5, 8)
+    assert len(calls) == sum(model.arch_settings['depths']) == 26
+    # SSA of stage 1 at 64x64: 16x16 queries, 2x2 reduced keys; q/k 1.25x wider than v
+    ssa = calls[1]
+    assert ssa['q'].shape == (1, 2, 256, 40) and ssa['k'].shape == (1, 2, 4, 40)
+    assert ssa['v'].shape == (1, 2, 4, 32) and ssa['bias'] is None
+    assert ssa['scale'] == pytest.approx(40**-0.5)
+    # IWSA of stage 1: 16x16 padded to 21x21, 9 windows of 49 tokens, padded keys masked
+    iwsa = calls[0]
+    assert iwsa['q'].shape == (9, 2, 49, 32) and iwsa['bias'].dtype == torch.bool
+    assert int(iwsa['bias'].sum()) == 16 * 16
+    with torch.no_grad():
+        model(x)
+    assert len(calls) == 26  # nothing recorded outside the context
+
+
+@pytest.mark.parametrize('mode', ['infer', 'train'])
+def test_attention_profile_cli(tmp_path, mode):
+    out = tmp_path / 'profile.json'
+    proc = run([PROFILE, '--model', 'scalablevit-s', '--size', '64', '--batch', '1',
+                '--mode', mode, '--repeat', '1', '--step-repeat', '1', '--threads', '1',
+                '--json', str(out)], timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    rows, summary = data['rows'], data['summary']
+    assert sum(r['count'] for r in rows) == summary['calls'] == 26
+    mixed = [r for r in rows if r['q'][-1] != r['v'][-1]]  # SSA with sr_ratio > 1
+    assert [r['count'] for r in mixed] == [1, 1, 10]
+    # the CPU dispatch rule: a training step of mixed head sizes with few keys runs the
+    # plain matmuls; everything else (and all of inference) the flash kernel
+    expect = 'matmul' if mode == 'train' else 'flash'
+    assert {r['default_kernel'] for r in mixed} == {expect}
+    assert {r['default_kernel'] for r in rows if r not in mixed} == {'flash'}
+    fused = sum(r['count'] * r['fused_ms'] for r in rows)
+    assert summary['attention_fused_ms'] == pytest.approx(fused)
+    assert 0 < summary['attention_share'] < 1
+    assert summary['predicted_speedup'] == pytest.approx(
+        1 + (summary['attention_reference_ms'] - fused) / summary['step_ms'])
+    assert '| calls |' in proc.stdout and 'attention share' in proc.stdout
+
+
+def test_attention_profile_refuses_other_backbones():
+    proc = run([PROFILE, '--model', 'mmpretrain:ResNet:18', '--size', '64', '--batch', '1'],
+               timeout=300)
+    assert proc.returncode == 2
+    assert 'not an mmscope backbone' in proc.stderr
