@@ -116,9 +116,13 @@ def test_backbone_modes_agree(family, arch):
     compare_modes(model, NO_PAD[family], 'bf16')
 
 
-def test_scopevit_fused_gsda_backward_with_frozen_bias():
+def test_scopevit_fused_gsda_backward_with_frozen_bias(monkeypatch):
     """With a frozen relative-position MLP the GSDA bias needs no gradient, so training
-    runs the fused kernel's backward on the grouped (5-D) inputs; it must still agree."""
+    runs the fused kernel's backward on the grouped (5-D) inputs; it must still agree.
+    The rule that sends small calls to plain matmuls is switched off, so that every GSDA
+    call of these batch-1 inputs takes that backward."""
+    from mmscope.models.layers import attention
+    monkeypatch.setattr(attention, 'CPU_SMALL_ATTENTION_MACS', 0)
     model = scopevit('xt')
     for name, p in model.named_parameters():
         if '.rel_pos.' in name:
@@ -193,44 +197,41 @@ def test_kernel_modes_agree(case, bias_grad, dtype):
 
 
 def _attention_kernels(model, size):
+    """``({kernel: calls}, number of scaled_dot_attention calls)`` of one forward."""
+    from mmscope.models.layers import record_attention_calls
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        with torch.no_grad(), attention_impl('fused'):
+        with torch.no_grad(), attention_impl('fused'), record_attention_calls() as calls:
             model(torch.randn(1, 3, *size))
-    return {e.key for e in prof.key_averages() if 'scaled_dot_product' in e.key}
+    kernels = {e.key: e.count for e in prof.key_averages() if 'scaled_dot_product' in e.key}
+    return kernels, len(calls)
 
 
 @pytest.mark.parametrize('family,arch', [('scopevit', 'xt'), ('scalablevit', 's'),
                                          ('scalablevit', 'l')])
-def test_fused_reaches_cpu_flash_kernel(family, arch):
-    """Every attention of the default path runs SDPA's CPU flash kernel, never its math
+def test_fused_reaches_cpu_flash_kernel(family, arch, monkeypatch):
+    """Where the default path calls SDPA, SDPA runs its CPU flash kernel, never its math
     fallback (slower than the reference code and holding the whole attention matrix):
-    ScopeViT's 5-D GSDA groups and ScalableViT's SSA (q/k wider or narrower than v)."""
-    kernels = _attention_kernels(BUILD[family](arch), PAD)
-    assert 'aten::_scaled_dot_product_flash_attention_for_cpu' in kernels
+    ScopeViT's 5-D GSDA groups and ScalableViT's SSA (q/k wider or narrower than v) are
+    laid out for it. The size rules that send small calls to plain matmuls are switched
+    off here, so that every call of this small input goes to SDPA."""
+    from mmscope.models.layers import attention
+    monkeypatch.setattr(attention, 'CPU_SMALL_ATTENTION_MACS', 0)
+    monkeypatch.setattr(attention, 'CPU_MIXED_HEAD_MIN_KEYS', 0)
+    kernels, calls = _attention_kernels(BUILD[family](arch), PAD)
+    assert kernels.get('aten::_scaled_dot_product_flash_attention_for_cpu') == calls > 0
     assert 'aten::_scaled_dot_product_attention_math' not in kernels
 
 
-@pytest.mark.parametrize('num_keys,grad,expect_flash', [
-    (49, True, False),   # training, few keys, q/k wider than v: plain matmuls are faster
-    (49, False, True),   # inference: the flash kernel is faster at every size
-    (144, True, True),   # training with enough keys: flash kernel
-])
-def test_cpu_dispatch_for_mixed_head_sizes(num_keys, grad, expect_flash):
-    """The default path picks the faster CPU implementation for ScalableViT's SSA shapes
-    (q/k head 64, v head 32), and both give the reference result and gradients."""
-    from mmscope.models.layers.attention import (CPU_MIXED_HEAD_MIN_KEYS,
-                                                 scaled_dot_attention)
-    assert 49 < CPU_MIXED_HEAD_MIN_KEYS <= 144
-    torch.manual_seed(0)
-    q = torch.randn(2, 3, 4 * num_keys, 64, requires_grad=grad)
-    k = torch.randn(2, 3, num_keys, 64, requires_grad=grad)
-    v = torch.randn(2, 3, num_keys, 32, requires_grad=grad)
+def _flash_used(q, k, v, grad):
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         with torch.set_grad_enabled(grad):
             out = scaled_dot_attention(q, k, v, impl='fused')
     kernels = {e.key for e in prof.key_averages() if 'scaled_dot_product' in e.key}
-    assert ('aten::_scaled_dot_product_flash_attention_for_cpu' in kernels) == expect_flash
     assert 'aten::_scaled_dot_product_attention_math' not in kernels
+    return 'aten::_scaled_dot_product_flash_attention_for_cpu' in kernels, out
+
+
+def _assert_matches_reference(q, k, v, out, grad):
     ref = scaled_dot_attention(q, k, v, impl='reference')
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     if grad:
@@ -238,3 +239,42 @@ def test_cpu_dispatch_for_mixed_head_sizes(num_keys, grad, expect_flash):
         g_ref = torch.autograd.grad(ref.sum(), (q, k, v))
         for a, b in zip(g_out, g_ref):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('grad', [False, True])
+@pytest.mark.parametrize('batch,expect_flash', [(2, False), (8, True)])
+def test_cpu_dispatch_for_small_calls(batch, expect_flash, grad):
+    """Calls under ``CPU_SMALL_ATTENTION_MACS`` multiply-adds run plain matmuls on CPU
+    (the flash kernel's fixed cost dominates there), larger ones the flash kernel; both
+    give the reference result and gradients. Shapes: ScalableViT's IWSA windows at
+    224, head 32: 2 x 8 heads = 4.9M multiply-adds, 8 x 8 heads = 19.7M."""
+    from mmscope.models.layers.attention import CPU_SMALL_ATTENTION_MACS
+    assert 2 * 8 * 49 * 49 * 64 < CPU_SMALL_ATTENTION_MACS <= 8 * 8 * 49 * 49 * 64
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(batch, 8, 49, 32, requires_grad=grad) for _ in range(3))
+    flash, out = _flash_used(q, k, v, grad)
+    assert flash == expect_flash
+    _assert_matches_reference(q, k, v, out, grad)
+
+
+@pytest.mark.parametrize('qk_head,num_keys,grad,expect_flash', [
+    (64, 49, True, False),   # training, few keys, q/k wider than v: plain matmuls
+    (64, 49, False, True),   # inference with wider q/k: the flash kernel at every size
+    (64, 144, True, True),   # training with enough keys: flash kernel
+    (8, 49, False, False),   # inference, few keys, q/k narrower (ScalableViT-L): matmuls
+    (8, 144, False, True),   # ... with enough keys: flash kernel
+])
+def test_cpu_dispatch_for_mixed_head_sizes(qk_head, num_keys, grad, expect_flash):
+    """The default path picks the faster CPU implementation for ScalableViT's SSA shapes
+    (q/k head 64 or 8, v head 32), and both give the reference result and gradients."""
+    from mmscope.models.layers.attention import (CPU_MIXED_HEAD_MIN_KEYS,
+                                                 CPU_SMALL_ATTENTION_MACS)
+    assert 49 < CPU_MIXED_HEAD_MIN_KEYS <= 144
+    torch.manual_seed(0)
+    q = torch.randn(8, 3, 4 * num_keys, qk_head, requires_grad=grad)
+    k = torch.randn(8, 3, num_keys, qk_head, requires_grad=grad)
+    v = torch.randn(8, 3, num_keys, 32, requires_grad=grad)
+    assert q.shape[:-1].numel() * num_keys * (qk_head + 32) >= CPU_SMALL_ATTENTION_MACS
+    flash, out = _flash_used(q, k, v, grad)
+    assert flash == expect_flash
+    _assert_matches_reference(q, k, v, out, grad)

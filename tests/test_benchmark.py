@@ -7,6 +7,7 @@ here with the released interface (factory functions, ``forward_features``, ``hea
 that it runs without the released code, timm or einops.
 """
 import json
+import math
 import os.path as osp
 import statistics
 import subprocess
@@ -229,8 +230,9 @@ def test_record_attention_calls_sees_every_call():
 
 @pytest.mark.parametrize('mode', ['infer', 'train'])
 def test_attention_profile_cli(tmp_path, mode):
+    from mmscope.models.layers.attention import CPU_SMALL_ATTENTION_MACS
     out = tmp_path / 'profile.json'
-    proc = run([PROFILE, '--model', 'scalablevit-s', '--size', '64', '--batch', '1',
+    proc = run([PROFILE, '--model', 'scalablevit-s', '--size', '64', '--batch', '8',
                 '--mode', mode, '--repeat', '1', '--step-repeat', '1', '--threads', '1',
                 '--json', str(out)], timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -239,11 +241,15 @@ def test_attention_profile_cli(tmp_path, mode):
     assert sum(r['count'] for r in rows) == summary['calls'] == 26
     mixed = [r for r in rows if r['q'][-1] != r['v'][-1]]  # SSA with sr_ratio > 1
     assert [r['count'] for r in mixed] == [1, 1, 10]
-    # the CPU dispatch rule: a training step of mixed head sizes with few keys runs the
-    # plain matmuls; everything else (and all of inference) the flash kernel
-    expect = 'matmul' if mode == 'train' else 'flash'
-    assert {r['default_kernel'] for r in mixed} == {expect}
-    assert {r['default_kernel'] for r in rows if r not in mixed} == {'flash'}
+    # the CPU dispatch rules: calls under CPU_SMALL_ATTENTION_MACS multiply-adds (every
+    # SSA call here, at most 8 x 2 x 256 x 4 x 72) run the plain matmuls; the IWSA windows
+    # (at least 8 x 8 heads x 49 x 49 x 64 = 9.8M) the flash kernel
+    for r in rows:
+        macs = math.prod(r['q'][:-1]) * r['k'][-2] * (r['q'][-1] + r['v'][-1])
+        assert r['default_kernel'] == ('matmul' if macs < CPU_SMALL_ATTENTION_MACS
+                                       else 'flash'), r
+    assert {r['default_kernel'] for r in mixed} == {'matmul'}
+    assert {r['default_kernel'] for r in rows if r['k'][-2] == 49} == {'flash'}
     fused = sum(r['count'] * r['fused_ms'] for r in rows)
     assert summary['attention_fused_ms'] == pytest.approx(fused)
     assert 0 < summary['attention_share'] < 1

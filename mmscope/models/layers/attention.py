@@ -18,7 +18,9 @@ is slower than the reference code and materialises the whole matrix:
   the output is cropped: zero columns change neither the logits nor the kept outputs;
 * on CPU, a float bias that needs a gradient (a learned relative-position bias during
   training) goes through the reference code: no CPU kernel returns a bias gradient, and
-  the math fallback SDPA would pick is slower than the reference code.
+  the math fallback SDPA would pick is slower than the reference code;
+* on CPU, small calls (:data:`CPU_SMALL_ATTENTION_MACS`) and mixed head sizes with few keys
+  (:data:`CPU_MIXED_HEAD_MIN_KEYS`) run the plain matmuls, measured to be faster there.
 """
 import contextlib
 import math
@@ -90,7 +92,7 @@ def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     becomes a ``(1, G * h, L, L)`` view over a ``B`` batch. No bias: batch = all leading
     dims but the last.
     """
-    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    lead = _broadcast_lead(q, k, v)
     n = len(lead)
     if bias is None:
         splits = [max(n - 1, 0)]
@@ -161,24 +163,57 @@ def scaled_dot_attention(q: torch.Tensor,
     return _reference_attention(q, k, v, bias, scale, dropout_p)
 
 
-#: On CPU, with fewer keys than this, a training step of attention whose q/k head size
-#: differs from v's (ScalableViT's SSA) is faster with plain matmuls than with the flash
-#: kernel on zero-extended heads (forward + backward, ref/fused time: 0.63 at 49 keys,
-#: 0.74 at 64, 1.09 at 100, 1.17 at 144; inference favours the flash kernel at every size).
+#: On CPU, attention with fewer multiply-adds than this (``batch x heads x queries x keys x
+#: (q/k head size + v head size)``) runs the plain matmuls: the flash kernel's fixed cost
+#: per call outweighs what it saves. Measured per call inside the backbones at 224, batch
+#: 1, one thread (``tools/analysis_tools/attention_profile.py``), ref/fused time: 0.62-0.89
+#: from 1.2M to 5.5M multiply-adds, 0.90-1.19 from 8.4M to 12.8M. The attention matrix
+#: the matmuls hold is then at most 8M / 32 floats (1 MB).
+CPU_SMALL_ATTENTION_MACS = 8_000_000
+
+#: On CPU, with fewer keys than this, attention whose q/k head size differs from v's
+#: (ScalableViT's SSA) runs the plain matmuls in a training step, and in inference too
+#: when q/k are the narrower side: zero-extending the heads for the flash kernel costs
+#: more than it saves. Forward + backward, q/k head 64 and v head 32, ref/fused time: 0.63
+#: at 49 keys, 0.74 at 64, 1.09 at 100, 1.17 at 144; inference with q/k 8 or 16 and v 32
+#: (ScalableViT-L) at 49 keys: 0.86 and 0.93; inference with wider q/k favours the flash
+#: kernel at every size (1.05 at 49 keys, 2.3 at 256).
 CPU_MIXED_HEAD_MIN_KEYS = 96
+
+
+def _broadcast_lead(*tensors: torch.Tensor) -> Tuple[int, ...]:
+    """The broadcast leading shape (all dims but the last two) of ``tensors``, in plain
+    Python: this runs on every call, and ``torch.broadcast_shapes`` costs ~10 us there."""
+    if torch.jit.is_tracing():  # sizes may be traced tensors (e.g. FLOP counting)
+        return tuple(torch.broadcast_shapes(*(t.shape[:-2] for t in tensors)))
+    n = max(t.dim() for t in tensors) - 2
+    lead = []
+    for i in range(n, 0, -1):
+        sizes = {t.shape[-2 - i] for t in tensors if t.dim() - 2 >= i} - {1}
+        if len(sizes) > 1:
+            raise RuntimeError('attention inputs do not broadcast: leading shapes ' +
+                               ', '.join(str(tuple(t.shape[:-2])) for t in tensors))
+        lead.append(sizes.pop() if sizes else 1)
+    return tuple(lead)
 
 
 def _cpu_matmul_is_faster(q, k, v, bias) -> bool:
     """Cases where the default path runs the plain matmuls on CPU, being faster there."""
-    if q.device.type != 'cpu' or not torch.is_grad_enabled():
+    if q.device.type != 'cpu':
         return False
+    grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
+                                        or v.requires_grad or
+                                        (bias is not None and bias.requires_grad))
     # a bias that needs a gradient: no CPU SDPA kernel returns one, so SDPA would run its
     # unfused math fallback, which is slower than the reference code (same memory)
-    if bias is not None and bias.requires_grad:
+    if grad and bias is not None and bias.requires_grad:
         return True
-    needs_grad = q.requires_grad or k.requires_grad or v.requires_grad
-    return (needs_grad and q.shape[-1] != v.shape[-1]
-            and k.shape[-2] < CPU_MIXED_HEAD_MIN_KEYS)
+    macs = math.prod(_broadcast_lead(q, k, v)) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    if macs < CPU_SMALL_ATTENTION_MACS:
+        return True
+    if q.shape[-1] == v.shape[-1] or k.shape[-2] >= CPU_MIXED_HEAD_MIN_KEYS:
+        return False
+    return grad or q.shape[-1] < v.shape[-1]
 
 
 def _reference_attention(q, k, v, bias, scale, dropout_p):
@@ -201,7 +236,7 @@ def _zero_extend(t: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _fused_attention(q, k, v, bias, scale, dropout_p):
-    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    lead = _broadcast_lead(q, k, v)
     if not (q.dim() == k.dim() == v.dim() == 4 and (bias is None or bias.dim() <= 4)):
         q, k, v, bias = _fold_to_4d(q, k, v, bias)
     dv = v.shape[-1]
