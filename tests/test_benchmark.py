@@ -256,6 +256,11 @@ def test_attention_profile_cli(tmp_path, mode):
     assert summary['predicted_speedup'] == pytest.approx(
         1 + (summary['attention_reference_ms'] - fused) / summary['step_ms'])
     assert '| calls |' in proc.stdout and 'attention share' in proc.stdout
+    tables = run([TABLES, 'profile', str(out)], timeout=120)
+    assert tables.returncode == 0, tables.stderr
+    cells = table_row(tables.stdout, 'scalablevit-s')
+    assert cells[:5] == ['scalablevit-s', '64', '8', mode, '26']
+    assert cells[-1] == f"**{summary['predicted_speedup']:.3f}x**"
 
 
 def test_attention_profile_refuses_other_backbones():

@@ -4,13 +4,17 @@
     python tools/analysis_tools/benchmark_tables.py with_cp RESULT.json [...]
     python tools/analysis_tools/benchmark_tables.py compare RESULT.json [...]
     python tools/analysis_tools/benchmark_tables.py official RESULT.json [...]
+    python tools/analysis_tools/benchmark_tables.py profile PROFILE.json [...]
 
 * ``attention``: the default (fused) and reference attention of mmscope backbones side by
   side: images/s, the paired speed-up, peak memory of the step and its ratio;
 * ``with_cp``: training steps without and with gradient checkpointing;
 * ``compare``: every model's params, FLOPs, images/s and peak memory per mode;
 * ``official``: mmscope (default attention) against the released code (``--vs-official``):
-  images/s, the paired speed-up with its per-round range, peak memory and its ratio.
+  images/s, the paired speed-up with its per-round range, peak memory and its ratio;
+* ``profile``: one line per ``attention_profile.py --json`` file: attention calls, their
+  time with each path, attention's share of the step and the whole-step speed-up it
+  predicts for the default path.
 """
 import argparse
 import json
@@ -119,11 +123,34 @@ def compare_table(results):
     return table(header, out)
 
 
+def profile_table(paths):
+    header = ['model', 'size', 'batch', 'step', 'calls', 'attention share',
+              'attention ms, default', 'attention ms, reference', 'step ms',
+              'predicted speed-up']
+    rows, metas = [], []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        a, s = data['args'], data['summary']
+        metas.append(data['meta'])
+        rows.append((a['model'], a['size'], a['batch'], a['mode'], s['calls'],
+                     f"{100 * s['attention_share']:.1f}%", f1(s['attention_fused_ms'], 0),
+                     f1(s['attention_reference_ms'], 0), f1(s['step_ms'], 0),
+                     f"**{s['predicted_speedup']:.3f}x**"))
+    return table(header, rows), metas
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('kind', choices=['attention', 'with_cp', 'compare', 'official'])
+    p.add_argument('kind', choices=['attention', 'with_cp', 'compare', 'official', 'profile'])
     p.add_argument('json', nargs='+', help='files written by benchmark.py --json')
     args = p.parse_args(argv)
+    if args.kind == 'profile':
+        text, metas = profile_table(args.json)
+        print(text)
+        for meta in metas:
+            print(f"\n<sub>`{meta['command']}` ({meta['date'][:16].replace('T', ' ')} UTC)</sub>")
+        return
     metas, results, paired, ratios = load(args.json)
     if not results:
         sys.exit(f'no successful cases in {", ".join(args.json)}')
