@@ -5,8 +5,9 @@ variant agree between the two modes, on inputs whose stage maps need padding and
 whose maps need none, in fp32 and under CPU bf16 autocast; the kernel-level cases that the
 backbones rely on (5-D grouped inputs, per-head / per-group biases with ``-inf`` keys,
 boolean masks, q/k and v of different head sizes); the fused path really reaches PyTorch's
-flash kernel on CPU (no silent math fallback); and the CPU dispatch rule picks the faster
-implementation for mixed head sizes. The benchmark tool is tested in ``test_benchmark.py``.
+flash kernel on CPU (no silent math fallback); and the CPU dispatch rules (small calls,
+mixed head sizes) pick the faster implementation. The benchmark tool is tested in
+``test_benchmark.py``.
 """
 import pytest
 import torch

@@ -157,11 +157,13 @@ OFFICIAL = [('scopevit', 'xtiny', 256), ('scopevit', 'tiny', 256), ('scopevit', 
 
 
 def _official_model(family, arch):
-    from mmscope.converters.official_code import OfficialCodeUnavailable, build_official_model
-    try:
-        return build_official_model(family, arch)
-    except OfficialCodeUnavailable as e:
-        pytest.skip(str(e))
+    """The released model; skipped only when no released code is configured at all. With
+    ``MMSCOPE_OFFICIAL_CODE`` set, a missing file or import error fails the test."""
+    from mmscope.converters.official_code import build_official_model
+    if not os.environ.get('MMSCOPE_OFFICIAL_CODE'):
+        pytest.skip('set MMSCOPE_OFFICIAL_CODE to a folder with the released scopevit.py '
+                    'and scalablevit.py (docs/converters.md)')
+    return build_official_model(family, arch)
 
 
 @pytest.mark.parametrize('family,arch,size', OFFICIAL, ids=[f'{f}-{a}' for f, a, _ in OFFICIAL])

@@ -86,11 +86,12 @@ def make_replay(call, train):
                 torch.autograd.grad(out.sum(), needs_grad)
 
     def default_kernel():
-        from mmscope.models.layers.attention import _cpu_matmul_is_faster
+        from mmscope.models.layers.attention import _broadcast_lead, _cpu_matmul_is_faster
         if leaves[0].device.type != 'cpu':
             return 'sdpa'  # whichever kernel SDPA picks on that device
         with torch.set_grad_enabled(train):
-            return 'matmul' if _cpu_matmul_is_faster(*leaves, bias) else 'flash'
+            lead = _broadcast_lead(*leaves)
+            return 'matmul' if _cpu_matmul_is_faster(*leaves, bias, lead) else 'flash'
 
     return run, default_kernel
 

@@ -63,10 +63,11 @@ def attention_impl(impl: str):
 
 @contextlib.contextmanager
 def record_attention_calls():
-    """Context manager yielding a list that receives one ``dict(q, k, v, bias, scale,
-    dropout_p, impl)`` per :func:`scaled_dot_attention` call made inside it (this thread),
-    with the tensors detached. Used by ``tools/analysis_tools/attention_profile.py`` to
-    replay and time each call of a backbone."""
+    """Context manager yielding a list that receives one dict per
+    :func:`scaled_dot_attention` call made inside it (this thread): the detached ``q``,
+    ``k``, ``v``, ``bias``, whether the inputs (``requires_grad``) and the bias
+    (``bias_requires_grad``) needed gradients, ``scale``, ``dropout_p`` and ``impl``.
+    ``tools/analysis_tools/attention_profile.py`` replays and times each call with it."""
     calls, old = [], getattr(_state, 'recorder', None)
     _state.recorder = calls
     try:
@@ -80,8 +81,8 @@ def resolve_attention_impl(impl: Optional[str]) -> str:
     return get_attention_impl() if impl is None else _check_impl(impl)
 
 
-def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                bias: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor],
+                lead: Tuple[int, ...]) -> Tuple[torch.Tensor, ...]:
     """Reshape ``(*lead, N, D)`` inputs (any number of leading dims) to ``(b, h, N, D)``.
 
     The leading dims are split at position ``s``: ``lead[:s]`` becomes the batch axis and
@@ -92,7 +93,6 @@ def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     becomes a ``(1, G * h, L, L)`` view over a ``B`` batch. No bias: batch = all leading
     dims but the last.
     """
-    lead = _broadcast_lead(q, k, v)
     n = len(lead)
     if bias is None:
         splits = [max(n - 1, 0)]
@@ -158,8 +158,10 @@ def scaled_dot_attention(q: torch.Tensor,
                              bias_requires_grad=bias is not None and bias.requires_grad,
                              requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
                              scale=scale, dropout_p=dropout_p, impl=impl))
-    if impl == 'fused' and not _cpu_matmul_is_faster(q, k, v, bias):
-        return _fused_attention(q, k, v, bias, scale, dropout_p)
+    if impl == 'fused':
+        lead = _broadcast_lead(q, k, v)  # (*lead, N, D) after broadcasting
+        if not _cpu_matmul_is_faster(q, k, v, bias, lead):
+            return _fused_attention(q, k, v, bias, scale, dropout_p, lead)
     return _reference_attention(q, k, v, bias, scale, dropout_p)
 
 
@@ -197,8 +199,9 @@ def _broadcast_lead(*tensors: torch.Tensor) -> Tuple[int, ...]:
     return tuple(lead)
 
 
-def _cpu_matmul_is_faster(q, k, v, bias) -> bool:
-    """Cases where the default path runs the plain matmuls on CPU, being faster there."""
+def _cpu_matmul_is_faster(q, k, v, bias, lead: Tuple[int, ...]) -> bool:
+    """Cases where the default path runs the plain matmuls on CPU, being faster there
+    (``lead``: the broadcast leading shape of q, k and v)."""
     if q.device.type != 'cpu':
         return False
     grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
@@ -208,7 +211,7 @@ def _cpu_matmul_is_faster(q, k, v, bias) -> bool:
     # unfused math fallback, which is slower than the reference code (same memory)
     if grad and bias is not None and bias.requires_grad:
         return True
-    macs = math.prod(_broadcast_lead(q, k, v)) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    macs = math.prod(lead) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
     if macs < CPU_SMALL_ATTENTION_MACS:
         return True
     if q.shape[-1] == v.shape[-1] or k.shape[-2] >= CPU_MIXED_HEAD_MIN_KEYS:
@@ -235,10 +238,9 @@ def _zero_extend(t: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([t, t.new_zeros(*t.shape[:-1], size - t.shape[-1])], dim=-1)
 
 
-def _fused_attention(q, k, v, bias, scale, dropout_p):
-    lead = _broadcast_lead(q, k, v)
+def _fused_attention(q, k, v, bias, scale, dropout_p, lead):
     if not (q.dim() == k.dim() == v.dim() == 4 and (bias is None or bias.dim() <= 4)):
-        q, k, v, bias = _fold_to_4d(q, k, v, bias)
+        q, k, v, bias = _fold_to_4d(q, k, v, bias, lead)
     dv = v.shape[-1]
     if q.device.type == 'cpu' and q.shape[-1] != dv:
         # The CPU flash kernel needs one head size for q, k and v (else: math fallback).
