@@ -16,8 +16,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmscope  # noqa: E402,F401  (safe checkpoint loading)
 from mmengine.config import ConfigDict, DictAction  # noqa: E402
 
-from mmscope.apis import (apply_common_args, build_runner, library_of,  # noqa: E402
-                          load_config, trigger_visualization)
+from mmscope.apis import (apply_common_args, library_of, load_config,  # noqa: E402
+                          run_runner, trigger_visualization)
 
 
 def parse_args(argv=None):
@@ -86,14 +86,15 @@ def main(argv=None):
     elif args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl file for {library} configs, got {args.out}')
 
-    runner = build_runner(cfg)
-    if args.out is not None and library == 'mmdet':
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    elif args.out is not None and library == 'mmpretrain':
-        from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    return runner.test()
+    def add_dump_metric(runner):
+        if args.out is not None and library == 'mmdet':
+            from mmdet.evaluation import DumpDetResults
+            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        elif args.out is not None and library == 'mmpretrain':
+            from mmengine.evaluator import DumpResults
+            runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+
+    return run_runner(cfg, 'test', prepare=add_dump_metric)
 
 
 if __name__ == '__main__':

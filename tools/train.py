@@ -12,8 +12,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmscope  # noqa: E402,F401  (safe checkpoint loading for load_from / resume)
 from mmengine.config import DictAction  # noqa: E402
 
-from mmscope.apis import (apply_common_args, build_runner, library_of,  # noqa: E402
-                          load_config)
+from mmscope.apis import (apply_common_args, library_of, load_config,  # noqa: E402
+                          run_runner)
 
 
 def parse_args(argv=None):
@@ -76,8 +76,7 @@ def main(argv=None):
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
     cfg = merge_args(cfg, args)
-    runner = build_runner(cfg)
-    runner.train()
+    run_runner(cfg, 'train')
 
 
 if __name__ == '__main__':

@@ -1,5 +1,5 @@
 from .runner import (LIBRARIES, apply_common_args, build_runner, library_of,
-                     load_config, trigger_visualization)
+                     load_config, run_runner, shutdown_distributed, trigger_visualization)
 
 __all__ = ['LIBRARIES', 'apply_common_args', 'build_runner', 'library_of', 'load_config',
-           'trigger_visualization']
+           'run_runner', 'shutdown_distributed', 'trigger_visualization']

@@ -1,8 +1,12 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: one set of tools for mmpretrain,
 mmdet and mmseg configs, routed by the config's ``default_scope``."""
+import gc
 import os
 import os.path as osp
-from typing import Optional
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Optional
 
 from mmengine.config import Config
 
@@ -112,5 +116,97 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
+#: Seconds a failing rank waits for its process group to shut down before it exits
+#: without it (a peer may be gone in the middle of a collective). Environment:
+#: ``MMSCOPE_DIST_SHUTDOWN_TIMEOUT``.
+DIST_SHUTDOWN_TIMEOUT = 60.
+
+
+def shutdown_distributed(succeeded: bool = True) -> bool:
+    """Shut the default process group down in order, before the interpreter exits.
+
+    Whoever started it (:func:`init_cpu_distributed`, or mmengine for the ``pytorch``,
+    ``slurm`` and ``mpi`` launchers), a group left alive is torn down by C++ static
+    destructors after Python has finalised: gloo's worker and transport threads (and
+    the store client) are then destroyed in no defined order, and a rank of a finished
+    job can die with ``terminate called without an active exception`` (SIGABRT),
+    turning a successful job into a failed one. Here, after a success, every rank
+    first meets the others at a barrier (no rank tears its side down while a peer still
+    talks to it), then destroys the group, which shuts the backend's threads down.
+
+    After a failure there is no barrier (the peers may be gone); the shutdown runs with
+    a bound (:data:`DIST_SHUTDOWN_TIMEOUT`) and returns False if it did not finish, so
+    that the caller can leave at once instead of hanging on a dead peer. Returns True
+    when no group is left (or none was started).
+    """
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    if succeeded:
+        dist.barrier()
+        dist.destroy_process_group()
+        return True
+    timeout = float(os.environ.get('MMSCOPE_DIST_SHUTDOWN_TIMEOUT', DIST_SHUTDOWN_TIMEOUT))
+    worker = threading.Thread(target=dist.destroy_process_group, daemon=True,
+                              name='mmscope-dist-shutdown')
+    worker.start()
+    worker.join(timeout)
+    return not worker.is_alive()
+
+
+def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] = None):
+    """Build the runner of ``cfg``, run ``runner.train()`` or ``runner.test()``, and
+    leave the process in order: what ``tools/train.py`` and ``tools/test.py`` do.
+
+    ``prepare(runner)`` runs between building and running (e.g. to add a metric).
+    Returns the metrics of ``test`` / ``val``, None for ``train``.
+    In a distributed run the runner (and with it the DDP wrapper and its reducer, which
+    hold the process group) is released before :func:`shutdown_distributed`.
+
+    A failure in a distributed run prints its traceback, shuts the group down (bounded)
+    and exits with status 1; if the shutdown does not finish, the process exits at once
+    (``os._exit(1)``) rather than wait on a dead peer. Outside a distributed run,
+    exceptions propagate unchanged.
+    """
+    import torch.distributed as dist
+    if mode not in ('train', 'test', 'val'):
+        raise ValueError(f"mode must be 'train', 'test' or 'val', got {mode!r}")
+    runner = None
+    try:
+        runner = build_runner(cfg)
+        if prepare is not None:
+            prepare(runner)
+        result = getattr(runner, mode)()
+    except BaseException:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise
+        traceback.print_exc()
+        rank = dist.get_rank()
+    else:
+        # train() returns the (wrapped) model: keep only what holds no process group
+        runner = None
+        if mode == 'train':
+            result = None
+        gc.collect()
+        shutdown_distributed(succeeded=True)
+        return result
+    # failure in a distributed run: the traceback is printed; drop every reference to
+    # the runner (the exception's frames held it) before the group goes
+    runner = None
+    sys.last_exc = sys.last_value = sys.last_traceback = None
+    gc.collect()
+    print(f'[mmscope] rank {rank} failed (traceback above); shutting down its process '
+          'group', file=sys.stderr, flush=True)
+    clean = shutdown_distributed(succeeded=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not clean:
+        import logging
+        logging.shutdown()
+        os._exit(1)
+    raise SystemExit(1)
+
+
 __all__ = ['LIBRARIES', 'library_of', 'load_config', 'apply_common_args',
-           'trigger_visualization', 'init_cpu_distributed', 'build_runner']
+           'trigger_visualization', 'init_cpu_distributed', 'build_runner',
+           'shutdown_distributed', 'run_runner']

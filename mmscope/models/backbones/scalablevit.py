@@ -18,7 +18,8 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
-from ..layers import Mlp, pad_amount, resolve_attention_impl, scaled_dot_attention, valid_mask
+from ..layers import (Mlp, pad_amount, resolve_attention_impl, scaled_dot_attention,
+                      store_channels_last, valid_mask)
 from ..utils import KeyRules
 from .base import MMScopeBackbone
 
@@ -105,6 +106,7 @@ class IWSA(_HeadAttention):
         self.window_size = window_size
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.lim = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
+        store_channels_last(self.lim)  # runs on a channels-last view of the values
         self._build_proj(dim, proj_drop)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
@@ -182,6 +184,7 @@ class SSA(_HeadAttention):
             self.q = nn.Linear(dim, self.c_new, bias=qkv_bias)
             self.reduce_dw = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio, groups=dim)
             self.reduce_pw = nn.Conv2d(dim, self.c_new, 1)
+            store_channels_last(self.reduce_dw, self.reduce_pw)  # on the token map view
             self.reduce_norm = nn.LayerNorm(self.c_new, eps=_SSA_LN_EPS)
             self.reduce_act = nn.GELU()
             self.k = nn.Linear(self.c_new, self.c_new, bias=qkv_bias)
@@ -264,6 +267,7 @@ class PositionalConv(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.proj = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        store_channels_last(self.proj)  # on the token map view
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         feat = _tokens_to_map(x, hw_shape)
@@ -284,6 +288,8 @@ class ScalableViTStage(nn.Module):
         k, s, p = (7, 4, 3) if first else (3, 2, 1)
         self.patch_embed = PatchEmbed(in_channels, dim, kernel_size=k, stride=s, padding=p,
                                       norm_cfg=dict(type='LN', eps=_LN_EPS))
+        if not first:  # later stages embed the previous stage's token map view
+            store_channels_last(self.patch_embed.projection)
         self.pos_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.blocks = nn.ModuleList([
             ScalableViTBlock(dim, num_heads, mlp_ratio, window_size if j % 2 == 0 else None,

@@ -39,7 +39,8 @@ from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
 from ..layers import (LayerScale, Mlp, grid_partition, grid_reverse, pad_amount,
-                      resolve_attention_impl, scaled_dot_attention, valid_mask)
+                      resolve_attention_impl, scaled_dot_attention, store_channels_last,
+                      valid_mask)
 from ..utils import KeyRules
 from .base import MMScopeBackbone
 
@@ -122,6 +123,8 @@ class InvertedResidual(nn.Module):
         self.bn2 = build_norm_layer(norm_cfg, hidden)[1]
         self.conv_pwl = nn.Conv2d(hidden, channels, 1, bias=False)
         self.bn3 = build_norm_layer(norm_cfg, channels)[1]
+        # its input is the NCHW view of a channels-last block map
+        store_channels_last(self.conv_pw, self.conv_dw, self.conv_pwl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv_pw(x)))
@@ -170,6 +173,7 @@ class MultiScaleSelfAttention(nn.Module):
             nn.Conv2d(c, c, k, stride=stride, padding=(stride - 1 + k - 1) // 2, groups=c,
                       bias=False) for c, k in zip(self.split_channels, MSSA_KERNELS)
         ])
+        store_channels_last(*self.kv_convs)
         self.q = nn.Linear(embed_dims, embed_dims, bias=False)
         self.kv = nn.Linear(embed_dims, embed_dims * 2, bias=False)
         self.proj = nn.Linear(embed_dims, embed_dims)

@@ -76,6 +76,21 @@ def record_attention_calls():
         _state.recorder = old
 
 
+@contextlib.contextmanager
+def cpu_dispatch_rules(enabled: bool):
+    """Context manager: with ``enabled=False``, every fused call on CPU goes to
+    ``F.scaled_dot_product_attention``, as every call does on a GPU: the CPU rules that
+    send small calls, mixed head sizes with few keys and learned biases to the plain
+    matmuls (:func:`_cpu_matmul_is_faster`) are switched off in this thread. For tests
+    and checks of the fused path at small sizes; the results are the same function."""
+    old = getattr(_state, 'cpu_rules', True)
+    _state.cpu_rules = bool(enabled)
+    try:
+        yield
+    finally:
+        _state.cpu_rules = old
+
+
 def resolve_attention_impl(impl: Optional[str]) -> str:
     """A module's ``attn_impl`` argument, with ``None`` meaning the current default."""
     return get_attention_impl() if impl is None else _check_impl(impl)
@@ -202,7 +217,7 @@ def _broadcast_lead(*tensors: torch.Tensor) -> Tuple[int, ...]:
 def _cpu_matmul_is_faster(q, k, v, bias, lead: Tuple[int, ...]) -> bool:
     """Cases where the default path runs the plain matmuls on CPU, being faster there
     (``lead``: the broadcast leading shape of q, k and v)."""
-    if q.device.type != 'cpu':
+    if q.device.type != 'cpu' or not getattr(_state, 'cpu_rules', True):
         return False
     grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
                                         or v.requires_grad or

@@ -1,0 +1,1 @@
+"""Measurement and device checks (``tools/analysis_tools/`` are their command lines)."""

@@ -1,0 +1,368 @@
+"""The GPU check (``tools/analysis_tools/gpu_check.sh``): what only a GPU run can tell,
+in one short script, with a CPU dry run (``--device cpu``, small sizes) in the tests.
+
+1. attention equivalence: each backbone family with the fused path (every call through
+   ``F.scaled_dot_product_attention``, counted) against the reference path, same weights,
+   fp32 / bf16 autocast / fp16 autocast, a padded and an unpadded size, outputs and the
+   gradients of input and weights;
+2. mixed-precision training steps of a Mask R-CNN and an UperNet config: autocast (fp16
+   with a dynamic GradScaler, as ``--amp`` / ``AmpOptimWrapper``; bf16), finite losses and
+   unscaled gradients;
+3. ``torch.compile`` of one backbone: output and gradients against eager, graph breaks,
+   compile time, step-time ratio;
+4. classification throughput (bf16 inference) at the given batch sizes with model FLOPs
+   utilisation, measured by ``tools/analysis_tools/benchmark.py``.
+
+Every check records its figures; the run fails (exit 1) if any check fails.
+"""
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+#: relative L2 error allowed between fused and reference (outputs; gradients twice it)
+ATTN_TOL = {'fp32': 1e-4, 'bf16': 5e-2, 'fp16': 1e-2}
+#: dense bf16 peak TFLOP/s by device name (for MFU); other devices: --peak-tflops
+PEAK_BF16_TFLOPS = {'H100': 989., 'H200': 989., 'A100': 312., 'L40S': 362., 'A10': 125.}
+
+#: sizes and models per device: the GPU run at real sizes, the CPU dry run small
+PLANS = {
+    'cuda': dict(
+        families=[('ScopeViT', 'tiny', (256, 256), (200, 300)),
+                  ('ScalableViT', 'small', (224, 224), (200, 300))],
+        attn_batch=4,
+        train=[('configs/scopevit/mask-rcnn_scopevit-t_fpn_1x_coco.py', (800, 1344),
+                ('fp16', 'bf16')),
+               ('configs/scalablevit/upernet_scalablevit-s_8xb2-160k_ade20k-512x512.py',
+                (512, 512), ('fp16', 'bf16'))],
+        train_batch=2, train_steps=3,
+        compile=('ScopeViT', 'tiny', (224, 224), 8), compile_backend='inductor',
+        bench_models=['scopevit-t', 'scalablevit-s'], bench_size='224',
+        bench_batches=[64, 128], bench_warmup=10, bench_repeat=30),
+    'cpu': dict(
+        families=[('ScopeViT', 'xtiny', (64, 64), (97, 131)),
+                  ('ScalableViT', 'small', (56, 56), (64, 72))],
+        attn_batch=1,
+        # mmcv's CPU nms / RoIAlign take fp32 only, and fp16 convolutions on CPU are ~30x
+        # slower than bf16 (a 64x64 UperNet step: 34 s): the dry run is fp32 / bf16
+        train=[('configs/demo/mask-rcnn_scopevit-xt_fpn_shapes.py', (128, 128), ('fp32', )),
+               ('configs/demo/upernet_scalablevit-s_shapes.py', (64, 64), ('bf16', ))],
+        train_batch=2, train_steps=2,
+        compile=('ScopeViT', 'xtiny', (64, 64), 1), compile_backend='aot_eager',
+        bench_models=['scopevit-xt'], bench_size='64',
+        bench_batches=[2], bench_warmup=0, bench_repeat=1),
+}
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def _probe_loss(outs, seed: int = 0) -> torch.Tensor:
+    """A loss every weight influences: a fixed random projection of every output (the
+    outputs are normalised, so ``sum(o ** 2)`` would be constant, its gradient noise)."""
+    g = torch.Generator().manual_seed(seed)
+    return sum((o.float() * torch.randn(o.shape, generator=g).to(o.device)).mean()
+               for o in outs)
+
+
+def _autocast(device, dtype: str):
+    if dtype == 'fp32':
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=DTYPES[dtype])
+
+
+class _CountSDPA:
+    """Counts the calls of ``F.scaled_dot_product_attention`` made by mmscope attention."""
+
+    def __init__(self):
+        from mmscope.models.layers import attention
+        self.module, self.calls = attention, 0
+
+    def __enter__(self):
+        real = self.real = self.module.F
+
+        class Proxy:
+            def __getattr__(_, name):
+                return getattr(real, name)
+
+            def scaled_dot_product_attention(_, *args, **kwargs):
+                self.calls += 1
+                return real.scaled_dot_product_attention(*args, **kwargs)
+
+        self.module.F = Proxy()
+        return self
+
+    def __exit__(self, *exc):
+        self.module.F = self.real
+
+
+# ----------------------------------------------------------------------------- 1
+def check_attention(device, plan) -> List[Dict]:
+    from mmscope.models.layers import (attention_impl, cpu_dispatch_rules,
+                                       record_attention_calls)
+    from mmscope.registry import MODELS
+    rows = []
+    for family, arch, *sizes in plan['families']:
+        torch.manual_seed(0)
+        model = MODELS.build(dict(type=f'mmscope.{family}', arch=arch, drop_path_rate=0.,
+                                  out_indices=(0, 1, 2, 3))).to(device)
+        model.init_weights()
+        model.train()
+        for size in sizes:
+            x = torch.randn(plan['attn_batch'], 3, *size, device=device)
+            for dtype in ('fp32', 'bf16', 'fp16'):
+                res = {}
+                for impl in ('fused', 'reference'):
+                    model.zero_grad(set_to_none=True)
+                    xi = x.clone().requires_grad_(True)
+                    with cpu_dispatch_rules(False), attention_impl(impl), \
+                            record_attention_calls() as calls, _CountSDPA() as sdpa, \
+                            _autocast(device, dtype):
+                        outs = model(xi)
+                    _probe_loss(outs).backward()
+                    grads = torch.cat([p.grad.flatten().float() for p in model.parameters()
+                                       if p.grad is not None])
+                    res[impl] = (outs, xi.grad, grads, len(calls), sdpa.calls)
+                (fo, fx, fg, n_calls, n_sdpa), (ro, rx, rg, _, ref_sdpa) = \
+                    res['fused'], res['reference']
+                out_err = max(rel_err(a, b) for a, b in zip(fo, ro))
+                grad_err = max(rel_err(fx, rx), rel_err(fg, rg))
+                tol = ATTN_TOL[dtype]
+                finite = all(torch.isfinite(t).all() for t in (*fo, fx, fg))
+                ok = (finite and out_err <= tol and grad_err <= 2 * tol
+                      and n_sdpa == n_calls > 0 and ref_sdpa == 0)
+                rows.append(dict(check='attention', model=f'{family}-{arch}',
+                                 size='x'.join(map(str, size)), dtype=dtype,
+                                 out_rel_err=out_err, grad_rel_err=grad_err, tol=tol,
+                                 sdpa_calls=n_sdpa, attention_calls=n_calls, ok=bool(ok)))
+    return rows
+
+
+# ----------------------------------------------------------------------------- 2
+def _strip_sync_bn(node):
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for v in node.values():
+            _strip_sync_bn(v)
+    elif isinstance(node, list):
+        for v in node:
+            _strip_sync_bn(v)
+
+
+def _build_task_model(path: str, device):
+    import mmscope  # noqa: F401  (registers the backbones)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    init_default_scope(cfg.default_scope)
+    cfg.model.backbone.init_cfg = None
+    model_cfg = cfg.model
+    _strip_sync_bn(model_cfg)
+    if cfg.default_scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return cfg, model.to(device).train()
+
+
+def _task_batch(cfg, size, batch: int):
+    h, w = size
+    if cfg.default_scope == 'mmdet':
+        from mmdet.testing import demo_mm_inputs
+        num_classes = cfg.model.roi_head.bbox_head.num_classes \
+            if 'roi_head' in cfg.model else cfg.model.bbox_head.num_classes
+        return demo_mm_inputs(batch, [(3, h, w)] * batch, num_items=[3] * batch,
+                              num_classes=num_classes, with_mask=True)
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    num_classes = cfg.model.decode_head.num_classes
+    g = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
+        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                        pad_shape=(h, w)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, h, w), generator=g))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def check_train_steps(device, plan) -> List[Dict]:
+    rows = []
+    for path, size, dtypes in plan['train']:
+        for dtype in dtypes:
+            torch.manual_seed(0)
+            cfg, model = _build_task_model(path, device)
+            batch = _task_batch(cfg, size, plan['train_batch'])
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            # what --amp builds (AmpOptimWrapper): autocast around data preprocessing and
+            # forward, a dynamic GradScaler for fp16
+            scaler = torch.amp.GradScaler(device.type, enabled=dtype == 'fp16')
+            losses, finite_grads, t0 = [], 0, time.time()
+            for _ in range(plan['train_steps']):
+                with _autocast(device, dtype):
+                    data = model.data_preprocessor(batch, True)
+                    loss_dict = model(**data, mode='loss')
+                loss, _ = model.parse_losses(loss_dict)
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                grads = [p.grad for p in model.parameters() if p.grad is not None]
+                finite_grads += int(all(torch.isfinite(g).all() for g in grads))
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+            # fp16: a skipped first step (overflow, scale halved) is loss scaling at work
+            need = plan['train_steps'] - (1 if dtype == 'fp16' else 0)
+            ok = all(math.isfinite(v) for v in losses) and finite_grads >= need
+            rows.append(dict(check='train_step', config=osp.basename(path),
+                             size='x'.join(map(str, size)), dtype=dtype, losses=losses,
+                             steps_with_finite_grads=finite_grads,
+                             seconds=time.time() - t0, ok=bool(ok)))
+            del model, opt
+    return rows
+
+
+# ----------------------------------------------------------------------------- 3
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def check_compile(device, plan, backend: Optional[str] = None) -> List[Dict]:
+    import torch._dynamo as dynamo
+    from mmscope.registry import MODELS
+    family, arch, size, batch = plan['compile']
+    backend = backend or plan['compile_backend']
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type=f'mmscope.{family}', arch=arch, drop_path_rate=0.,
+                              out_indices=(0, 1, 2, 3)))
+    model.init_weights()
+    model = model.to(device).train()
+    x = torch.randn(batch, 3, *size, device=device)
+    dynamo.reset()
+    explain = dynamo.explain(model)(x)
+    compiled = torch.compile(model, backend=backend)
+
+    def step(m):
+        model.zero_grad(set_to_none=True)
+        outs = m(x)
+        _probe_loss(outs).backward()
+        return [o.detach() for o in outs], torch.cat(
+            [p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    t0 = time.time()
+    c_out, c_grad = step(compiled)
+    _sync(device)
+    compile_s = time.time() - t0
+    e_out, e_grad = step(model)
+    times = {}
+    for name, m in (('eager', model), ('compiled', compiled)):
+        step(m)
+        _sync(device)
+        t0 = time.time()
+        for _ in range(3):
+            step(m)
+        _sync(device)
+        times[name] = (time.time() - t0) / 3
+    out_err = max(rel_err(a, b) for a, b in zip(c_out, e_out))
+    grad_err = rel_err(c_grad, e_grad)
+    ok = out_err <= 1e-3 and grad_err <= 1e-2
+    return [dict(check='compile', model=f'{family}-{arch}', backend=backend,
+                 size='x'.join(map(str, size)), batch=batch,
+                 graphs=explain.graph_count, graph_breaks=explain.graph_break_count,
+                 compile_seconds=compile_s, out_rel_err=out_err, grad_rel_err=grad_err,
+                 speedup=times['eager'] / times['compiled'], ok=bool(ok))]
+
+
+# ----------------------------------------------------------------------------- 4
+def peak_tflops(device) -> Optional[float]:
+    if device.type != 'cuda':
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_BF16_TFLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def check_throughput(device, plan, out_dir: str, peak: Optional[float]) -> List[Dict]:
+    out = osp.join(out_dir, 'throughput.json')
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py'),
+           '--device', device.type, '--dtype', 'bf16', '--modes', 'infer', '--attn', 'fused',
+           '--sizes', plan['bench_size'], '--warmup', str(plan['bench_warmup']),
+           '--repeat', str(plan['bench_repeat']), '--json', out, '--flops',
+           '--batch-sizes', *map(str, plan['bench_batches']), '--model', *plan['bench_models']]
+    if peak:
+        cmd += ['--peak-tflops', str(peak)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [dict(check='throughput', ok=False,
+                     error=(proc.stdout + proc.stderr)[-3000:])]
+    with open(out) as f:
+        results = json.load(f)
+    rows = []
+    for r in results['results']:
+        ips = r.get('images_per_s')
+        rows.append(dict(check='throughput', model=r.get('model'), size=r.get('size'),
+                         batch=r.get('batch'), dtype=r.get('dtype'), images_per_s=ips,
+                         gmacs_per_image=r.get('gflops'), mfu=r.get('mfu'),
+                         ok=r.get('status') == 'ok' and bool(ips)))
+    return rows
+
+
+# ----------------------------------------------------------------------------- run
+def run(device: str = 'cuda', checks=('attention', 'train', 'compile', 'throughput'),
+        out_dir: str = 'work_dirs/gpu_check', peak: Optional[float] = None,
+        compile_backend: Optional[str] = None) -> Dict:
+    dev = torch.device(device)
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError('--device cuda: no CUDA device is visible (torch.cuda.is_available() '
+                           'is False); use --device cpu for the dry run')
+    plan = PLANS[dev.type]
+    os.makedirs(out_dir, exist_ok=True)
+    peak = peak or peak_tflops(dev)
+    report = dict(device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
+                  torch=torch.__version__, peak_bf16_tflops=peak, rows=[], seconds={})
+    steps = dict(attention=lambda: check_attention(dev, plan),
+                 train=lambda: check_train_steps(dev, plan),
+                 compile=lambda: check_compile(dev, plan, compile_backend),
+                 throughput=lambda: check_throughput(dev, plan, out_dir, peak))
+    for name in checks:
+        t0 = time.time()
+        try:
+            report['rows'] += steps[name]()
+        except Exception as exc:  # a crash is a failed check, with its reason
+            report['rows'].append(dict(check=name, ok=False, error=f'{type(exc).__name__}: '
+                                       f'{exc}'))
+        report['seconds'][name] = time.time() - t0
+        print(f'[gpu_check] {name}: {report["seconds"][name]:.0f} s', flush=True)
+    report['ok'] = all(r['ok'] for r in report['rows'])
+    with open(osp.join(out_dir, 'gpu_check.json'), 'w') as f:
+        json.dump(report, f, indent=1, default=str)
+    return report
+
+
+def format_report(report: Dict) -> str:
+    lines = [f"GPU check on {report['device']} (torch {report['torch']}): "
+             f"{'PASS' if report['ok'] else 'FAIL'}"]
+    for r in report['rows']:
+        fields = ', '.join(f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}'
+                           for k, v in r.items() if k not in ('check', 'ok'))
+        lines.append(f"  [{'ok' if r['ok'] else 'FAIL'}] {r['check']}: {fields}")
+    lines.append('  time: ' + ', '.join(f'{k} {v:.0f} s' for k, v in report['seconds'].items()))
+    return '\n'.join(lines)
