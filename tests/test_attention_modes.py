@@ -9,11 +9,27 @@ flash kernel on CPU (no silent math fallback); and the CPU dispatch rules (small
 mixed head sizes) pick the faster implementation. The benchmark tool is tested in
 ``test_benchmark.py``.
 """
+import contextlib
+
 import pytest
 import torch
 
 from mmscope.models.backbones import ScalableViT, ScopeViT
-from mmscope.models.layers import attention_impl, scaled_dot_attention
+from mmscope.models.layers import (attention_impl, cpu_dispatch_rules, record_attention_calls,
+                                   scaled_dot_attention)
+
+
+@contextlib.contextmanager
+def run_path(impl):
+    """Run ``impl`` on the path it names: ``'fused'`` with the CPU size rules off, so
+    every call goes through ``F.scaled_dot_product_attention`` (as on a GPU), checked
+    on exit; ``'reference'``: every call through the plain matmuls."""
+    with attention_impl(impl), cpu_dispatch_rules(False), record_attention_calls() as calls:
+        yield calls
+    want = 'sdpa' if impl == 'fused' else 'matmul'
+    assert calls, 'no attention call was made'
+    assert [c['path'] for c in calls] == [want] * len(calls), \
+        f'{impl}: paths {[c["path"] for c in calls]}'
 
 #: Per tensor, in the L2 norm: ``|a - b| <= rtol * |b| + atol * scale * sqrt(numel)``, where
 #: ``scale`` is the tensor's max ``|b|`` for outputs and the RMS of all gradients of the
@@ -50,7 +66,7 @@ def run(model, x, impl, dtype, grad=True):
     model.zero_grad(set_to_none=True)
     x = x.detach().clone().requires_grad_(grad)
     autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'bf16')
-    with attention_impl(impl), autocast, torch.set_grad_enabled(grad):
+    with run_path(impl), autocast, torch.set_grad_enabled(grad):
         outs = model(x)
         if grad:
             sum((o.float() * torch.linspace(-1, 1, o.numel()).view_as(o)).sum()
@@ -117,13 +133,10 @@ def test_backbone_modes_agree(family, arch):
     compare_modes(model, NO_PAD[family], 'bf16')
 
 
-def test_scopevit_fused_gsda_backward_with_frozen_bias(monkeypatch):
+def test_scopevit_fused_gsda_backward_with_frozen_bias():
     """With a frozen relative-position MLP the GSDA bias needs no gradient, so training
-    runs the fused kernel's backward on the grouped (5-D) inputs; it must still agree.
-    The rule that sends small calls to plain matmuls is switched off, so that every GSDA
-    call of these batch-1 inputs takes that backward."""
-    from mmscope.models.layers import attention
-    monkeypatch.setattr(attention, 'CPU_SMALL_ATTENTION_MACS', 0)
+    runs the fused kernel's backward on the grouped (5-D) inputs; it must still agree
+    (``compare_modes`` runs it with the CPU size rules off, so every call takes it)."""
     model = scopevit('xt')
     for name, p in model.named_parameters():
         if '.rel_pos.' in name:
@@ -182,7 +195,8 @@ def test_kernel_modes_agree(case, bias_grad, dtype):
             if dtype == 'bf16':
                 qq, kk, vv = (t.bfloat16() for t in leaves)
                 bb = b.bfloat16() if b is not None and b.dtype != torch.bool else b
-            out = scaled_dot_attention(qq, kk, vv, bias=bb, scale=0.3, impl=impl)
+            with run_path(impl):
+                out = scaled_dot_attention(qq, kk, vv, bias=bb, scale=0.3, impl=impl)
         weight = torch.linspace(-1, 1, out.numel()).view_as(out)
         (out.float() * weight).sum().backward()
         grads = [t.grad for t in leaves]
@@ -209,16 +223,14 @@ def _attention_kernels(model, size):
 
 @pytest.mark.parametrize('family,arch', [('scopevit', 'xt'), ('scalablevit', 's'),
                                          ('scalablevit', 'l')])
-def test_fused_reaches_cpu_flash_kernel(family, arch, monkeypatch):
+def test_fused_reaches_cpu_flash_kernel(family, arch):
     """Where the default path calls SDPA, SDPA runs its CPU flash kernel, never its math
     fallback (slower than the reference code and holding the whole attention matrix):
     ScopeViT's 5-D GSDA groups and ScalableViT's SSA (q/k wider or narrower than v) are
-    laid out for it. The size rules that send small calls to plain matmuls are switched
-    off here, so that every call of this small input goes to SDPA."""
-    from mmscope.models.layers import attention
-    monkeypatch.setattr(attention, 'CPU_SMALL_ATTENTION_MACS', 0)
-    monkeypatch.setattr(attention, 'CPU_MIXED_HEAD_MIN_KEYS', 0)
-    kernels, calls = _attention_kernels(BUILD[family](arch), PAD)
+    laid out for it. The CPU size rules are switched off here, so that every call of this
+    small input goes to SDPA."""
+    with cpu_dispatch_rules(False):
+        kernels, calls = _attention_kernels(BUILD[family](arch), PAD)
     assert kernels.get('aten::_scaled_dot_product_flash_attention_for_cpu') == calls > 0
     assert 'aten::_scaled_dot_product_attention_math' not in kernels
 

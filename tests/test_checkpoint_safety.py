@@ -189,3 +189,91 @@ def test_import_mmscope_is_cheap():
             'print(bad); sys.exit(1 if bad else 0)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _granted_names():
+    """``{qualified name: object}`` of every global the allowlist lets a pickle use."""
+    from mmscope.utils.checkpoint import checkpoint_allowlist
+    names = {}
+    for entry in checkpoint_allowlist():
+        obj, name = entry if isinstance(entry, tuple) else (
+            entry, f'{entry.__module__}.{entry.__qualname__}')
+        names[name] = obj
+    return names
+
+
+#: numpy 1.26 (pinned) pickles dtypes as instances of these classes
+NUMPY_DTYPE_CLASSES = (
+    'Bool', 'Int8', 'UInt8', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Int64', 'UInt64',
+    'LongLong', 'ULongLong', 'Float16', 'Float32', 'Float64', 'LongDouble', 'Complex64',
+    'Complex128', 'CLongDouble', 'Object', 'Bytes', 'Str', 'Void', 'DateTime64',
+    'TimeDelta64')
+
+
+def test_allowlist_is_exactly_what_checkpoints_need():
+    """The exact set of globals granted, pinned: adding one (``eval``, a module's
+    function) must be a reviewed change of this list."""
+    from mmscope.utils.checkpoint import _restricted_getattr
+    names = _granted_names()
+    expected = {
+        'mmengine.logging.history_buffer.HistoryBuffer', 'numpy.ndarray', 'numpy.dtype',
+        'numpy.core.multiarray._reconstruct', 'numpy.core.multiarray.scalar',
+        'numpy._core.multiarray._reconstruct', 'numpy._core.multiarray.scalar',
+        'builtins.getattr'} | {f'numpy.dtypes.{n}DType' for n in NUMPY_DTYPE_CLASSES}
+    assert set(names) == expected, (sorted(set(names) - expected),
+                                    sorted(expected - set(names)))
+    # 'builtins.getattr' is the restricted stand-in, never the real one
+    assert names['builtins.getattr'] is _restricted_getattr
+    import builtins
+    assert all(obj is not getattr(builtins, 'getattr') for obj in names.values())
+
+
+class _Payload:
+    """Pickles as ``func(*args)``: what a crafted checkpoint would run on load."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _payloads(marker):
+    import importlib
+    import operator
+
+    import numpy as np
+    try:
+        from numpy._core import multiarray
+    except ImportError:
+        from numpy.core import multiarray
+    write = f'open({marker!r}, "w").write("x")'
+    module_of_allowed = _Payload(getattr, multiarray.scalar, '__self__')  # a numpy module
+    return {
+        'eval': (_Payload(eval, write), 'eval'),
+        'exec': (_Payload(exec, write), 'exec'),
+        '__import__': (_Payload(__import__, 'os'), '__import__'),
+        'getattr on a module': (_Payload(getattr, module_of_allowed, 'fromfile'),
+                                '__self__'),
+        'getattr on numpy': (_Payload(getattr, np.ndarray, 'tofile'), 'tofile'),
+        'subprocess.Popen': (_Payload(subprocess.Popen, ['touch', marker]), 'Popen'),
+        'importlib.import_module': (_Payload(importlib.import_module, 'os'),
+                                    'import_module'),
+        'operator.attrgetter': (_Payload(operator.attrgetter, 'system'), 'attrgetter'),
+        'os.system': (_Payload(os.system, f'touch {marker}'), 'system'),
+    }
+
+
+@pytest.mark.parametrize('kind', list(_payloads('m')))
+def test_crafted_payloads_are_refused_without_side_effect(tmp_path, monkeypatch, kind):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    marker = str(tmp_path / 'PWNED')
+    payload, named = _payloads(marker)[kind]
+    path = str(tmp_path / 'crafted.pth')
+    torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': payload}, path)
+    with pytest.raises(pickle.UnpicklingError) as info:
+        safe_load(path)
+    assert named in str(info.value), str(info.value)  # it names what it refused
+    with pytest.raises(pickle.UnpicklingError):
+        _load_checkpoint(path, map_location='cpu')  # mmengine's loader, patched
+    assert not osp.exists(marker)

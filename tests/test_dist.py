@@ -16,7 +16,8 @@ from mmscope.apis import shutdown_distributed  # noqa: E402
 from mmscope.models.layers import store_channels_last  # noqa: E402
 from mmscope.registry import MODELS  # noqa: E402
 
-FAMILIES = [dict(type='ScopeViT', arch='xtiny'), dict(type='ScalableViT', arch='small')]
+FAMILIES = [dict(type='mmscope.ScopeViT', arch='xtiny'),
+            dict(type='mmscope.ScalableViT', arch='small')]
 
 
 def _incoming_and_final_grad_strides(model, size):
@@ -42,7 +43,7 @@ def _incoming_and_final_grad_strides(model, size):
     return relaid, differ
 
 
-@pytest.mark.parametrize('cfg', FAMILIES, ids=lambda c: c['type'])
+@pytest.mark.parametrize('cfg', FAMILIES, ids=lambda c: c['type'].split('.')[-1])
 @pytest.mark.parametrize('size', [(97, 131)])
 def test_gradients_are_laid_out_like_parameters(cfg, size):
     """DDP lays its bucket views out like the parameters and warns (then copies with

@@ -12,7 +12,7 @@ from mmscope.models.backbones.scalablevit import (IWSA, SSA, ScalableViT,
                                                   convert_official_state_dict,
                                                   mmscope_to_official_key,
                                                   official_to_mmscope_key)
-from mmscope.models.layers import attention_impl
+from mmscope.models.layers import attention_impl, cpu_dispatch_rules, record_attention_calls
 
 TINY = dict(
     embed_dims=[16, 32, 48, 64],
@@ -189,8 +189,12 @@ def test_fused_vs_reference():
     x = torch.randn(2, 3, 64, 90)
     with attention_impl('reference'):
         o1, g1 = _fwd_bwd(model, x)
-    with attention_impl('fused'):
+    # CPU size rules off: every fused call really goes through SDPA (as on a GPU),
+    # the padded IWSA windows with their boolean key mask included
+    with attention_impl('fused'), cpu_dispatch_rules(False), record_attention_calls() as c:
         o2, g2 = _fwd_bwd(model, x)
+    assert c and all(r['path'] == 'sdpa' for r in c)
+    assert any(r['bias'] is not None and r['bias'].dtype == torch.bool for r in c)
     _assert_close(o1, o2)
     _assert_close(g1, g2)
     # the constructor argument overrides the process default
@@ -229,9 +233,11 @@ def test_iwsa_padding_is_masked(hw, impl):
     m = IWSA(12, 3, window_size=7, attn_impl=impl).eval()
     nn.init.normal_(m.qkv.bias, 0, 1.0)  # padded qkv rows would not be zero before proj
     x = torch.randn(2, hw[0] * hw[1], 12)
+    with torch.no_grad(), cpu_dispatch_rules(False), record_attention_calls() as calls:
+        out = m(x, hw)
+    assert [c['path'] for c in calls] == ['sdpa' if impl == 'fused' else 'matmul']
     with torch.no_grad():
-        torch.testing.assert_close(m(x, hw), _iwsa_bruteforce(m, x, hw), atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(out, _iwsa_bruteforce(m, x, hw), atol=1e-5, rtol=1e-5)
 
 
 def test_padding_content_does_not_leak():

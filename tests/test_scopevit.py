@@ -12,7 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.models.backbones import ScopeViT
 from mmscope.models.backbones import scopevit as sv
-from mmscope.models.layers import attention_impl
+from mmscope.models.layers import attention_impl, cpu_dispatch_rules, record_attention_calls
 
 # A small custom arch: every feature of the real ones (1/2/3 kernel groups, strides 4/2/1,
 # two GSDA grids) at a fraction of the cost.
@@ -228,8 +228,13 @@ def test_fused_and_reference_attention_agree():
     assert ScopeViT(arch=copy.deepcopy(MINI), attn_impl='reference').stages[
         0].blocks[0].gsda.attn.attn_impl == 'reference'
     x = torch.randn(2, 3, 40, 56)  # maps 10x14, 5x7, 3x4, 2x2: GSDA padded everywhere
-    outs, grads = _run_with_grads(model, x)
-    outs_ref, grads_ref = _run_with_grads(model_ref, x)
+    # CPU size rules off: every fused call really goes through SDPA (as on a GPU)
+    with cpu_dispatch_rules(False), record_attention_calls() as calls:
+        outs, grads = _run_with_grads(model, x)
+    assert calls and all(c['path'] == 'sdpa' for c in calls)
+    with record_attention_calls() as calls:
+        outs_ref, grads_ref = _run_with_grads(model_ref, x)
+    assert calls and all(c['path'] == 'matmul' for c in calls)
     for a, b in zip(outs, outs_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     # biases feeding a train-mode BatchNorm have ~0 true gradients (pure rounding

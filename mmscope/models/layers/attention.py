@@ -167,15 +167,19 @@ def scaled_dot_attention(q: torch.Tensor,
     if scale is None:
         scale = q.shape[-1]**-0.5
     recorder = getattr(_state, 'recorder', None)
+    record = None
     if recorder is not None:
-        recorder.append(dict(q=q.detach(), k=k.detach(), v=v.detach(),
-                             bias=None if bias is None else bias.detach(),
-                             bias_requires_grad=bias is not None and bias.requires_grad,
-                             requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
-                             scale=scale, dropout_p=dropout_p, impl=impl))
+        record = dict(q=q.detach(), k=k.detach(), v=v.detach(),
+                      bias=None if bias is None else bias.detach(),
+                      bias_requires_grad=bias is not None and bias.requires_grad,
+                      requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
+                      scale=scale, dropout_p=dropout_p, impl=impl, path='matmul')
+        recorder.append(record)
     if impl == 'fused':
         lead = _broadcast_lead(q, k, v)  # (*lead, N, D) after broadcasting
         if not _cpu_matmul_is_faster(q, k, v, bias, lead):
+            if record is not None:
+                record['path'] = 'sdpa'
             return _fused_attention(q, k, v, bias, scale, dropout_p, lead)
     return _reference_attention(q, k, v, bias, scale, dropout_p)
 
