@@ -16,3 +16,17 @@ def _no_trust_leaks():
         os.environ.pop(TRUST_ENV, None)
     else:
         os.environ[TRUST_ENV] = before
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _no_default_scope_leaks():
+    """Building a Runner (or ``init_default_scope``) makes a new mmengine default scope
+    current for the rest of the process: a later ``mmpretrain.registry.MODELS.build``
+    would then look in that library's registry instead. Drop the scopes a test module
+    created when it ends, so that no module depends on which ones ran before it."""
+    from mmengine.registry import DefaultScope
+    instances = DefaultScope._instance_dict
+    before = list(instances)
+    yield
+    for name in [n for n in instances if n not in before]:
+        del instances[name]

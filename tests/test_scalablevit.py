@@ -60,9 +60,12 @@ def classifier_cfg(arch='small', num_classes=1000, in_channels=512, **backbone):
 
 @pytest.fixture(scope='module')
 def released_classifiers():
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    return {a: MODELS.build(classifier_cfg(a, in_channels=c)) for a, (c, _, _) in
-            RELEASED.items()}
+    # whatever scope an earlier test left as the default, these are mmpretrain models
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return {a: MODELS.build(classifier_cfg(a, in_channels=c)) for a, (c, _, _) in
+                RELEASED.items()}
 
 
 @pytest.mark.parametrize('hw', [(32, 32), (33, 47), (97, 131), (224, 224), (256, 256)])

@@ -8,6 +8,9 @@
 #   TORCH_VERSION=2.12.1 TORCHVISION_VERSION=0.27.1   the pinned pair (pick your CUDA build
 #                         of the same pair with TORCH_INDEX_URL=... on GPU machines)
 #   PIP_EXTRA="--find-links ../shared/wheels"   extra pip arguments (e.g. a wheel cache)
+#   OFFICIAL_DEPS=DIR     also install what the released model files import (timm, einops;
+#                         requirements/official.txt) into DIR, outside the environment, for
+#                         the live comparison with the released code (MMSCOPE_OFFICIAL_DEPS)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -123,5 +126,19 @@ import importlib.util
 assert importlib.util.find_spec('transformers') is None
 EOF
 then :; else say "WARNING: 'transformers' is installed in this env; it breaks mmpretrain imports"; fi
+
+if [ -n "${OFFICIAL_DEPS:-}" ]; then
+  if PYTHONPATH="$OFFICIAL_DEPS" have <<'EOF'
+import timm, einops  # noqa
+EOF
+  then say "timm + einops for the released code present in $OFFICIAL_DEPS"
+  else
+    say "installing timm + einops for the released code into $OFFICIAL_DEPS (not into the env)"
+    # shellcheck disable=SC2086
+    "$PYTHON" -m pip install --disable-pip-version-check --no-deps $PIP_EXTRA \
+        --target "$OFFICIAL_DEPS" -r requirements/official.txt
+  fi
+  say "for the live comparison: MMSCOPE_OFFICIAL_DEPS=$OFFICIAL_DEPS MMSCOPE_OFFICIAL_CODE=DIR"
+fi
 
 say "environment ready: $PYTHON"
