@@ -76,7 +76,7 @@ MUTATIONS = {
         "'rel_coords', torch.sign(table) * torch.log1p(table.abs()), persistent=False)",
         "'rel_coords', torch.log1p(table.abs()), persistent=False)",
         ['tests/test_golden.py'],
-        "GSDA's position-bias MLP sees |offset| instead of signed log offsets"),
+        "GSDA's position-bias MLP sees log(1 + abs(offset)) without its sign"),
     'restricted-getattr-open': (
         'mmscope/utils/checkpoint.py',
         '    if (isinstance(obj, hb) or obj is hb) and name in allowed:',
