@@ -20,7 +20,7 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from helpers import run_watched  # noqa: E402
+from helpers import one_thread_env, run_watched  # noqa: E402
 
 from mmscope.datasets import shapes  # noqa: E402
 
@@ -236,7 +236,7 @@ def quick_demo(tmp_path_factory):
     dirs = dict(data=str(root / 'data'), work=str(root / 'work'), out=str(root / 'results'))
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--quick',
            '--data-root', dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out']]
-    proc = run_watched(cmd, cwd=ROOT, idle_timeout=IDLE_TIMEOUT,
+    proc = run_watched(cmd, cwd=ROOT, env=one_thread_env(), idle_timeout=IDLE_TIMEOUT,
                        total_timeout=QUICK_DEMO_TIMEOUT,
                        log_file=str(root / 'demo.log'))
     dirs.update(proc=proc)
@@ -273,8 +273,8 @@ def test_quick_demo_learns(quick_demo):
 
 
 def _dist_env(quick_demo, **extra):
-    return dict(os.environ, MMSCOPE_SHAPES_ROOT=quick_demo['data'], PYTHON=sys.executable,
-                PORT=str(_free_port()), OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', **extra)
+    return one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'], PYTHON=sys.executable,
+                          PORT=str(_free_port()), **extra)
 
 
 def _dist_train(quick_demo, work, config=QUICK_CLS, env=None):
@@ -335,7 +335,7 @@ def test_kill_and_resume(quick_demo, tmp_path):
     iterations and learning rates as the uninterrupted demo run, and keeps what the first
     run wrote."""
     work = str(tmp_path / 'resume')
-    env = dict(os.environ, MMSCOPE_SHAPES_ROOT=quick_demo['data'])
+    env = one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'])
     cmd = [sys.executable, 'tools/train.py', QUICK_CLS, '--work-dir', work]
     first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
