@@ -21,10 +21,9 @@ sys.path.insert(0, GOLDEN)
 from synth import VARIANTS, seeded_input, synthesize  # noqa: E402
 
 from mmscope.converters.engine import convert_to_mmscope, convert_to_official  # noqa: E402
-from mmscope.converters.scalablevit import SCALABLEVIT  # noqa: E402
-from mmscope.converters.scopevit import SCOPEVIT  # noqa: E402
+from mmscope.models.family import get_family  # noqa: E402
 
-SPECS = {'scopevit': SCOPEVIT, 'scalablevit': SCALABLEVIT}
+SPECS = {name: get_family(name) for name in VARIANTS}
 CASES = [(family, arch, size) for family, vs in VARIANTS.items() for arch, size in vs]
 
 

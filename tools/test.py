@@ -1,4 +1,4 @@
-"""Test (and evaluate) a checkpoint of any mmscope config: mmpretrain, mmdet or mmseg.
+"""Test (and evaluate) a checkpoint of any mmscope config, run by its library.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE_OR_DIR]
         [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
@@ -8,21 +8,18 @@ predicted label maps into the given directory.
 """
 import argparse
 import os.path as osp
-import sys
 from copy import deepcopy
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmscope  # noqa: F401  (safe checkpoint loading)
+from mmengine.config import ConfigDict, DictAction
 
-import mmscope  # noqa: E402,F401  (safe checkpoint loading)
-from mmengine.config import ConfigDict, DictAction  # noqa: E402
-
-from mmscope.apis import (apply_common_args, library_of, load_config,  # noqa: E402
-                          run_runner, trigger_visualization)
+from mmscope.apis import (apply_common_args, library_of, load_config, run_runner,
+                          trigger_visualization)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Test a checkpoint (mmpretrain / mmdet / mmseg config)')
+        description='Test a checkpoint (a config of any library mmscope serves)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the metrics file')
@@ -47,13 +44,7 @@ def parse_args(argv=None):
 def _default_tta(cfg, library):
     """A flip TTA for configs that define none (as the libraries' own tools do)."""
     if 'tta_model' not in cfg:
-        cfg.tta_model = {
-            'mmdet': dict(type='DetTTAModel',
-                          tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
-                                        max_per_img=100)),
-            'mmpretrain': dict(type='mmpretrain.AverageClsScoreTTA'),
-            'mmseg': dict(type='SegTTAModel'),
-        }[library]
+        cfg.tta_model = deepcopy(dict(library.tta_model))
     if 'tta_pipeline' not in cfg:
         data = cfg.test_dataloader.dataset
         while 'dataset' in data:
@@ -80,19 +71,18 @@ def main(argv=None):
         trigger_visualization(cfg, args.show, args.show_dir, args.wait_time, args.interval)
     if args.tta:
         _default_tta(cfg, library)
-    if args.out is not None and library == 'mmseg':
+    dump_kind, dump_metric = library.dump
+    if args.out is not None and dump_kind == 'dir':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     elif args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must be a .pkl file for {library} configs, got {args.out}')
+        raise ValueError(f'--out must be a .pkl file for {library.scope} configs, '
+                         f'got {args.out}')
 
     def add_dump_metric(runner):
-        if args.out is not None and library == 'mmdet':
-            from mmdet.evaluation import DumpDetResults
-            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-        elif args.out is not None and library == 'mmpretrain':
-            from mmengine.evaluator import DumpResults
-            runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        if args.out is not None and dump_kind == 'pkl':
+            metric = library.import_object(dump_metric)
+            runner.test_evaluator.metrics.append(metric(out_file_path=args.out))
 
     return run_runner(cfg, 'test', prepare=add_dump_metric)
 

@@ -1,24 +1,20 @@
-"""Train any mmscope config: mmpretrain, mmdet or mmseg, chosen by its ``default_scope``.
+"""Train any mmscope config, run by the library its ``default_scope`` names.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmscope  # noqa: F401  (safe checkpoint loading for load_from / resume)
+from mmengine.config import DictAction
 
-import mmscope  # noqa: E402,F401  (safe checkpoint loading for load_from / resume)
-from mmengine.config import DictAction  # noqa: E402
-
-from mmscope.apis import (apply_common_args, library_of, load_config,  # noqa: E402
-                          run_runner)
+from mmscope.apis import apply_common_args, library_of, load_config, run_runner
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Train a model (mmpretrain / mmdet / mmseg config)')
+        description='Train a model (a config of any library mmscope serves)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
@@ -72,9 +68,9 @@ def merge_args(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
-    if library_of(cfg) == 'mmdet':
-        from mmdet.utils import setup_cache_size_limit_of_dynamo
-        setup_cache_size_limit_of_dynamo()
+    library = library_of(cfg)
+    if library.before_train is not None:
+        library.before_train()
     cfg = merge_args(cfg, args)
     run_runner(cfg, 'train')
 

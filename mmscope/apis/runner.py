@@ -1,5 +1,5 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: one set of tools for mmpretrain,
-mmdet and mmseg configs, routed by the config's ``default_scope``."""
+"""What ``tools/train.py`` and ``tools/test.py`` share: one set of tools for every library
+of :data:`mmscope.apis.libraries.LIBRARIES`, routed by the config's ``default_scope``."""
 import gc
 import os
 import os.path as osp
@@ -11,32 +11,7 @@ from typing import Any, Callable, Optional
 from mmengine.config import Config
 
 from ..utils.checkpoint import trust_checkpoint
-
-#: ``default_scope`` values our tools run, with a human name for messages.
-LIBRARIES = {'mmpretrain': 'mmpretrain (classification)', 'mmdet': 'mmdet (detection)',
-             'mmseg': 'mmseg (segmentation)'}
-
-
-def library_of(cfg: Config) -> str:
-    """The downstream library that runs ``cfg`` (its ``default_scope``)."""
-    scope = cfg.get('default_scope', None)
-    if scope not in LIBRARIES:
-        raise ValueError(
-            f'config {cfg.filename!r} has default_scope={scope!r}; mmscope tools run '
-            f'configs whose default_scope is one of {sorted(LIBRARIES)}')
-    return scope
-
-
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config, apply ``--cfg-options`` and check its library."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    library_of(cfg)
-    return cfg
-
+from .libraries import library_of
 
 def apply_common_args(cfg: Config, args) -> Config:
     """``--launcher``, ``--work-dir``, ``--trust-checkpoint`` as the OpenMMLab tools do."""
@@ -60,7 +35,7 @@ def trigger_visualization(cfg: Config, show: bool, show_dir: Optional[str],
         raise RuntimeError('--show/--show-dir need a VisualizationHook in default_hooks: '
                            "add visualization=dict(type='VisualizationHook')")
     vis = hooks['visualization']
-    if library_of(cfg) == 'mmpretrain':
+    if library_of(cfg).visualizer_style == 'enable':
         vis.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir,
                    interval=interval)
     else:
@@ -207,6 +182,6 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
     raise SystemExit(1)
 
 
-__all__ = ['LIBRARIES', 'library_of', 'load_config', 'apply_common_args',
+__all__ = ['apply_common_args',
            'trigger_visualization', 'init_cpu_distributed', 'build_runner',
            'shutdown_distributed', 'run_runner']

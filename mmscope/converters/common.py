@@ -103,11 +103,6 @@ def find_state_dict(ckpt: dict,
     return where, sd
 
 
-def unwrap_state_dict(ckpt: dict, prefer: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """The weights inside ``ckpt`` (see :func:`find_state_dict`)."""
-    return find_state_dict(ckpt, prefer)[1]
-
-
 def sha256_of(path: str) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -167,11 +162,6 @@ BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked')
 def num_params(sd: Dict[str, torch.Tensor]) -> int:
     """Learnable parameters in a state dict (BatchNorm statistics excluded)."""
     return sum(v.numel() for k, v in sd.items() if not k.endswith(BUFFER_SUFFIXES))
-
-
-def summary(variant: str, sd: Dict[str, torch.Tensor], dst: str, digest: str) -> str:
-    return (f'variant: {variant}\ntensors: {len(sd)}\nparams: {num_params(sd):,}\n'
-            f'output: {osp.abspath(dst)}\nsha256: {digest}')
 
 
 @contextlib.contextmanager

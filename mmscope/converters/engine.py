@@ -1,7 +1,8 @@
-"""The conversion engine shared by the ScopeViT and ScalableViT converters.
+"""The conversion engine: official checkpoints <-> mmscope, for every registered family.
 
-A :class:`ModelSpec` says how one model family names its weights (official <-> mmscope
-classifier keys) and where its classification configs are. The engine does the rest:
+A family's :class:`~mmscope.models.family.BackboneFamily` says how it names its weights
+(official <-> mmscope classifier keys) and where its classification configs are. The engine
+does the rest:
 
 * the variant is found by comparing the renamed keys and their shapes with the classifier
   built from each variant's classification config on the meta device (no weights are
@@ -10,9 +11,10 @@ classifier keys) and where its classification configs are. The engine does the r
   shape-mismatched keys against the closest variant; nothing is ever converted partially;
 * ``backbone_only`` writes the ``backbone.*`` weights of the dense-prediction backbone
   (every stage output), filling the modules the classifier lacks with their identity
-  initialisation (:meth:`ModelSpec.init_dense_extra`);
+  initialisation (the family's ``init_dense_extra``);
 * the reverse direction maps mmscope classifier (or backbone) checkpoints back to the
-  official names.
+  official names;
+* without ``--family`` the command line finds the family whose key rules name every key.
 """
 import argparse
 import copy
@@ -21,73 +23,61 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..models.family import BackboneFamily, config_root, families, get_family
 from ..models.utils.key_rules import BACKBONE_PREFIX as BACKBONE
 from .common import (ConversionError, find_state_dict, meta_device, num_params,
                      read_checkpoint, sha256_of, write_checkpoint)
 
-#: ``configs/`` of the source tree this package lives in.
-CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-                       'configs')
+FamilyLike = Union[BackboneFamily, str]
 
 
-class ModelSpec:
-    """How one model family's official checkpoints map onto mmscope classifiers.
+def _family(family: FamilyLike) -> BackboneFamily:
+    if isinstance(family, BackboneFamily):
+        return family
+    try:
+        return get_family(family)
+    except ValueError as e:
+        raise ConversionError(str(e)) from None
 
-    Subclasses set the class attributes; the renaming is the family's
-    :class:`~mmscope.models.utils.KeyRules` (official <-> classifier keys).
-    """
-    #: Display name, e.g. ``'ScopeViT'``.
-    name: str = ''
-    #: Folder under ``configs/``.
-    config_dir: str = ''
-    #: Where the official code lives (for the ``meta`` of written files).
-    official_repo: str = ''
-    #: Entry that holds the weights in files written in the official layout.
-    official_wrapper: str = 'state_dict'
-    #: Canonical arch name -> classification config file (in ``configs/<config_dir>``).
-    archs: Dict[str, str] = {}
-    #: Other accepted spellings of the arch names.
-    aliases: Dict[str, str] = {}
-    #: Our classifier key whose first dimension is the number of classes.
-    head_weight: str = 'head.fc.weight'
-    #: The family's key renaming (``KEY_RULES`` of its backbone module).
-    key_rules = None
 
-    def official_to_ours(self, key: str, num_stages: int) -> str:
-        """Official key -> mmscope classifier key; KeyError if it has no counterpart."""
-        return self.key_rules.official_to_mmscope_key(key, num_stages)
+def _official_repo(family: BackboneFamily) -> str:
+    return family.official.repo if family.official else 'no released code'
 
-    def ours_to_official(self, key: str, num_stages: int) -> str:
-        """mmscope classifier key -> official key; KeyError if it has no counterpart."""
-        return self.key_rules.mmscope_to_official_key(key, num_stages)
 
-    def init_dense_extra(self, key: str, shape: torch.Size) -> torch.Tensor:
-        """Value of a dense-backbone tensor the classifier does not have (bare backbone
-        key, e.g. ``'norm0.weight'``)."""
+def _official_wrapper(family: BackboneFamily) -> str:
+    return family.official.wrapper if family.official else 'state_dict'
+
+
+def _canonical_arch(family: BackboneFamily, arch: str) -> str:
+    try:
+        return family.canonical_arch(arch)
+    except ValueError as e:
+        raise ConversionError(str(e)) from None
+
+
+def _config_path(family: BackboneFamily, arch: str) -> str:
+    path = family.config_path(arch)
+    if not osp.isfile(path):
         raise ConversionError(
-            f'{self.name}: the dense backbone has {key!r}, which the classifier lacks, and '
-            'the converter does not know how to initialise it')
+            f'classification config {path} not found (is mmscope installed from its '
+            'source tree?); pass --config explicitly')
+    return path
 
-    # -------------------------------------------------------------------------------
-    def canonical_arch(self, arch: str) -> str:
-        key = arch.lower()
-        key = self.aliases.get(key, key)
-        if key not in self.archs:
-            names = sorted(set(self.archs) | set(self.aliases))
-            raise ConversionError(f'unknown {self.name} arch {arch!r}; choose from {names}')
-        return key
 
-    def config_path(self, arch: str) -> str:
-        path = osp.join(CONFIG_ROOT, self.config_dir, self.archs[arch])
-        if not osp.isfile(path):
-            raise ConversionError(
-                f'classification config {path} not found (is mmscope installed from its '
-                'source tree?); pass --config explicitly')
-        return path
+def _init_dense_extra(family: BackboneFamily, key: str, shape: torch.Size) -> torch.Tensor:
+    """Value of a dense-backbone tensor the classifier does not have (bare key)."""
+    try:
+        if family.init_dense_extra is None:
+            raise KeyError(key)
+        return family.init_dense_extra(key, shape)
+    except KeyError:
+        raise ConversionError(
+            f'{family.name}: the dense backbone has {key!r}, which the classifier lacks, and '
+            'the converter does not know how to initialise it') from None
 
 
 # -------------------------------------------------------------------------------------
@@ -230,7 +220,7 @@ class Result:
     source_entry: str = ''
 
 
-def _candidates(spec: ModelSpec, arch: Optional[str],
+def _candidates(spec: BackboneFamily, arch: Optional[str],
                 config: Optional[str]) -> List[Tuple[str, str]]:
     """(variant name, config path) pairs to compare with."""
     if config is not None:
@@ -238,12 +228,12 @@ def _candidates(spec: ModelSpec, arch: Optional[str],
             raise ConversionError(f'{config}: no such config')
         return [(arch or osp.splitext(osp.basename(config))[0], config)]
     if arch is not None:
-        arch = spec.canonical_arch(arch)
-        return [(arch, spec.config_path(arch))]
-    return [(a, spec.config_path(a)) for a in spec.archs]
+        arch = _canonical_arch(spec, arch)
+        return [(arch, _config_path(spec, arch))]
+    return [(a, _config_path(spec, a)) for a in spec.archs]
 
 
-def _pick(spec: ModelSpec, matches: List[Tuple[Match, object]], forced: bool,
+def _pick(spec: BackboneFamily, matches: List[Tuple[Match, object]], forced: bool,
           hint: str = ''):
     good = [(m, extra) for m, extra in matches if m.ok]
     if len(good) == 1:
@@ -265,7 +255,7 @@ def _head_hint(match: Match) -> str:
     return ''
 
 
-def convert_to_mmscope(spec: ModelSpec,
+def convert_to_mmscope(family: FamilyLike,
                        state_dict: Dict[str, torch.Tensor],
                        arch: Optional[str] = None,
                        backbone_only: bool = False,
@@ -275,13 +265,14 @@ def convert_to_mmscope(spec: ModelSpec,
     Raises :class:`ConversionError` unless every key converts and the result matches one
     variant exactly (head keys of the source are dropped with ``backbone_only``).
     """
+    spec = _family(family)
     matches, foreign = [], False
     for variant, cfg_path in _candidates(spec, arch, config):
         num_stages = get_layout(cfg_path).num_stages
         renamed, origin, unconverted, dropped = OrderedDict(), {}, [], []
         for k, v in state_dict.items():
             try:
-                nk = spec.official_to_ours(k, num_stages)
+                nk = spec.key_rules.official_to_mmscope_key(k, num_stages)
             except KeyError:
                 unconverted.append(k)
                 continue
@@ -301,7 +292,7 @@ def convert_to_mmscope(spec: ModelSpec,
 
         def describe(k, _n=num_stages):
             try:
-                return f'{k} (official: {spec.ours_to_official(k, _n)})'
+                return f'{k} (official: {spec.key_rules.mmscope_to_official_key(k, _n)})'
             except KeyError:
                 return k
 
@@ -330,7 +321,7 @@ def convert_to_mmscope(spec: ModelSpec,
         if k in renamed:
             out[k] = renamed[k]
         else:
-            out[k] = spec.init_dense_extra(k[len(BACKBONE):], shape)
+            out[k] = _init_dense_extra(spec, k[len(BACKBONE):], shape)
             extra.append(k)
     lost = [k for k in renamed if k not in out]
     if lost:  # the classifier backbone has keys the dense backbone lacks: a model change
@@ -341,7 +332,7 @@ def convert_to_mmscope(spec: ModelSpec,
     return Result(m.variant, layout, out, notes)
 
 
-def convert_to_official(spec: ModelSpec,
+def convert_to_official(family: FamilyLike,
                         state_dict: Dict[str, torch.Tensor],
                         arch: Optional[str] = None,
                         backbone_only: bool = False,
@@ -352,6 +343,7 @@ def convert_to_official(spec: ModelSpec,
     the neck and heads of a detector, is ignored) and the official backbone is written;
     dense-only tensors that have no official counterpart are dropped (and reported).
     """
+    spec = _family(family)
     sd = OrderedDict(state_dict)
     ignored = []
     if backbone_only:
@@ -378,7 +370,7 @@ def convert_to_official(spec: ModelSpec,
     out = OrderedDict()
     for k in expected:
         try:
-            out[spec.ours_to_official(k, layout.num_stages)] = got[k]
+            out[spec.key_rules.mmscope_to_official_key(k, layout.num_stages)] = got[k]
         except KeyError:
             raise ConversionError(f'{k!r} has no official {spec.name} counterpart') from None
     dropped = [k for k in sd if k in dense_only]
@@ -394,21 +386,56 @@ def convert_to_official(spec: ModelSpec,
 # command line
 # -------------------------------------------------------------------------------------
 def _rel(path: str) -> str:
-    root = osp.dirname(CONFIG_ROOT)
+    root = osp.dirname(config_root())
     path = osp.abspath(path)
     return osp.relpath(path, root) if path.startswith(root + osp.sep) else path
 
 
-def build_parser(spec: ModelSpec, prog: Optional[str] = None) -> argparse.ArgumentParser:
-    archs = ', '.join(f'{a} ({"/".join(k for k, v in spec.aliases.items() if v == a)})'
-                      for a in spec.archs)
+def detect_family(state_dict: Dict[str, torch.Tensor], to_official: bool = False,
+                  backbone_only: bool = False) -> BackboneFamily:
+    """The registered family whose key rules name most keys of ``state_dict`` (official
+    keys, or with ``to_official`` our keys; with ``backbone_only`` only ``backbone.*``
+    ones). The conversion then checks every key; this only picks whose rules to use.
+    ConversionError when no family names most of the keys, or two name as many."""
+    keys = [k for k in state_dict if not (to_official and backbone_only)
+            or k.startswith(BACKBONE)]
+    scores = []
+    for fam in families():
+        num_stages = len(fam.backbone.arch_zoo[fam.archs[0]]['depths'])
+        rename = (fam.key_rules.mmscope_to_official_key if to_official else
+                  fam.key_rules.official_to_mmscope_key)
+        named = 0
+        for k in keys:
+            try:
+                rename(k, num_stages)
+                named += 1
+            except KeyError:
+                pass
+        scores.append((named / max(len(keys), 1), fam))
+    scores.sort(key=lambda t: -t[0])
+    best_score, best = scores[0]
+    if best_score > 0.5 and (len(scores) == 1 or scores[1][0] < best_score):
+        return best
+    summary = ', '.join(f'{f.key} {100 * score:.0f}%' for score, f in scores)
+    raise ConversionError(f'cannot tell the model family from the checkpoint keys (share '
+                          f'of keys each family names: {summary}); pass --family')
+
+
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    lines = []
+    for fam in families():
+        archs = ', '.join(f'{a} ({"/".join(fam.short_names(a))})' for a in fam.archs)
+        lines.append(f'  {fam.key}: {archs}; released code {_official_repo(fam)}')
     parser = argparse.ArgumentParser(
         prog=prog,
-        description=f'Convert official {spec.name} checkpoints ({spec.official_repo}) into '
-        f'mmpretrain classifier checkpoints for mmscope, or back with --to-official.',
-        epilog=f'variants: {archs}')
+        description='Convert official checkpoints of an mmscope backbone family into '
+        'mmpretrain classifier checkpoints for mmscope, or back with --to-official.',
+        epilog='families and variants:\n' + '\n'.join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='input checkpoint')
     parser.add_argument('dst', help='output file (never overwritten without --force)')
+    parser.add_argument('--family', choices=[f.key for f in families()],
+                        help='the model family (default: found from the checkpoint keys)')
     parser.add_argument('--arch', help='force this variant instead of detecting it')
     parser.add_argument(
         '--backbone-only', action='store_true',
@@ -428,8 +455,16 @@ def build_parser(spec: ModelSpec, prog: Optional[str] = None) -> argparse.Argume
     return parser
 
 
-def run(spec: ModelSpec, args: argparse.Namespace, tool: str = '') -> Tuple[str, Result]:
-    """Do what the command line asks; returns (sha256 of DST, result)."""
+@dataclass
+class Conversion:
+    """What :func:`run` did."""
+    family: BackboneFamily
+    digest: str
+    result: 'Result'
+
+
+def run(args: argparse.Namespace, tool: str = '') -> Conversion:
+    """Do what the command line asks (``args`` of :func:`build_parser`)."""
     from ..version import __version__
     if osp.exists(args.dst) and not args.force:
         raise FileExistsError(f'{args.dst} exists; refusing to overwrite it (use --force)')
@@ -437,6 +472,10 @@ def run(spec: ModelSpec, args: argparse.Namespace, tool: str = '') -> Tuple[str,
         raise ConversionError('SRC and DST are the same file')
     ckpt = read_checkpoint(args.src, trust=args.trust)
     where, sd = find_state_dict(ckpt, prefer=args.key)
+    if getattr(args, 'family', None):
+        spec = _family(args.family)
+    else:
+        spec = detect_family(sd, args.to_official, args.backbone_only)
     convert = convert_to_official if args.to_official else convert_to_mmscope
     result = convert(spec, sd, arch=args.arch, backbone_only=args.backbone_only,
                      config=args.config)
@@ -453,17 +492,17 @@ def run(spec: ModelSpec, args: argparse.Namespace, tool: str = '') -> Tuple[str,
     if not args.backbone_only:
         meta['num_classes'] = result.layout.num_classes
     if args.to_official:
-        meta['layout'] = f'official {spec.name} ({spec.official_repo})'
-        obj = {spec.official_wrapper: result.state_dict, 'meta': meta}
+        meta['layout'] = f'official {spec.name} ({_official_repo(spec)})'
+        obj = {_official_wrapper(spec): result.state_dict, 'meta': meta}
     else:
-        meta['converted_from'] = f'official {spec.name} ({spec.official_repo})'
+        meta['converted_from'] = f'official {spec.name} ({_official_repo(spec)})'
         obj = {'state_dict': result.state_dict, 'meta': meta}
     digest = write_checkpoint(obj, args.dst, force=args.force)
-    return digest, result
+    return Conversion(spec, digest, result)
 
 
-def format_summary(spec: ModelSpec, args: argparse.Namespace, digest: str,
-                   result: Result) -> str:
+def format_summary(args: argparse.Namespace, done: Conversion) -> str:
+    spec, result = done.family, done.result
     direction = 'mmscope -> official' if args.to_official else 'official -> mmscope'
     what = 'backbone' if args.backbone_only else 'classifier'
     lines = [
@@ -473,18 +512,18 @@ def format_summary(spec: ModelSpec, args: argparse.Namespace, digest: str,
         f'tensors: {len(result.state_dict)}',
         f'params: {num_params(result.state_dict):,}',
         f'output: {osp.abspath(args.dst)}',
-        f'sha256: {digest}',
+        f'sha256: {done.digest}',
     ]
     lines += [f'note: {n}' for n in result.notes]
     return '\n'.join(lines)
 
 
-def main(spec: ModelSpec, argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
-    parser = build_parser(spec, prog)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> Conversion:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
-        digest, result = run(spec, args, tool=prog or osp.basename(sys.argv[0]))
+        done = run(args, tool=prog or osp.basename(sys.argv[0]))
     except (ConversionError, FileExistsError, IsADirectoryError) as exc:
         parser.exit(1, f'error: {exc}\n')
-    print(format_summary(spec, args, digest, result))
-
+    print(format_summary(args, done))
+    return done

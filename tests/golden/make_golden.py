@@ -28,7 +28,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(HERE)))
 
 from synth import BATCH, INPUT_SEED, VARIANTS, WEIGHT_SEED, seeded_input, synthesize  # noqa
 
-from mmscope.converters.official_code import OFFICIAL_SOURCES, build_official_model  # noqa
+from mmscope.converters.official_code import build_official_model  # noqa
+from mmscope.models.family import get_family  # noqa
 
 
 def main():
@@ -38,7 +39,8 @@ def main():
     torch.set_num_threads(max(1, torch.get_num_threads()))
     shapes, logits = {}, {}
     for family, variants in VARIANTS.items():
-        with open(osp.join(folder, OFFICIAL_SOURCES[family]['file']), 'rb') as f:
+        src = get_family(family).official
+        with open(osp.join(folder, src.file), 'rb') as f:
             source_sha = hashlib.sha256(f.read()).hexdigest()
         for arch, size in variants:
             name = f'{family}-{arch}'
@@ -53,7 +55,7 @@ def main():
             shapes[name] = table
             logits[name] = dict(
                 size=size, batch=BATCH, weight_seed=WEIGHT_SEED, input_seed=INPUT_SEED,
-                source=OFFICIAL_SOURCES[family]['repo'] + '/' + OFFICIAL_SOURCES[family]['path'],
+                source=src.repo + '/' + src.path,
                 source_sha256=source_sha, logits=out.tolist())
             print(f'{name}: {len(table)} tensors, logits std {out.std():.3f}', flush=True)
     with open(osp.join(HERE, 'official_shapes.json'), 'w') as f:

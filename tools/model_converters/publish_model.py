@@ -10,10 +10,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmscope.converters import (ConversionError, read_checkpoint,  # noqa: E402
-                                sha256_of, write_checkpoint)
+from mmscope.converters import ConversionError, read_checkpoint, sha256_of, write_checkpoint
 
 
 

@@ -7,25 +7,26 @@ stage map to be a multiple of the window size; this implementation accepts any i
 least 32x32 (see :class:`ScalableViT` for how padding is handled) and keeps a one-to-one
 mapping with the released weights (:func:`official_to_mmscope_key`).
 """
+import re
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
-from ..layers import (Mlp, pad_amount, resolve_attention_impl, scaled_dot_attention,
-                      store_channels_last, valid_mask)
+from ..family import BackboneFamily, OfficialCode, register_family
+from ..layers import Mlp, pad_amount, scaled_dot_attention, store_channels_last, valid_mask
 from ..utils import KeyRules
-from .base import MMScopeBackbone
+from .base import MMScopeBackbone, checkpointed
 
 __all__ = [
     'ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock', 'official_to_mmscope_key',
-    'mmscope_to_official_key', 'convert_official_state_dict', 'OFFICIAL_KEY_RULES', 'KEY_RULES'
+    'mmscope_to_official_key', 'convert_official_state_dict', 'OFFICIAL_TO_MMSCOPE', 'KEY_RULES',
+    'FAMILY'
 ]
 
 # LayerNorm eps of the released model: 1e-6 everywhere except the LayerNorm inside SSA's
@@ -46,18 +47,18 @@ class _HeadAttention(nn.Module):
     Subclasses call :meth:`_build_proj` after their own layers (state-dict order).
     """
 
-    def __init__(self, dim: int, num_heads: int, head_dims: float, attn_drop: float,
+    def __init__(self, embed_dims: int, num_heads: int, head_dims: float, attn_drop: float,
                  attn_impl: Optional[str]):
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
         self.scale = head_dims**-0.5
         self.attn_drop = attn_drop
-        self.attn_impl = None if attn_impl is None else resolve_attention_impl(attn_impl)
+        self.attn_impl = attn_impl
 
-    def _build_proj(self, dim: int, proj_drop: float):
-        self.proj = nn.Linear(dim, dim)
+    def _build_proj(self, embed_dims: int, proj_drop: float):
+        self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
     def _attend(self, q, k, v, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -83,7 +84,7 @@ class IWSA(_HeadAttention):
     as in an unpadded computation.
 
     Args:
-        dim (int): Number of channels.
+        embed_dims (int): Number of channels.
         num_heads (int): Number of attention heads.
         window_size (int): Window side. Defaults to 7.
         qkv_bias (bool): Bias of the qkv projection. Defaults to True.
@@ -94,20 +95,20 @@ class IWSA(_HeadAttention):
     """
 
     def __init__(self,
-                 dim: int,
+                 embed_dims: int,
                  num_heads: int,
                  window_size: int = 7,
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  attn_impl: Optional[str] = None):
-        super().__init__(dim, num_heads, dim // num_heads, attn_drop, attn_impl)
-        self.dim = dim
+        super().__init__(embed_dims, num_heads, embed_dims // num_heads, attn_drop, attn_impl)
+        self.embed_dims = embed_dims
         self.window_size = window_size
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.lim = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.lim = nn.Conv2d(embed_dims, embed_dims, kernel_size=3, padding=1, groups=embed_dims)
         store_channels_last(self.lim)  # runs on a channels-last view of the values
-        self._build_proj(dim, proj_drop)
+        self._build_proj(embed_dims, proj_drop)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
@@ -143,9 +144,9 @@ class SSA(_HeadAttention):
     """Scalable Self-Attention.
 
     Keys/values come from a spatially reduced map: a ``sr_ratio x sr_ratio`` depthwise conv
-    with stride ``sr_ratio``, a pointwise conv to ``int(dim * c_ratio)`` channels,
+    with stride ``sr_ratio``, a pointwise conv to ``int(embed_dims * c_ratio)`` channels,
     LayerNorm (eps 1e-5, as released) and GELU. Queries and keys live in the scaled channel
-    width, values in ``dim``. With ``sr_ratio == 1`` it is plain multi-head attention.
+    width, values in ``embed_dims``. With ``sr_ratio == 1`` it is plain multi-head attention.
     The logit scale is ``(head_dim * c_ratio) ** -0.5`` as released.
 
     When the map is not a multiple of ``sr_ratio`` the reduction input is zero-padded at
@@ -154,7 +155,7 @@ class SSA(_HeadAttention):
     no mask is needed. Maps that are multiples are not padded.
 
     Args:
-        dim (int): Number of channels.
+        embed_dims (int): Number of channels.
         num_heads (int): Number of attention heads.
         sr_ratio (int): Spatial reduction ratio. Defaults to 1.
         c_ratio (float): Channel ratio of queries/keys. Defaults to 1.25.
@@ -166,7 +167,7 @@ class SSA(_HeadAttention):
     """
 
     def __init__(self,
-                 dim: int,
+                 embed_dims: int,
                  num_heads: int,
                  sr_ratio: int = 1,
                  c_ratio: float = 1.25,
@@ -174,26 +175,28 @@ class SSA(_HeadAttention):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  attn_impl: Optional[str] = None):
-        super().__init__(dim, num_heads, dim // num_heads * c_ratio, attn_drop, attn_impl)
+        super().__init__(embed_dims, num_heads, embed_dims // num_heads * c_ratio, attn_drop,
+                         attn_impl)
         self.sr_ratio = sr_ratio
         if sr_ratio > 1:
-            self.c_new = int(dim * c_ratio)
+            self.c_new = int(embed_dims * c_ratio)
             if self.c_new <= 0 or self.c_new % num_heads:
-                raise ValueError(f'int(dim * c_ratio) = {self.c_new} must be a positive '
+                raise ValueError(f'int(embed_dims * c_ratio) = {self.c_new} must be a positive '
                                  f'multiple of num_heads {num_heads}')
-            self.q = nn.Linear(dim, self.c_new, bias=qkv_bias)
-            self.reduce_dw = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio, groups=dim)
-            self.reduce_pw = nn.Conv2d(dim, self.c_new, 1)
+            self.q = nn.Linear(embed_dims, self.c_new, bias=qkv_bias)
+            self.reduce_dw = nn.Conv2d(embed_dims, embed_dims, sr_ratio, stride=sr_ratio,
+                                       groups=embed_dims)
+            self.reduce_pw = nn.Conv2d(embed_dims, self.c_new, 1)
             store_channels_last(self.reduce_dw, self.reduce_pw)  # on the token map view
             self.reduce_norm = nn.LayerNorm(self.c_new, eps=_SSA_LN_EPS)
             self.reduce_act = nn.GELU()
             self.k = nn.Linear(self.c_new, self.c_new, bias=qkv_bias)
-            self.v = nn.Linear(self.c_new, dim, bias=qkv_bias)
+            self.v = nn.Linear(self.c_new, embed_dims, bias=qkv_bias)
         else:
-            self.c_new = dim
-            self.q = nn.Linear(dim, dim, bias=qkv_bias)
-            self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
-        self._build_proj(dim, proj_drop)
+            self.c_new = embed_dims
+            self.q = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
+            self.kv = nn.Linear(embed_dims, embed_dims * 2, bias=qkv_bias)
+        self._build_proj(embed_dims, proj_drop)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
@@ -219,7 +222,7 @@ class ScalableViTBlock(nn.Module):
     """Pre-norm transformer block with IWSA (``window_size`` given) or SSA attention.
 
     Args:
-        dim (int): Number of channels.
+        embed_dims (int): Number of channels.
         num_heads (int): Number of attention heads.
         mlp_ratio (float): MLP hidden width ratio. Defaults to 4.
         window_size (int, optional): Use IWSA with this window; None uses SSA.
@@ -233,7 +236,7 @@ class ScalableViTBlock(nn.Module):
     """
 
     def __init__(self,
-                 dim: int,
+                 embed_dims: int,
                  num_heads: int,
                  mlp_ratio: float = 4.,
                  window_size: Optional[int] = None,
@@ -245,16 +248,16 @@ class ScalableViTBlock(nn.Module):
                  drop_path_rate: float = 0.,
                  attn_impl: Optional[str] = None):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=_LN_EPS)
+        self.norm1 = nn.LayerNorm(embed_dims, eps=_LN_EPS)
         if window_size is not None:
-            self.attn = IWSA(dim, num_heads, window_size, qkv_bias, attn_drop_rate, drop_rate,
-                             attn_impl)
+            self.attn = IWSA(embed_dims, num_heads, window_size, qkv_bias, attn_drop_rate,
+                             drop_rate, attn_impl)
         else:
-            self.attn = SSA(dim, num_heads, sr_ratio, c_ratio, qkv_bias, attn_drop_rate,
+            self.attn = SSA(embed_dims, num_heads, sr_ratio, c_ratio, qkv_bias, attn_drop_rate,
                             drop_rate, attn_impl)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=_LN_EPS)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate)
+        self.norm2 = nn.LayerNorm(embed_dims, eps=_LN_EPS)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop_rate)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
@@ -264,9 +267,9 @@ class ScalableViTBlock(nn.Module):
 class PositionalConv(nn.Module):
     """Conditional positional encoding (PEG): ``x + DWConv3x3(x)`` on the token map."""
 
-    def __init__(self, dim: int):
+    def __init__(self, embed_dims: int):
         super().__init__()
-        self.proj = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.proj = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         store_channels_last(self.proj)  # on the token map view
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
@@ -278,7 +281,7 @@ class ScalableViTStage(nn.Module):
     """Overlapping conv patch embedding, blocks (IWSA at even, SSA at odd positions) and a
     positional conv after the first block."""
 
-    def __init__(self, in_channels: int, dim: int, depth: int, num_heads: int,
+    def __init__(self, in_channels: int, embed_dims: int, depth: int, num_heads: int,
                  mlp_ratio: float, sr_ratio: int, c_ratio: float, window_size: int,
                  first: bool, qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
                  drop_path_rates: Sequence[float], attn_impl: Optional[str]):
@@ -286,28 +289,24 @@ class ScalableViTStage(nn.Module):
         # Stage 0: 7x7 conv, stride 4, pad 3; later stages: 3x3 conv, stride 2, pad 1. Both
         # give ceil(size / stride) outputs for any size.
         k, s, p = (7, 4, 3) if first else (3, 2, 1)
-        self.patch_embed = PatchEmbed(in_channels, dim, kernel_size=k, stride=s, padding=p,
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, kernel_size=k, stride=s, padding=p,
                                       norm_cfg=dict(type='LN', eps=_LN_EPS))
         if not first:  # later stages embed the previous stage's token map view
             store_channels_last(self.patch_embed.projection)
         self.pos_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.blocks = nn.ModuleList([
-            ScalableViTBlock(dim, num_heads, mlp_ratio, window_size if j % 2 == 0 else None,
+            ScalableViTBlock(embed_dims, num_heads, mlp_ratio, window_size if j % 2 == 0 else None,
                              sr_ratio, c_ratio, qkv_bias, drop_rate, attn_drop_rate,
                              drop_path_rates[j], attn_impl) for j in range(depth)
         ])
-        self.pos_conv = PositionalConv(dim)
+        self.pos_conv = PositionalConv(embed_dims)
         self.with_cp = False
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, hw_shape = self.patch_embed(x)
         x = self.pos_drop(x)
-        use_cp = self.with_cp and self.training and torch.is_grad_enabled()
         for j, blk in enumerate(self.blocks):
-            if use_cp:
-                x = cp.checkpoint(blk, x, hw_shape, use_reentrant=False)
-            else:
-                x = blk(x, hw_shape)
+            x = checkpointed(blk, x, hw_shape, enabled=self.with_cp)
             if j == 0:
                 x = self.pos_conv(x, hw_shape)
         return x, hw_shape
@@ -369,7 +368,7 @@ class ScalableViT(MMScopeBackbone):
             0.02 linears, fan-out normal convs, unit LayerNorms). Defaults to None.
     """
     arch_zoo = {
-        **dict.fromkeys(['s', 'small'], {
+        'small': {
             'embed_dims': [64, 128, 256, 512],
             'depths': [2, 2, 20, 2],
             'num_heads': [2, 4, 8, 16],
@@ -377,8 +376,8 @@ class ScalableViT(MMScopeBackbone):
             'sr_ratios': [8, 4, 2, 1],
             'c_ratios': [1.25, 1.25, 1.25, 1],
             'window_sizes': [7, 7, 7, 7],
-        }),
-        **dict.fromkeys(['b', 'base'], {
+        },
+        'base': {
             'embed_dims': [96, 192, 384, 768],
             'depths': [2, 2, 14, 6],
             'num_heads': [3, 6, 12, 24],
@@ -386,8 +385,8 @@ class ScalableViT(MMScopeBackbone):
             'sr_ratios': [8, 4, 2, 1],
             'c_ratios': [2, 1.25, 1.25, 1],
             'window_sizes': [7, 7, 7, 7],
-        }),
-        **dict.fromkeys(['l', 'large'], {
+        },
+        'large': {
             'embed_dims': [128, 256, 512, 1024],
             'depths': [2, 6, 12, 4],
             'num_heads': [4, 8, 16, 32],
@@ -395,8 +394,9 @@ class ScalableViT(MMScopeBackbone):
             'sr_ratios': [8, 4, 2, 1],
             'c_ratios': [0.25, 0.5, 1, 1],
             'window_sizes': [7, 7, 7, 7],
-        }),
+        },
     }
+    arch_aliases = {'s': 'small', 'b': 'base', 'l': 'large'}
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios', 'c_ratios',
                  'window_sizes')
     # every norm is a LayerNorm; out_indices sorted (one output norm ``norm{i}`` per index)
@@ -418,18 +418,8 @@ class ScalableViT(MMScopeBackbone):
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[Dict, Sequence[Dict]]] = None):
         super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-
-        self.arch_settings = self._parse_arch(arch)
-        a = self.arch_settings
-        self.embed_dims = list(a['embed_dims'])
-        if attn_impl is not None:
-            resolve_attention_impl(attn_impl)  # validate early
-        self.attn_impl = attn_impl
-        self._init_stage_options(len(self.embed_dims), out_indices, frozen_stages, norm_eval)
-        self.with_cp = with_cp
-
-        total = sum(a['depths'])
-        dpr = [r.item() for r in torch.linspace(0, drop_path_rate, total, device='cpu')]
+        a = self._init_backbone(arch, out_indices, frozen_stages, norm_eval, with_cp, attn_impl)
+        dpr = self.drop_path_rates(drop_path_rate, a['depths'])
         self.stages = nn.ModuleList()
         cur = 0
         for i in range(self.num_stages):
@@ -439,7 +429,7 @@ class ScalableViT(MMScopeBackbone):
                 a['num_heads'][i], a['mlp_ratios'][i], a['sr_ratios'][i], a['c_ratios'][i],
                 a['window_sizes'][i], i == 0, qkv_bias, drop_rate, attn_drop_rate,
                 dpr[cur:cur + depth], attn_impl)
-            stage.with_cp = with_cp
+            stage.with_cp = self.with_cp
             self.stages.append(stage)
             cur += depth
         for i in self.out_indices:
@@ -447,44 +437,19 @@ class ScalableViT(MMScopeBackbone):
         self._freeze_stages()
 
     @classmethod
-    def _parse_arch(cls, arch: Union[str, Dict]) -> Dict:
-        if isinstance(arch, str):
-            key = arch.lower()
-            if key not in cls.arch_zoo:
-                raise ValueError(f'Unknown arch {arch!r}; choose from '
-                                 f'{sorted(cls.arch_zoo)} or pass a dict')
-            return {k: list(v) for k, v in cls.arch_zoo[key].items()}
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
-        missing = [k for k in cls.arch_keys if k not in arch]
-        extra = sorted(set(arch) - set(cls.arch_keys))
-        if missing or extra:
-            raise ValueError(f'Custom arch must have exactly the keys {list(cls.arch_keys)}; '
-                             f'missing: {missing}; unexpected: {extra}')
-        arch = {k: list(arch[k]) if isinstance(arch[k], (list, tuple)) else arch[k]
-                for k in cls.arch_keys}
-        bad = [k for k, v in arch.items() if not isinstance(v, list)]
-        if bad:
-            raise ValueError(f'Custom arch values must be per-stage lists; not lists: {bad}')
-        lens = {k: len(v) for k, v in arch.items()}
-        if len(set(lens.values())) != 1 or lens['embed_dims'] == 0:
-            raise ValueError(f'Custom arch lists must be non-empty and of equal length, '
-                             f'got lengths {lens}')
-        for i, (d, h, depth, ws, sr, cr) in enumerate(
-                zip(arch['embed_dims'], arch['num_heads'], arch['depths'],
-                    arch['window_sizes'], arch['sr_ratios'], arch['c_ratios'])):
-            if h <= 0 or d % h:
-                raise ValueError(f'stage {i}: embed_dims {d} not divisible by num_heads {h}')
-            if depth < 1:
-                raise ValueError(f'stage {i}: depths must be >= 1, got {depth}')
-            if int(ws) != ws or ws < 2:
-                raise ValueError(f'stage {i}: window_sizes must be integers >= 2, got {ws}')
-            if int(sr) != sr or sr < 1:
-                raise ValueError(f'stage {i}: sr_ratios must be integers >= 1, got {sr}')
-            if sr > 1 and (int(d * cr) <= 0 or int(d * cr) % h):
-                raise ValueError(f'stage {i}: int(embed_dims * c_ratio) = {int(d * cr)} '
-                                 f'must be a positive multiple of num_heads {h}')
-        return arch
+    def _check_stage(cls, stage):
+        d, h, ws, sr, cr = (stage[k] for k in ('embed_dims', 'num_heads', 'window_sizes',
+                                               'sr_ratios', 'c_ratios'))
+        if h <= 0 or d % h:
+            raise ValueError(f'embed_dims {d} not divisible by num_heads {h}')
+        if int(ws) != ws or ws < 2:
+            raise ValueError(f'window_sizes must be integers >= 2, got {ws}')
+        if int(sr) != sr or sr < 1:
+            raise ValueError(f'sr_ratios must be integers >= 1, got {sr}')
+        if sr > 1 and (int(d * cr) <= 0 or int(d * cr) % h):
+            raise ValueError(f'int(embed_dims * c_ratio) = {int(d * cr)} must be a positive '
+                             f'multiple of num_heads {h}')
+        return None
 
     def _frozen_modules(self):
         if self.frozen_stages < 0:
@@ -516,7 +481,7 @@ class ScalableViT(MMScopeBackbone):
 #: ``StackedLinearClsHead(mid_channels=[4096])``. Placeholders: ``{s}`` stage index,
 #: ``{b}`` block index, ``{p}`` parameter (weight|bias), ``{m}`` block sub-module kept as
 #: is, ``{last}`` index of the last stage (``num_stages - 1``).
-OFFICIAL_KEY_RULES = (
+OFFICIAL_TO_MMSCOPE = (
     ('patch_embeds.{s}.proj.{p}', 'backbone.stages.{s}.patch_embed.projection.{p}'),
     ('patch_embeds.{s}.norm.{p}', 'backbone.stages.{s}.patch_embed.norm.{p}'),
     ('pos_block.{s}.proj.0.{p}', 'backbone.stages.{s}.pos_conv.proj.{p}'),
@@ -535,7 +500,7 @@ OFFICIAL_KEY_RULES = (
 )
 
 KEY_RULES = KeyRules(
-    OFFICIAL_KEY_RULES,
+    OFFICIAL_TO_MMSCOPE,
     placeholders={
         's': r'\d+',
         'b': r'\d+',
@@ -553,3 +518,40 @@ KEY_RULES = KeyRules(
 official_to_mmscope_key = KEY_RULES.official_to_mmscope_key
 mmscope_to_official_key = KEY_RULES.mmscope_to_official_key
 convert_official_state_dict = KEY_RULES.convert_official_state_dict
+
+_OUTPUT_NORM = re.compile(r'norm(\d+)\.(weight|bias)')
+
+
+def _init_dense_extra(key: str, shape: torch.Size) -> torch.Tensor:
+    """The per-output LayerNorms ``norm0 .. norm{n-2}`` of the dense backbone have no
+    released counterpart (the released model normalises only its last stage): they start
+    as identity affines (weight 1, bias 0), their own initialisation. KeyError for any
+    other key."""
+    m = _OUTPUT_NORM.fullmatch(key)
+    if m is None:
+        raise KeyError(key)
+    return (torch.ones if m.group(2) == 'weight' else torch.zeros)(shape)
+
+
+#: What the rest of mmscope knows about ScalableViT (see :mod:`mmscope.models.family`).
+FAMILY = register_family(BackboneFamily(
+    backbone=ScalableViT,
+    key_rules=KEY_RULES,
+    cls_configs={
+        'small': 'scalablevit/scalablevit-s_8xb128_in1k.py',
+        'base': 'scalablevit/scalablevit-b_8xb128_in1k.py',
+        'large': 'scalablevit/scalablevit-l_8xb128_in1k.py',
+    },
+    # the released head: Linear(C, 4096) -> LN -> GELU -> Linear(4096, classes)
+    head_weight='head.layers.1.fc.weight',
+    # the positional convolutions train without weight decay
+    no_decay_keys=('.pos_conv.', ),
+    init_dense_extra=_init_dense_extra,
+    official=OfficialCode(
+        repo='github.com/Yangr116/ScalableViT',
+        path='image_classification/models/scalablevit.py', file='scalablevit.py',
+        factories={'small': 'scalable_vit_small', 'base': 'scalable_vit_base',
+                   'large': 'scalable_vit_large'},
+        # the released main.py (--resume / --finetune) reads checkpoint['model']
+        wrapper='model'),
+))

@@ -33,21 +33,20 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
+from ..family import BackboneFamily, OfficialCode, register_family
 from ..layers import (LayerScale, Mlp, grid_partition, grid_reverse, pad_amount,
-                      resolve_attention_impl, scaled_dot_attention, store_channels_last,
-                      valid_mask)
+                      scaled_dot_attention, store_channels_last, valid_mask)
 from ..utils import KeyRules
-from .base import MMScopeBackbone
+from .base import MMScopeBackbone, checkpointed
 
 __all__ = [
     'ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention',
-    'OFFICIAL_TO_MMSCOPE', 'KEY_RULES', 'official_to_mmscope_key', 'mmscope_to_official_key',
-    'convert_official_state_dict'
+    'OFFICIAL_TO_MMSCOPE', 'KEY_RULES', 'FAMILY', 'official_to_mmscope_key',
+    'mmscope_to_official_key', 'convert_official_state_dict'
 ]
 
 #: Kernel of the depth-wise key/value convolution for each of the three head groups.
@@ -257,9 +256,6 @@ class RelPosMlpBias(nn.Module):
             self._cache = (key, self._compute().to(dtype))
         return self._cache[1]
 
-    def forward(self) -> torch.Tensor:
-        return self._compute()
-
 
 def gsda_key_mask(height: int, width: int, grid: Tuple[int, int],
                   device=None) -> Optional[torch.Tensor]:
@@ -435,54 +431,13 @@ class ScopeViTStage(nn.Module):
         x = x.permute(0, 2, 3, 1)  # channels-last for all blocks of the stage
         key_mask = gsda_key_mask(x.shape[1], x.shape[2], self.grid, x.device)
         for block in self.blocks:
-            if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
-                x = cp.checkpoint(block, x, key_mask, use_reentrant=False)
-            else:
-                x = block(x, key_mask)
+            x = checkpointed(block, x, key_mask, enabled=self.with_cp)
         return self.norm(x.permute(0, 3, 1, 2))
 
 
 # ---------------------------------------------------------------------------------------
 # backbone
 # ---------------------------------------------------------------------------------------
-ARCH_KEYS = ('embed_dims', 'depths', 'num_heads', 'mssa_stride', 'mssa_split',
-             'gsda_dilation')
-
-
-def _validate_arch(arch: Mapping) -> Dict:
-    """Check a custom arch dict and return a normalised copy (ValueError otherwise)."""
-    if not isinstance(arch, Mapping):
-        raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-    missing = [k for k in ARCH_KEYS if k not in arch]
-    extra = sorted(set(arch) - set(ARCH_KEYS))
-    if missing or extra:
-        raise ValueError(f'a custom ScopeViT arch needs exactly the keys {list(ARCH_KEYS)}; '
-                         f'missing: {missing}, unexpected: {extra}')
-    arch = {k: list(arch[k]) for k in ARCH_KEYS}
-    num_stages = len(arch['depths'])
-    bad = [k for k in ARCH_KEYS if len(arch[k]) != num_stages]
-    if num_stages == 0 or bad:
-        raise ValueError(f'every arch entry needs one value per stage ({num_stages} stages '
-                         f'from "depths"); wrong length: {bad}')
-    for i in range(num_stages):
-        dims, heads, depth = arch['embed_dims'][i], arch['num_heads'][i], arch['depths'][i]
-        stride, split = arch['mssa_stride'][i], list(arch['mssa_split'][i])
-        grid = _as_pair(arch['gsda_dilation'][i])
-        if depth < 1 or heads < 1 or dims < 2 or dims % heads:
-            raise ValueError(f'stage {i}: need depth >= 1 and embed_dims ({dims}) divisible '
-                             f'by num_heads ({heads})')
-        if stride < 1 or len(grid) != 2 or min(grid) < 1:
-            raise ValueError(f'stage {i}: mssa_stride and gsda_dilation must be >= 1')
-        nonzero = [n for n in split if n > 0]
-        if (len(split) != len(MSSA_KERNELS) or min(split) < 0 or split[0] == 0
-                or split[:len(nonzero)] != nonzero or sum(split) != heads):
-            raise ValueError(
-                f'stage {i}: mssa_split {split} must give the heads (summing to num_heads='
-                f'{heads}) of the kernels {MSSA_KERNELS}, first one > 0, zeros only at the end')
-        arch['mssa_split'][i] = split
-    return arch
-
-
 @MODELS.register_module()
 class ScopeViT(MMScopeBackbone):
     """ScopeViT backbone (`ScopeViT: Scale-aware Vision Transformer`).
@@ -494,7 +449,7 @@ class ScopeViT(MMScopeBackbone):
 
     Args:
         arch (str | dict): ``'xtiny'``/``'xt'``/``'x-tiny'``, ``'tiny'``/``'t'`` or
-            ``'small'``/``'s'``, or a dict with exactly the keys :data:`ARCH_KEYS`, one
+            ``'small'``/``'s'``, or a dict with exactly the keys :attr:`arch_keys`, one
             entry per stage: ``embed_dims``, ``depths``, ``num_heads``, ``mssa_stride``
             (stride of the MSSA key/value convs), ``mssa_split`` (MSSA heads per kernel
             7/5/3, summing to ``num_heads``) and ``gsda_dilation`` (GSDA grid).
@@ -530,13 +485,13 @@ class ScopeViT(MMScopeBackbone):
         'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
         'gsda_dilation': [8, 8, 8, 8]}
     arch_zoo = {
-        **dict.fromkeys(['xt', 'xtiny', 'x-tiny'], dict(
-            _released_attention, embed_dims=[32, 64, 128, 256], depths=[1, 2, 4, 1])),
-        **dict.fromkeys(['t', 'tiny'], dict(
-            _released_attention, embed_dims=[32, 64, 128, 256], depths=[2, 2, 5, 2])),
-        **dict.fromkeys(['s', 'small'], dict(
-            _released_attention, embed_dims=[64, 128, 256, 512], depths=[1, 2, 3, 1])),
-    }  # yapf: disable
+        'xtiny': dict(_released_attention, embed_dims=[32, 64, 128, 256], depths=[1, 2, 4, 1]),
+        'tiny': dict(_released_attention, embed_dims=[32, 64, 128, 256], depths=[2, 2, 5, 2]),
+        'small': dict(_released_attention, embed_dims=[64, 128, 256, 512], depths=[1, 2, 3, 1]),
+    }
+    arch_aliases = {'xt': 'xtiny', 'x-tiny': 'xtiny', 't': 'tiny', 's': 'small'}
+    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mssa_stride', 'mssa_split',
+                 'gsda_dilation')
     # ScopeViT draws its Linear weights with torch's trunc_normal_ (seeded inits unchanged)
     trunc_normal_init = staticmethod(nn.init.trunc_normal_)
 
@@ -555,23 +510,9 @@ class ScopeViT(MMScopeBackbone):
                  init_cfg: Optional[Union[dict, list]] = None,
                  pretrained: Optional[str] = None):
         super().__init__(init_cfg=init_cfg, pretrained=pretrained)
-
-        if isinstance(arch, str):
-            key = arch.lower()
-            if key not in self.arch_zoo:
-                raise ValueError(f'arch {arch!r} is not one of {sorted(self.arch_zoo)}; '
-                                 f'pass a dict with the keys {list(ARCH_KEYS)} instead')
-            arch = self.arch_zoo[key]
-        self.arch_settings = _validate_arch(arch)
-        resolve_attention_impl(attn_impl)  # validate early
-        settings = self.arch_settings
-        self.embed_dims = settings['embed_dims']
-        self._init_stage_options(len(settings['depths']), out_indices, frozen_stages, norm_eval)
-        self.with_cp = with_cp
-        self.attn_impl = attn_impl
-
-        dpr = torch.linspace(
-            0, drop_path_rate, sum(settings['depths']), device='cpu').tolist()
+        settings = self._init_backbone(arch, out_indices, frozen_stages, norm_eval, with_cp,
+                                       attn_impl)
+        dpr = self.drop_path_rates(drop_path_rate, settings['depths'])
         self.stem = ConvStem(in_channels, self.embed_dims[0], norm_cfg)
         self.stages = nn.ModuleList()
         cur = 0
@@ -595,8 +536,24 @@ class ScopeViT(MMScopeBackbone):
                                                             norm_cfg)
             self.stages.append(
                 ScopeViTStage(downsample, blocks, dims, settings['gsda_dilation'][i], norm_cfg,
-                              with_cp))
+                              self.with_cp))
         self._freeze_stages()
+
+    @classmethod
+    def _check_stage(cls, stage):
+        dims, heads = stage['embed_dims'], stage['num_heads']
+        split, grid = list(stage['mssa_split']), _as_pair(stage['gsda_dilation'])
+        if heads < 1 or dims < 2 or dims % heads:
+            raise ValueError(f'embed_dims ({dims}) must be divisible by num_heads ({heads})')
+        if stage['mssa_stride'] < 1 or len(grid) != 2 or min(grid) < 1:
+            raise ValueError('mssa_stride and gsda_dilation must be >= 1')
+        nonzero = [n for n in split if n > 0]
+        if (len(split) != len(MSSA_KERNELS) or min(split) < 0 or split[0] == 0
+                or split[:len(nonzero)] != nonzero or sum(split) != heads):
+            raise ValueError(
+                f'mssa_split {split} must give the heads (summing to num_heads={heads}) of '
+                f'the kernels {MSSA_KERNELS}, first one > 0, zeros only at the end')
+        return {'mssa_split': split}
 
     def _frozen_modules(self):
         return ([self.stem] if self.frozen_stages >= 0 else []) + list(
@@ -686,3 +643,27 @@ KEY_RULES = KeyRules(
 official_to_mmscope_key = KEY_RULES.official_to_mmscope_key
 mmscope_to_official_key = KEY_RULES.mmscope_to_official_key
 convert_official_state_dict = KEY_RULES.convert_official_state_dict
+
+#: What the rest of mmscope knows about ScopeViT (see :mod:`mmscope.models.family`).
+FAMILY = register_family(BackboneFamily(
+    backbone=ScopeViT,
+    key_rules=KEY_RULES,
+    cls_configs={
+        'xtiny': 'scopevit/scopevit-xt_8xb128_in1k.py',
+        'tiny': 'scopevit/scopevit-t_8xb128_in1k.py',
+        'small': 'scopevit/scopevit-s_8xb128_in1k.py',
+    },
+    # the released classifier is one Linear on the pooled last stage (LinearClsHead)
+    head_weight='head.fc.weight',
+    # LayerScale factors and the GSDA position MLP train without weight decay
+    no_decay_keys=('.gamma', '.rel_pos.'),
+    official=OfficialCode(
+        repo='github.com/xuesongnie/ScopeViT', path='models/scopevit.py', file='scopevit.py',
+        factories={'xtiny': 'scopevit_xtiny', 'tiny': 'scopevit_tiny',
+                   'small': 'scopevit_small'},
+        # the released factories default to 10 classes
+        factory_kwargs={'num_classes': 1000},
+        # timm's load_checkpoint and the released dense-prediction init read ``state_dict``
+        wrapper='state_dict',
+        fork_feat='fork_feat'),
+))
