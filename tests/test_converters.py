@@ -27,12 +27,12 @@ import mmscope  # noqa: F401  (safe checkpoint loading in mmengine)
 from mmscope.converters import ConversionError, read_checkpoint, sha256_of
 from mmscope.converters.common import meta_device
 from mmscope.converters.engine import get_layout, main
-from mmscope.converters.scalablevit import SCALABLEVIT
-from mmscope.converters.scopevit import SCOPEVIT
+from mmscope.models.family import get_family
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONVERTERS = osp.join(ROOT, 'tools', 'model_converters')
-SPECS = {'scopevit': SCOPEVIT, 'scalablevit': SCALABLEVIT}
+SPECS = {name: get_family(name) for name in ('scopevit', 'scalablevit')}
+SCOPEVIT = SPECS['scopevit']
 VARIANTS = [('scopevit', 'xtiny'), ('scopevit', 'tiny'), ('scopevit', 'small'),
             ('scalablevit', 'small'), ('scalablevit', 'base'), ('scalablevit', 'large')]
 
@@ -50,7 +50,7 @@ def official_state_dict(family, arch, seed=0, scale=1.0, num_classes=None):
     base = torch.randn(max(numels) + len(numels), generator=g) * scale
     sd = OrderedDict()
     for i, ((key, shape), n) in enumerate(zip(layout.shapes.items(), numels)):
-        name = spec.ours_to_official(key, layout.num_stages)
+        name = spec.key_rules.mmscope_to_official_key(key, layout.num_stages)
         if key.endswith('num_batches_tracked'):
             sd[name] = torch.tensor(i, dtype=torch.long)
         elif key.endswith('running_var'):
@@ -63,7 +63,7 @@ def official_state_dict(family, arch, seed=0, scale=1.0, num_classes=None):
 def convert(capsys, family, *argv):
     """Run the converter's command line in-process; returns (exit code, output)."""
     try:
-        main(SPECS[family], [str(a) for a in argv], prog=f'{family}_to_mmscope.py')
+        main(['--family', family, *map(str, argv)], prog='official_to_mmscope.py')
         code = 0
     except SystemExit as exc:
         code = exc.code
@@ -100,7 +100,7 @@ def test_round_trip_and_strict_load(tmp_path, capsys, family, arch):
     spec = SPECS[family]
     sd = official_state_dict(family, arch, seed=len(arch))
     src, ours, back = (str(tmp_path / n) for n in ('official.pth', 'ours.pth', 'back.pth'))
-    torch.save({spec.official_wrapper: sd}, src)
+    torch.save({spec.official.wrapper: sd}, src)
 
     code, out = convert(capsys, family, src, ours)
     assert code == 0, out
@@ -110,7 +110,7 @@ def test_round_trip_and_strict_load(tmp_path, capsys, family, arch):
     meta = ckpt['meta']
     assert meta['arch'] == arch and meta['format'] == 'classifier'
     assert meta['config'] == osp.relpath(spec.config_path(arch), ROOT)
-    assert spec.official_repo in meta['converted_from']
+    assert spec.official.repo in meta['converted_from']
     assert meta['source_sha256'] == sha256_of(src) and meta['num_classes'] == 1000
     converted = ckpt['state_dict']
     assert all(k.startswith(('backbone.', 'neck.', 'head.')) for k in converted)
@@ -128,8 +128,8 @@ def test_round_trip_and_strict_load(tmp_path, capsys, family, arch):
     code, out = convert(capsys, family, ours, back, '--to-official')
     assert code == 0, out
     back_ckpt = load(back)
-    assert set(back_ckpt) == {spec.official_wrapper, 'meta'}
-    assert_same_tensors(back_ckpt[spec.official_wrapper], sd)
+    assert set(back_ckpt) == {spec.official.wrapper, 'meta'}
+    assert_same_tensors(back_ckpt[spec.official.wrapper], sd)
 
 
 @pytest.mark.parametrize('family,arch,size', [('scopevit', 'xtiny', 64),
@@ -191,7 +191,7 @@ def test_logits_match_official(tmp_path, capsys, family, arch, size):
     official.eval()
     spec = SPECS[family]
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'ours.pth')
-    torch.save({spec.official_wrapper: official.state_dict()}, src)
+    torch.save({spec.official.wrapper: official.state_dict()}, src)
     code, out = convert(capsys, family, src, dst)
     assert code == 0 and f'variant: {arch} ' in out, out
     with DefaultScope.overwrite_default_scope('mmpretrain'):
@@ -229,7 +229,7 @@ def test_wrapper_forms(tmp_path, capsys, xt_official, form):
     torch.save(ckpt, src)
     code, out = convert(capsys, 'scopevit', src, dst)
     assert code == 0, out
-    expected = {SCOPEVIT.official_to_ours(k, 4): v for k, v in sd.items()}
+    expected = {SCOPEVIT.key_rules.official_to_mmscope_key(k, 4): v for k, v in sd.items()}
     assert_same_tensors(load(dst)['state_dict'], expected)
 
 
@@ -276,7 +276,7 @@ def test_checkpoint_without_bn_counters(tmp_path, capsys, xt_official):
     code, out = convert(capsys, 'scopevit', src, dst)
     assert code == 0, out
     assert f'filled {len(counters)} missing BatchNorm num_batches_tracked' in out
-    assert all(load(dst)['state_dict'][SCOPEVIT.official_to_ours(k, 4)] == 0
+    assert all(load(dst)['state_dict'][SCOPEVIT.key_rules.official_to_mmscope_key(k, 4)] == 0
                for k in counters)
     torch.save(OrderedDict((k, v) for k, v in sd.items() if k != counters[0]), src)
     _refused(capsys, 'scopevit', src, str(tmp_path / 'other.pth'), expect=('missing (1)', ))
@@ -435,18 +435,31 @@ def run_script(capsys, monkeypatch, name, *argv):
 def test_command_line_scripts(tmp_path, capsys, monkeypatch, xt_official):
     src, _ = xt_official
     dst = str(tmp_path / 'dst.pth')
-    code, out, err = run_script(capsys, monkeypatch, 'scopevit_to_mmscope.py', src, dst)
+    script = 'official_to_mmscope.py'
+    # the family is found from the keys
+    code, out, err = run_script(capsys, monkeypatch, script, src, dst)
     assert code == 0, out + err
     for line in ('ScopeViT official -> mmscope (classifier)', 'variant: xtiny',
                  'tensors: 472', 'params: ', f'output: {dst}', f'sha256: {sha256_of(dst)}'):
         assert line in out
-    code, out, err = run_script(capsys, monkeypatch, 'scalablevit_to_mmscope.py', src, dst)
+    code, out, err = run_script(capsys, monkeypatch, script, src, dst)
     assert code == 1 and 'exists' in err
-    code, out, err = run_script(capsys, monkeypatch, 'scalablevit_to_mmscope.py', src,
-                                str(tmp_path / 'other.pth'))
+    code, out, err = run_script(capsys, monkeypatch, script, src, str(tmp_path / 'other.pth'),
+                                '--family', 'scalablevit')
     assert code == 1 and 'matches no ScalableViT variant' in err
-    code, out, err = run_script(capsys, monkeypatch, 'scalablevit_to_mmscope.py', '--help')
-    assert code == 0 and '--to-official' in out and 'small (s)' in out
+    # back to the official layout: the family is found from our keys
+    back = str(tmp_path / 'back.pth')
+    code, out, err = run_script(capsys, monkeypatch, script, dst, back, '--to-official')
+    assert code == 0 and 'ScopeViT mmscope -> official (classifier)' in out, out + err
+    foreign = str(tmp_path / 'foreign.pth')
+    torch.save({'state_dict': {'conv.weight': torch.zeros(2), 'fc.bias': torch.zeros(2)}},
+               foreign)
+    code, out, err = run_script(capsys, monkeypatch, script, foreign, str(tmp_path / 'f.pth'))
+    assert code == 1 and 'cannot tell the model family' in err and '--family' in err
+    assert not osp.exists(tmp_path / 'f.pth')
+    code, out, err = run_script(capsys, monkeypatch, script, '--help')
+    assert code == 0 and '--to-official' in out
+    assert 'small (s)' in out and 'xtiny (xt/x-tiny)' in out
 
 
 # -------------------------------------------------------------------------------------
@@ -516,7 +529,7 @@ def test_backbone_only_initialises_dense_models(tmp_path, capsys, family, arch, 
     from mmengine.registry import DefaultScope
     spec = SPECS[family]
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'backbone.pth')
-    torch.save({spec.official_wrapper: official_state_dict(family, arch, seed=7)}, src)
+    torch.save({spec.official.wrapper: official_state_dict(family, arch, seed=7)}, src)
     code, out = convert(capsys, family, src, dst, '--backbone-only')
     assert code == 0, out
     ckpt = load(dst)

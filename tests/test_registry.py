@@ -19,19 +19,6 @@ def test_registry_is_child_of_mmengine_root():
 
 
 @pytest.mark.parametrize('library', ['mmpretrain', 'mmdet', 'mmseg'])
-def test_build_through_downstream_registry(library):
-    registry = __import__(f'{library}.registry', fromlist=['MODELS']).MODELS
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope(library):
-        model = registry.build(dict(SMALL_SCOPEVIT))
-    assert type(model).__name__ == 'ScopeViT'
-    assert type(model).__module__.startswith('mmscope.')
-    with torch.no_grad():
-        outs = model(torch.rand(1, 3, 64, 64))
-    assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
-
-
-@pytest.mark.parametrize('library', ['mmpretrain', 'mmdet', 'mmseg'])
 @pytest.mark.parametrize('custom_imports', [True, False])
 def test_fresh_process_builds_scoped_type(library, custom_imports):
     """With or without custom_imports: nothing imported mmscope beforehand."""

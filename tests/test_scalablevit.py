@@ -1,6 +1,5 @@
 """Tests of the ScalableViT backbone (CPU, small custom archs where size does not matter)."""
 import copy
-import io
 import math
 
 import pytest
@@ -68,19 +67,6 @@ def released_classifiers():
                 RELEASED.items()}
 
 
-@pytest.mark.parametrize('hw', [(32, 32), (33, 47), (97, 131), (224, 224), (256, 256)])
-def test_output_shapes(hw):
-    model = tiny().eval()
-    with torch.no_grad():
-        outs = model(torch.randn(2, 3, *hw))
-    assert len(outs) == 4
-    for i, out in enumerate(outs):
-        s = 4 * 2**i
-        assert out.shape == (2, TINY['embed_dims'][i], math.ceil(hw[0] / s),
-                             math.ceil(hw[1] / s))
-        assert out.is_contiguous() and torch.isfinite(out).all()
-
-
 def test_large_input_shape():
     model = tiny(out_indices=(0, 3)).eval()
     with torch.no_grad():
@@ -88,36 +74,23 @@ def test_large_input_shape():
     assert [o.shape for o in outs] == [(1, 16, 200, 336), (1, 64, 25, 42)]
 
 
-def test_small_input_error_and_out_indices():
-    with pytest.raises(ValueError, match='at least 32x32'):
-        tiny()(torch.randn(1, 3, 31, 64))
+def test_one_output_norm_per_out_index():
     model = ScalableViT(arch=TINY, out_indices=-1)
     assert model.out_indices == (3, ) and hasattr(model, 'norm3') and not hasattr(model, 'norm0')
-    with pytest.raises(ValueError, match='out of range'):
-        ScalableViT(arch=TINY, out_indices=(4, ))
+    model = ScalableViT(arch=TINY, out_indices=(2, 0))
+    assert model.out_indices == (0, 2) and hasattr(model, 'norm0') and hasattr(model, 'norm2')
 
 
-def test_arch_errors_and_aliases():
-    assert ScalableViT('s').arch_settings == ScalableViT('small').arch_settings
-    with pytest.raises(ValueError, match='Unknown arch'):
-        ScalableViT('huge')
-    bad = dict(TINY)
-    del bad['c_ratios']
-    bad['foo'] = 1
-    with pytest.raises(ValueError, match=r"missing: \['c_ratios'\]; unexpected: \['foo'\]"):
-        ScalableViT(bad)
-    with pytest.raises(ValueError, match='equal length'):
-        ScalableViT(dict(TINY, depths=[2, 2, 2]))
-    with pytest.raises(ValueError, match='not divisible by num_heads'):
+def test_arch_stage_rules():
+    """ScalableViT's own per-stage rules (the shared ones: tests/test_backbone_contract)."""
+    with pytest.raises(ValueError, match='stage 0: embed_dims 16 not divisible by num_heads'):
         ScalableViT(dict(TINY, num_heads=[3, 2, 3, 4]))
     with pytest.raises(ValueError, match='multiple of num_heads'):
         ScalableViT(dict(TINY, c_ratios=[1.25, 1.1, 1.25, 1]))
     with pytest.raises(ValueError, match='window_sizes'):
         ScalableViT(dict(TINY, window_sizes=[7, 1, 7, 7]))
-    with pytest.raises(ValueError, match='frozen_stages'):
-        ScalableViT(TINY, frozen_stages=5)
-    with pytest.raises(ValueError, match='attention impl'):
-        ScalableViT(TINY, attn_impl='flash')
+    with pytest.raises(ValueError, match='sr_ratios'):
+        ScalableViT(dict(TINY, sr_ratios=[8, 4, 0, 1]))
 
 
 def test_released_param_counts(released_classifiers):
@@ -173,18 +146,6 @@ def _assert_close(a, b, atol=1e-5, rtol=1e-4):
         a, b = list(a.values()), list(b.values())
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, atol=atol, rtol=rtol)
-
-
-def test_with_cp_equal():
-    model = tiny().train()
-    model_cp = tiny(with_cp=True).train()
-    model_cp.load_state_dict(model.state_dict())
-    x = torch.randn(2, 3, 64, 90)
-    o1, g1 = _fwd_bwd(model, x)
-    o2, g2 = _fwd_bwd(model_cp, x)
-    assert len(g1) == len(list(model.parameters()))
-    _assert_close(o1, o2, atol=1e-6, rtol=1e-6)
-    _assert_close(g1, g2, atol=1e-6, rtol=1e-6)
 
 
 def test_fused_vs_reference():
@@ -254,6 +215,8 @@ def test_padding_content_does_not_leak():
 
         def noisy_pad(t, pad, *args, **kwargs):
             out = orig_pad(t, pad, *args, **kwargs)
+            if len(pad) <= 2:  # a head-size extension of the attention kernel, not a map
+                return out
             mask = orig_pad(torch.zeros_like(t), pad, value=1.).bool()
             return out.masked_fill(mask, 1e4)
 
@@ -286,21 +249,24 @@ def test_ssa_reduction_ceil_mode():
 
 
 def test_fitting_input_is_unpadded():
-    """224x224 fits every window / reduction: no padding and no mask are used."""
+    """224x224 fits every window / reduction: no map is padded (the attention kernel's
+    head-size extension, a pad of the last dim only, is not spatial padding)."""
     model = tiny().eval()
     import mmscope.models.backbones.scalablevit as sv
     calls = []
     orig = sv.F.pad
-    sv.F.pad = lambda *a, **k: calls.append(a) or orig(*a, **k)
+    sv.F.pad = lambda t, pad, *a, **k: calls.append(pad) or orig(t, pad, *a, **k)
     try:
         with torch.no_grad():
             model(torch.randn(1, 3, 224, 224))
     finally:
         sv.F.pad = orig
-    assert calls == []
+    assert [p for p in calls if len(p) > 2] == []
 
 
-def test_frozen_stages_and_norm_eval():
+def test_what_frozen_stages_freeze():
+    """Stage ``i < k`` with its output norm; 0: the first patch embedding only. Every norm
+    is a LayerNorm, which ``norm_eval`` keeps in eval mode."""
     model = ScalableViT(TINY, out_indices=ALL, frozen_stages=2, norm_eval=True)
     model.train()
     for i, stage in enumerate(model.stages):
@@ -315,45 +281,6 @@ def test_frozen_stages_and_norm_eval():
     assert not any(p.requires_grad for p in stem.stages[0].patch_embed.parameters())
     assert all(p.requires_grad for p in stem.stages[0].blocks.parameters())
     assert all(m.training for m in ScalableViT(TINY).train().modules())
-
-
-def test_state_dict_round_trip_and_pretrained(tmp_path):
-    model = tiny().eval()
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    buf.seek(0)
-    other = ScalableViT(TINY, out_indices=ALL).eval()
-    other.load_state_dict(torch.load(buf), strict=True)
-    x = torch.randn(1, 3, 40, 52)
-    with torch.no_grad():
-        _assert_close(model(x), other(x), atol=0, rtol=0)
-    # classifier-style checkpoint loaded with a prefix, and the deprecated ``pretrained``
-    ckpt = tmp_path / 'cls.pth'
-    torch.save({'state_dict': {'backbone.' + k: v for k, v in model.state_dict().items()}},
-               ckpt)
-    loaded = ScalableViT(TINY, out_indices=ALL, init_cfg=dict(
-        type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
-    loaded.init_weights()
-    for k, v in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[k], v), k
-    torch.save(model.state_dict(), tmp_path / 'bb.pth')
-    with pytest.warns(UserWarning, match='pretrained is deprecated'):
-        dep = ScalableViT(TINY, out_indices=ALL, pretrained=str(tmp_path / 'bb.pth'))
-    dep.init_weights()
-    assert torch.equal(dep.norm0.bias, model.norm0.bias)
-    with pytest.raises(ValueError):
-        ScalableViT(TINY, pretrained='a', init_cfg=dict(type='Pretrained', checkpoint='a'))
-
-
-def test_build_through_downstream_registries():
-    from mmdet.registry import MODELS as DET
-    from mmpretrain.registry import MODELS as CLS
-    from mmseg.registry import MODELS as SEG
-    for registry in (CLS, DET, SEG):
-        model = registry.build(dict(type='mmscope.ScalableViT', arch=TINY, out_indices=ALL))
-        assert isinstance(model, ScalableViT)
-        with torch.no_grad():
-            assert len(model.eval()(torch.randn(1, 3, 64, 64))) == 4
 
 
 def test_classifier_train_step():

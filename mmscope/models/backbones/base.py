@@ -70,8 +70,6 @@ class MMScopeBackbone(BaseModule):
     min_input_size: int = 32
     #: Norm layers that ``norm_eval=True`` keeps in eval mode during training.
     norm_eval_types: Tuple[type, ...] = (_BatchNorm, )
-    #: Store ``out_indices`` sorted and without repeats (else in the given order).
-    sort_out_indices: bool = False
     #: Truncated-normal initialiser of the Linear weights (std 0.02, cut at +-2).
     trunc_normal_init = staticmethod(trunc_normal_)
 
@@ -152,8 +150,9 @@ class MMScopeBackbone(BaseModule):
 
     def _init_stage_options(self, num_stages: int, out_indices: Union[int, Sequence[int]],
                             frozen_stages: int, norm_eval: bool):
-        """Check and set ``num_stages``, ``out_indices`` (non-negative tuple; negative
-        values count from the end), ``frozen_stages`` and ``norm_eval``."""
+        """Check and set ``num_stages``, ``out_indices`` (sorted non-negative tuple without
+        repeats; negative values count from the end), ``frozen_stages`` and
+        ``norm_eval``."""
         self.num_stages = num_stages
         given = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
         indices = []
@@ -165,8 +164,7 @@ class MMScopeBackbone(BaseModule):
                     f'out_indices {given}: {i!r} is out of range for {num_stages} stages '
                     f'(use 0 .. {num_stages - 1}, or -{num_stages} .. -1 from the end)')
             indices.append(i % num_stages)
-        self.out_indices = tuple(sorted(set(indices))) if self.sort_out_indices else tuple(
-            indices)
+        self.out_indices = tuple(sorted(set(indices)))  # outputs come in stage order
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
         self.frozen_stages = frozen_stages

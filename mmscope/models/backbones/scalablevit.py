@@ -399,9 +399,8 @@ class ScalableViT(MMScopeBackbone):
     arch_aliases = {'s': 'small', 'b': 'base', 'l': 'large'}
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios', 'c_ratios',
                  'window_sizes')
-    # every norm is a LayerNorm; out_indices sorted (one output norm ``norm{i}`` per index)
+    # every norm is a LayerNorm
     norm_eval_types = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
-    sort_out_indices = True
 
     def __init__(self,
                  arch: Union[str, Dict] = 'small',

@@ -460,7 +460,8 @@ class ScopeViT(MMScopeBackbone):
         drop_path_rate (float): Stochastic depth, linearly increasing over the blocks
             (both layers of a block share the rate). Defaults to 0.
         out_indices (Sequence[int] | int): Stages whose (stage-normed) maps are returned;
-            negative values count from the end. Defaults to ``(3, )``.
+            negative values count from the end; returned in stage order. Defaults to
+            ``(3, )``.
         frozen_stages (int): ``-1`` freezes nothing, ``0`` freezes the stem, ``k >= 1``
             freezes the stem and stages ``0 .. k-1`` (their downsample, blocks and stage
             norm): parameters stop requiring grad and the modules stay in eval mode.

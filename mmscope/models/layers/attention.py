@@ -251,12 +251,6 @@ def _reference_attention(q, k, v, bias, scale, dropout_p):
     return attn @ v
 
 
-def _zero_extend(t: torch.Tensor, size: int) -> torch.Tensor:
-    """Append zero columns to the last dim (a concatenation, not ``F.pad``, so that tests
-    that watch ``F.pad`` for spatial padding are not confused by it)."""
-    return torch.cat([t, t.new_zeros(*t.shape[:-1], size - t.shape[-1])], dim=-1)
-
-
 def _fused_attention(q, k, v, bias, scale, dropout_p, lead):
     if not (q.dim() == k.dim() == v.dim() == 4 and (bias is None or bias.dim() <= 4)):
         q, k, v, bias = _fold_to_4d(q, k, v, bias, lead)
@@ -267,9 +261,9 @@ def _fused_attention(q, k, v, bias, scale, dropout_p, lead):
         # fixed above from the true head size.
         d = max(q.shape[-1], dv)
         if q.shape[-1] < d:
-            q, k = _zero_extend(q, d), _zero_extend(k, d)
+            q, k = F.pad(q, (0, d - q.shape[-1])), F.pad(k, (0, d - k.shape[-1]))
         if dv < d:
-            v = _zero_extend(v, d)
+            v = F.pad(v, (0, d - dv))
     out = F.scaled_dot_product_attention(
         q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
     if out.shape[-1] != dv:

@@ -1,32 +1,12 @@
-"""Padding and window helpers for inputs of any size."""
+"""Padding and dilated-grid helpers for inputs of any size."""
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 
 
 def pad_amount(size: int, multiple: int) -> int:
     """How much to add to ``size`` to reach a multiple of ``multiple``."""
     return (multiple - size % multiple) % multiple
-
-
-def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: int = None,
-                    channels_last: bool = False) -> Tuple[torch.Tensor, Tuple[int, int]]:
-    """Zero-pad the spatial dims of ``x`` at the bottom/right to multiples.
-
-    Args:
-        x: ``(B, C, H, W)`` or, with ``channels_last=True``, ``(B, H, W, C)``.
-        multiple_h, multiple_w: the multiples (``multiple_w`` defaults to ``multiple_h``).
-
-    Returns:
-        The (possibly unchanged) tensor and the ``(pad_h, pad_w)`` that were added.
-    """
-    multiple_w = multiple_h if multiple_w is None else multiple_w
-    h, w = (x.shape[1], x.shape[2]) if channels_last else (x.shape[-2], x.shape[-1])
-    ph, pw = pad_amount(h, multiple_h), pad_amount(w, multiple_w)
-    if ph or pw:
-        x = F.pad(x, (0, 0, 0, pw, 0, ph) if channels_last else (0, pw, 0, ph))
-    return x, (ph, pw)
 
 
 def valid_mask(h: int, w: int, pad_h: int, pad_w: int,
@@ -37,28 +17,12 @@ def valid_mask(h: int, w: int, pad_h: int, pad_w: int,
     return mask
 
 
-def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
-    """``(B, H, W, C)`` -> ``(B, nH, nW, wh * ww, C)`` contiguous local windows."""
-    b, h, w, c = x.shape
-    wh, ww = window
-    x = x.view(b, h // wh, wh, w // ww, ww, c).transpose(2, 3)
-    return x.reshape(b, h // wh, w // ww, wh * ww, c)
-
-
-def window_reverse(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: ``(B, nH, nW, wh * ww, C)`` -> ``(B, H, W, C)``."""
-    b, nh, nw, _, c = x.shape
-    wh, ww = window
-    x = x.view(b, nh, nw, wh, ww, c).transpose(2, 3)
-    return x.reshape(b, nh * wh, nw * ww, c)
-
-
 def grid_partition(x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
     """Dilated (strided) grouping: ``(B, H, W, C)`` -> ``(B, H/gh, W/gw, gh * gw, C)``.
 
     Group ``(i, j)`` gathers the tokens ``x[:, i::H/gh, j::W/gw]``: a ``gh x gw`` grid
-    spread over the whole map (global, dilated attention), the transpose of
-    :func:`window_partition`.
+    spread over the whole map (global, dilated attention); local windows would instead
+    gather ``gh x gw`` neighbours.
     """
     b, h, w, c = x.shape
     gh, gw = grid
