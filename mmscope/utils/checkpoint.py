@@ -13,8 +13,10 @@ which names the global and the explicit opt-in: list the file in the environment
 ``--trust-checkpoint PATH`` to our tools. Only listed files are ever unpickled in full.
 
 :func:`patch_mmengine` routes mmengine's checkpoint loading (``load_from``, ``--resume``,
-``tools/test.py``, ``init_cfg=Pretrained``) through :func:`safe_load`; importing
-``mmscope`` applies it.
+``tools/test.py``, ``init_cfg=Pretrained``) through :func:`safe_load`. Importing ``mmscope``
+applies it, the one change importing mmscope makes to another package; set
+``MMSCOPE_PATCH_MMENGINE=0`` to import mmscope without it, and :func:`unpatch_mmengine`
+undoes it.
 """
 import io
 import os
@@ -174,21 +176,48 @@ def safe_load_url(url: str, model_dir: str = None, map_location=None,
     return safe_load(cached, map_location=map_location)
 
 
+#: Set to ``0`` to import mmscope without :func:`patch_mmengine`.
+PATCH_ENV = 'MMSCOPE_PATCH_MMENGINE'
+_ORIGINAL = {}
+
+
 def patch_mmengine() -> None:
     """Make mmengine's checkpoint loading go through :func:`safe_load`.
 
-    Inside ``mmengine.runner.checkpoint`` (local files, object stores, ``open-mmlab://``,
-    ``mmcls://``, URLs) every ``torch.load`` becomes :func:`safe_load` and ``load_url``
-    becomes :func:`safe_load_url`. ``torch.load`` itself, and so every other caller, keeps
-    torch's own behaviour. Idempotent.
+    ``import mmscope`` calls this (unless ``MMSCOPE_PATCH_MMENGINE=0``), so it also
+    applies to configs that load mmscope through ``custom_imports``. It is needed on
+    torch >= 2.6, where mmengine 0.10.7's ``torch.load`` calls refuse mmengine's own
+    checkpoints (see the module doc). Inside ``mmengine.runner.checkpoint`` (local files,
+    object stores, ``open-mmlab://``, ``mmcls://``, URLs) every ``torch.load`` becomes
+    :func:`safe_load` and ``load_url`` becomes :func:`safe_load_url`. ``torch.load``
+    itself, and so every other caller, keeps torch's own behaviour. Idempotent;
+    :func:`unpatch_mmengine` undoes it.
     """
     import mmengine.runner.checkpoint as ckpt_module
     if not isinstance(ckpt_module.torch, _TorchWithSafeLoad):
-        ckpt_module.torch = _TorchWithSafeLoad(torch)
+        _ORIGINAL.setdefault('torch', ckpt_module.torch)
+        _ORIGINAL.setdefault('load_url', ckpt_module.load_url)
+        ckpt_module.torch = _TorchWithSafeLoad(ckpt_module.torch)
     ckpt_module.load_url = safe_load_url
 
 
+def unpatch_mmengine() -> None:
+    """Give mmengine its own checkpoint loading back (the opposite of
+    :func:`patch_mmengine`; nothing happens if it was not patched)."""
+    import mmengine.runner.checkpoint as ckpt_module
+    if isinstance(ckpt_module.torch, _TorchWithSafeLoad):
+        ckpt_module.torch = _ORIGINAL.get('torch', torch)
+        ckpt_module.load_url = _ORIGINAL.get('load_url', ckpt_module.load_url)
+
+
+def mmengine_is_patched() -> bool:
+    """Whether mmengine's checkpoint loading goes through :func:`safe_load` now."""
+    import mmengine.runner.checkpoint as ckpt_module
+    return isinstance(ckpt_module.torch, _TorchWithSafeLoad)
+
+
 __all__ = [
-    'TRUST_ENV', 'UntrustedCheckpointError', 'checkpoint_allowlist', 'patch_mmengine',
-    'safe_load', 'safe_load_url', 'trust_checkpoint', 'trusted_files'
+    'PATCH_ENV', 'TRUST_ENV', 'UntrustedCheckpointError', 'checkpoint_allowlist',
+    'mmengine_is_patched', 'patch_mmengine', 'safe_load', 'safe_load_url',
+    'trust_checkpoint', 'trusted_files', 'unpatch_mmengine'
 ]
