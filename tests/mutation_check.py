@@ -1,5 +1,5 @@
 """Mutation check: plant small, plausible bugs one at a time and make sure the fast suite
-catches every one (a developer's script, not collected by pytest; about 10 minutes).
+catches every one (a developer's script, not collected by pytest; about 5 minutes).
 
     python tests/mutation_check.py [--only NAME ...] [--list]
 
@@ -101,6 +101,18 @@ MUTATIONS = {
         "    if q.device.type != 'cpu':",
         ['tests/test_attention_modes.py'],
         'the fused-path tests silently compare the reference path with itself'),
+    'frozen-stages-left-in-train-mode': (
+        'mmscope/models/backbones/base.py',
+        '        for m in self._frozen_modules():\n            m.eval()\n',
+        '        for m in self._frozen_modules():\n',
+        ['tests/test_backbone_contract.py'],
+        'frozen stages keep updating their BatchNorm statistics (every family)'),
+    'drop-path-schedule-flat': (
+        'mmscope/models/backbones/base.py',
+        "        return torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()",
+        '        return [float(drop_path_rate)] * sum(depths)',
+        ['tests/test_backbone_contract.py'],
+        'every block drops paths at the full rate instead of a linear schedule'),
 }
 
 
