@@ -1,19 +1,28 @@
 """mmscope: ScopeViT and ScalableViT backbones for OpenMMLab 2.0.
 
-Importing mmscope is cheap (no mmdet/mmseg/mmpretrain import) and changes one thing
-outside it: :func:`mmscope.utils.checkpoint.patch_mmengine` makes mmengine's checkpoint
-loading work on torch >= 2.6 without enabling arbitrary pickle execution. It runs here so
-that configs loading mmscope through ``custom_imports`` get it too; set
-``MMSCOPE_PATCH_MMENGINE=0`` before the import to leave mmengine as it is
-(``mmscope.utils.unpatch_mmengine()`` undoes it later). The models register on demand:
-building ``type='mmscope.ScopeViT'`` from any OpenMMLab registry imports ``mmscope.models``.
+Importing mmscope is cheap (no mmdet/mmseg/mmpretrain import). It changes two things
+outside the package, each through one named function:
+
+* :func:`mmscope.utils.checkpoint.patch_mmengine`: mmengine's checkpoint loading works
+  on torch >= 2.6 without running arbitrary pickled code;
+* :func:`mmscope.utils.configs.register_config_bases`: ``_base_ = ['mmscope::...']``
+  resolves to the configs installed with the package.
+
+Both run here, so configs that load mmscope through ``custom_imports`` get the first one,
+and scripts that import mmscope before reading a config get the second. Set
+``MMSCOPE_PATCH_MMENGINE=0`` before the import to leave mmengine as it is;
+``mmscope.utils.unpatch_mmengine()`` and ``unregister_config_bases()`` undo them later. The
+models register on demand: building ``type='mmscope.ScopeViT'`` from any OpenMMLab registry
+imports ``mmscope.models``.
 """
 import os
 
 from .utils.checkpoint import PATCH_ENV, patch_mmengine
+from .utils.configs import register_config_bases
 from .version import __version__
 
 if os.environ.get(PATCH_ENV, '1') != '0':
     patch_mmengine()
+    register_config_bases()
 
 __all__ = ['__version__']

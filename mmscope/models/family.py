@@ -17,7 +17,7 @@ What a descriptor holds, and what it derives from the backbone class:
   dimension is the class count) and ``init_dense_extra`` (the value of a dense-backbone
   tensor the classifier lacks);
 * ``cls_configs``: the classification config of every canonical arch, relative to the
-  config root (``configs/`` of the source tree);
+  installed config root (:func:`mmscope.utils.configs.config_root`);
 * ``no_decay_keys``: parameter-name fragments trained without weight decay (the
   ``paramwise_cfg.custom_keys`` of the family's recipes);
 * ``official``: where the released code lives and how its models are built
@@ -32,8 +32,9 @@ __all__ = ['OfficialCode', 'BackboneFamily', 'register_family', 'unregister_fami
 
 
 def config_root() -> str:
-    """``configs/`` of the source tree mmscope is installed from."""
-    return osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
+    """The folder of the installed configs (:func:`mmscope.utils.configs.config_root`)."""
+    from ..utils.configs import config_root as root
+    return root()
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,8 @@ def safe_load_url(url: str, model_dir: str = None, map_location=None,
     return safe_load(cached, map_location=map_location)
 
 
-#: Set to ``0`` to import mmscope without :func:`patch_mmengine`.
+#: Set to ``0`` to import mmscope without :func:`patch_mmengine` (nor the ``mmscope::``
+#: config bases of :func:`mmscope.utils.configs.register_config_bases`).
 PATCH_ENV = 'MMSCOPE_PATCH_MMENGINE'
 _ORIGINAL = {}
 
