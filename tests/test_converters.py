@@ -109,7 +109,7 @@ def test_round_trip_and_strict_load(tmp_path, capsys, family, arch):
     assert set(ckpt) == {'state_dict', 'meta'}
     meta = ckpt['meta']
     assert meta['arch'] == arch and meta['format'] == 'classifier'
-    assert meta['config'] == osp.relpath(spec.config_path(arch), ROOT)
+    assert meta['config'] == 'configs/' + spec.cls_configs[arch]
     assert spec.official.repo in meta['converted_from']
     assert meta['source_sha256'] == sha256_of(src) and meta['num_classes'] == 1000
     converted = ckpt['state_dict']

@@ -63,8 +63,8 @@ def _config_path(family: BackboneFamily, arch: str) -> str:
     path = family.config_path(arch)
     if not osp.isfile(path):
         raise ConversionError(
-            f'classification config {path} not found (is mmscope installed from its '
-            'source tree?); pass --config explicitly')
+            f'classification config {path} not found (mmscope installed without its '
+            'configs?); pass --config explicitly')
     return path
 
 
@@ -386,6 +386,7 @@ def convert_to_official(family: FamilyLike,
 # command line
 # -------------------------------------------------------------------------------------
 def _rel(path: str) -> str:
+    """``configs/...`` for an installed config, else the absolute path."""
     root = osp.dirname(config_root())
     path = osp.abspath(path)
     return osp.relpath(path, root) if path.startswith(root + osp.sep) else path
