@@ -169,9 +169,7 @@ def test_vs_official_pairs_mmscope_with_released_code(tmp_path, fake_official):
 def test_official_scopevit_dense_outputs(fake_official):
     """``--out-indices 0 1 2 3`` builds the released ScopeViT in its ``fork_feat`` mode;
     other index sets, and any for the released ScalableViT, are refused clearly."""
-    import runpy
-    bench = runpy.run_path(BENCH)
-    build = bench['build_official']
+    from mmscope.benchmark.models import build_official as build
     cfg = dict(family='scopevit', arch='tiny')
     model = build(cfg, [0, 1, 2, 3], {}, str(fake_official), None)
     assert model.released.fork_feat and len(model(__import__('torch').zeros(1, 3, 32, 32))) == 4
@@ -268,3 +266,112 @@ def test_attention_profile_refuses_other_backbones():
                timeout=300)
     assert proc.returncode == 2
     assert 'not an mmscope backbone' in proc.stderr
+
+
+# ---------------------------------------------------------------- the package, in process
+BENCH_TOOLS = ('benchmark.py', 'attention_profile.py', 'benchmark_tables.py', 'gpu_check.py')
+
+
+@pytest.mark.parametrize('tool', BENCH_TOOLS)
+def test_benchmark_tools_are_thin(tool):
+    """The command lines hold no logic of their own: under 300 lines, no ``sys.path``
+    edits, no import of another tool (the code is in ``mmscope.benchmark``)."""
+    import ast
+    path = osp.join(ROOT, 'tools', 'analysis_tools', tool)
+    with open(path) as f:
+        text = f.read()
+    assert len(text.splitlines()) < 300, tool
+    tree = ast.parse(text)
+    siblings = {osp.splitext(n)[0] for n in BENCH_TOOLS} | {'get_flops'}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == 'path' and \
+                isinstance(node.value, ast.Name) and node.value.id == 'sys':
+            raise AssertionError(f'{tool} touches sys.path (line {node.lineno})')
+        if isinstance(node, ast.Import):
+            assert not {a.name.split('.')[0] for a in node.names} & siblings, tool
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and (node.module or '').split('.')[0] not in siblings, tool
+
+
+def test_model_list_reads_the_family_descriptors():
+    """Every ``<family>-<arch>`` spelling of every registered family is in the model list
+    and parses to the family's type and canonical arch; the released ones have a twin."""
+    from mmscope.apis.libraries import LIBRARIES
+    from mmscope.benchmark.models import (library_names, mmscope_models, parse_model,
+                                          twin_of)
+    from mmscope.models.family import families
+    names = mmscope_models()
+    assert {'scopevit-xt', 'scopevit-tiny', 'scalablevit-s', 'scalablevit-large'} <= set(names)
+    for fam in families():
+        for arch in fam.arch_names():
+            assert f'{fam.key}-{arch}' in names
+            spec = parse_model(f'{fam.key}-{arch}:drop_path_rate=0.1')
+            canonical = fam.canonical_arch(arch)
+            assert spec['library'] == 'mmscope'
+            assert spec['cfg'] == dict(type=fam.name, arch=canonical, drop_path_rate=0.1)
+            twin = twin_of(spec['library'], spec['cfg'])
+            if fam.official is not None and canonical in fam.official.factories:
+                assert twin == f'{fam.key}-{canonical}'
+            else:
+                assert twin is None
+    assert library_names() == tuple(LIBRARIES) + ('mmscope', )
+    assert parse_model('mmpretrain:ResNet:50')['cfg'] == dict(type='ResNet', depth=50)
+    assert parse_model('pvtv2-b0')['library'] == 'mmdet'
+    with pytest.raises(ValueError, match=r"unknown ScopeViT arch 'q'"):
+        parse_model('scopevit-q')
+
+
+def test_case_matrix_and_ratios():
+    """The case matrix of attention modes and with_cp, and the pairing of result rows."""
+    from types import SimpleNamespace
+
+    from mmscope.benchmark.cases import build_cases, finish_paired, finish_row, ratios
+    options = SimpleNamespace(
+        model=['scopevit-xt', 'mmpretrain:ResNet:18'], sizes=['cls'], batch_sizes=[2],
+        modes=['infer', 'train'], attn=['fused', 'reference'], paired=True,
+        paired_repeat=7, vs_official=False, official_code=None, official_deps=None,
+        with_cp='both', device='cpu', dtype='fp32', channels_last=False, compile=False,
+        threads=1, warmup=0, repeat=3, out_indices=None, backbone_args='drop_path_rate=0.')
+    cases = build_cases(options)
+    ours = [c for c in cases if c['model'] == 'scopevit-xt']
+    # 2 sizes x (infer: 1 cp + train: 2 cps) x (fused, reference, paired)
+    assert len(ours) == 2 * 3 * 3
+    assert {c['attn'] for c in cases if c['library'] == 'mmpretrain'} == {'-'}
+    assert {c['repeat'] for c in ours if c['attn'] == 'paired'} == {7}
+    assert all(c['backbone_args'] == {'drop_path_rate': 0.} for c in cases)
+    assert {tuple(c['size']) for c in cases} == {(224, 224), (256, 256)}
+
+    def measured(case, seconds, peak):
+        return finish_row(case, dict(times_s=[seconds] * 3, cpu_times_s=[seconds] * 3,
+                                     peak_mem_mb=peak, gflops=1.), {}, 10.)
+
+    picked = [c for c in ours if c['size'] == [224, 224] and c['mode'] == 'train']
+    rows, paired = [], []
+    for c in picked:
+        if c['attn'] == 'paired':
+            paired.append(finish_paired(c, dict(paired_speedups=[1.5, 2.5],
+                                                paired_cpu_speedups=[1., 3.])))
+        else:
+            fused = c['attn'] == 'fused'
+            rows.append(measured(c, 1. if fused else 2., (10. if fused else 40.) /
+                                 (2 if c['with_cp'] else 1)))
+    assert rows[0]['images_per_s'] == pytest.approx(2.)
+    assert rows[0]['mfu'] == pytest.approx(2 * 1e9 * 3 * 2. / 10e12)
+    pairs = ratios(rows, paired)
+    assert len(pairs['attention']) == 2 and pairs['official'] == []
+    for p in pairs['attention']:
+        assert p['speedup'] == pytest.approx(2.) and p['memory_ratio'] == pytest.approx(4.)
+        assert p['paired_speedup'] == pytest.approx(2.)
+    assert {p['attn'] for p in pairs['with_cp']} == {'fused', 'reference'}
+    assert all(p['memory_factor'] == pytest.approx(2.) for p in pairs['with_cp'])
+
+
+def test_worker_reports_a_failed_case():
+    """A case that cannot be built is an error result, not a crash of the run."""
+    from mmscope.benchmark.worker import RESULT_TAG, run_one
+    case = dict(spec=dict(name='x', library='mmscope', cfg=dict(type='ScopeViT', arch='xtiny',
+                                                                 bogus=1)),
+                mode='infer', with_cp=False, attn='-', device='cpu', library='mmscope')
+    res = run_one(case)
+    assert res['status'] == 'error' and res['error'].startswith('TypeError: ')
+    assert RESULT_TAG == 'BENCHMARK_RESULT '

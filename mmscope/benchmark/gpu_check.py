@@ -125,43 +125,38 @@ def check_attention(device, plan) -> List[Dict]:
 
 
 # ----------------------------------------------------------------------------- 2
-def _strip_sync_bn(node):
-    if isinstance(node, dict):
-        if node.get('type') == 'SyncBN':
-            node['type'] = 'BN'
-        for v in node.values():
-            _strip_sync_bn(v)
-    elif isinstance(node, list):
-        for v in node:
-            _strip_sync_bn(v)
-
-
 def _build_task_model(path: str, device):
+    """The model of a task config, built by its library (the row of its
+    ``default_scope`` in :data:`mmscope.apis.libraries.LIBRARIES`), without its
+    checkpoint, SyncBN as BN, in train mode on ``device``."""
     import mmscope  # noqa: F401  (registers the backbones)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
+    from mmscope.apis.config import sync_bn_to_bn
+    from mmscope.apis.libraries import library_of
     cfg = Config.fromfile(osp.join(ROOT, path))
-    init_default_scope(cfg.default_scope)
+    library = library_of(cfg)
+    init_default_scope(library.scope)
     cfg.model.backbone.init_cfg = None
     model_cfg = cfg.model
-    _strip_sync_bn(model_cfg)
-    if cfg.default_scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    model = MODELS.build(model_cfg)
+    sync_bn_to_bn(model_cfg)
+    model = library.models().build(model_cfg)
     model.init_weights()
     return cfg, model.to(device).train()
 
 
-def _task_batch(cfg, size, batch: int):
-    h, w = size
-    if cfg.default_scope == 'mmdet':
-        from mmdet.testing import demo_mm_inputs
-        num_classes = cfg.model.roi_head.bbox_head.num_classes \
-            if 'roi_head' in cfg.model else cfg.model.bbox_head.num_classes
-        return demo_mm_inputs(batch, [(3, h, w)] * batch, num_items=[3] * batch,
-                              num_classes=num_classes, with_mask=True)
+def _det_batch(cfg, h: int, w: int, batch: int) -> Dict:
+    """mmdet's demo inputs: images with 3 boxes and masks each."""
+    from mmdet.testing import demo_mm_inputs
+    num_classes = cfg.model.roi_head.bbox_head.num_classes \
+        if 'roi_head' in cfg.model else cfg.model.bbox_head.num_classes
+    return demo_mm_inputs(batch, [(3, h, w)] * batch, num_items=[3] * batch,
+                          num_classes=num_classes, with_mask=True)
+
+
+def _seg_batch(cfg, h: int, w: int, batch: int) -> Dict:
+    """Random images with random label maps."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     num_classes = cfg.model.decode_head.num_classes
@@ -174,6 +169,19 @@ def _task_batch(cfg, size, batch: int):
         s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, h, w), generator=g))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
+
+
+#: a training batch of each task the check trains (keyed by ``Library.task``)
+TASK_BATCHES = {'det': _det_batch, 'seg': _seg_batch}
+
+
+def _task_batch(cfg, size, batch: int):
+    """A training batch for the task of ``cfg``'s library at ``size``."""
+    from mmscope.apis.libraries import library_of
+    task = library_of(cfg).task
+    if task not in TASK_BATCHES:
+        raise ValueError(f'the GPU check has no training batch for {task!r} configs')
+    return TASK_BATCHES[task](cfg, *size, batch)
 
 
 def check_train_steps(device, plan) -> List[Dict]:

@@ -37,19 +37,20 @@ def released_families() -> Dict[str, BackboneFamily]:
 def _family(family: str) -> Tuple[BackboneFamily, OfficialCode]:
     released = released_families()
     if str(family).lower() not in released:
-        raise ValueError(f'unknown model family {family!r} (or one without released code); '
-                         f'choose from {sorted(released)}')
+        raise ValueError(f'unknown model family {family!r}; choose from {sorted(released)}')
     fam = get_family(family)
     return fam, fam.official
 
 
 def official_arch(family: str, arch: str) -> str:
-    """The released arch name of ``arch`` (``'t'`` -> ``'tiny'``); ValueError if unknown."""
+    """The released arch name of ``arch`` (``'t'`` -> ``'tiny'``) of a family with released
+    code, from its descriptor's ``official.factories``; ValueError if unknown."""
     fam, src = _family(family)
-    name = fam.canonical_arch(arch)
+    name = fam.aliases.get(arch.lower(), arch.lower())
     if name not in src.factories:
-        raise ValueError(f'{fam.name} arch {arch!r} has no released factory; released: '
-                         f'{sorted(src.factories)}')
+        valid = sorted(set(src.factories) | {a for a, c in fam.aliases.items()
+                                             if c in src.factories})
+        raise ValueError(f'unknown released {fam.key} arch {arch!r}; choose from {valid}')
     return name
 
 
