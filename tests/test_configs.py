@@ -1,6 +1,8 @@
-"""Every ScopeViT / ScalableViT config: it loads, follows its recipe, builds its model in
-its own library and runs one train step (forward, backward, optimizer step) and one test
-step on a tiny generated batch on CPU; plus ``tools/analysis_tools/get_flops.py``.
+"""Every config of every registered backbone family: it loads, follows its recipe, builds
+its model in its own library and runs one train step (forward, backward, optimizer step)
+and one test step on a tiny generated batch on CPU; plus params / FLOPs
+(``mmscope.apis.complexity`` and ``tools/analysis_tools/get_flops.py``). The families,
+their variants, config names and stage widths come from the registered descriptors.
 
 Speed: inputs are 64x64 (2 images), detectors keep few proposals / RoIs, segmentors crop
 to 64x64; checkpoints of ``init_cfg`` are never loaded and SyncBN becomes BN.
@@ -13,31 +15,28 @@ import importlib.util
 import math
 import os.path as osp
 import re
-import sys
 
 import pytest
 import torch
 
+import mmscope  # noqa: F401
+from mmscope.apis import build_model, complexity, load_config
+from mmscope.models.family import families, get_family
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import mmscope  # noqa: E402,F401
-
-FAMILIES = ('scopevit', 'scalablevit')
+FAMILIES = tuple(f.key for f in families())
 CONFIGS = sorted(p for fam in FAMILIES for p in glob.glob(osp.join(ROOT, 'configs', fam, '*.py')))
 IDS = [osp.relpath(p, osp.join(ROOT, 'configs')) for p in CONFIGS]
 IMG = 64  # side of the generated test images
 
 
-def _load_get_flops():
+def _load_get_flops_tool():
+    """The command line of ``tools/analysis_tools/get_flops.py`` (a script, not a module)."""
     path = osp.join(ROOT, 'tools', 'analysis_tools', 'get_flops.py')
-    spec = importlib.util.spec_from_file_location('mmscope_get_flops', path)
+    spec = importlib.util.spec_from_file_location('mmscope_get_flops_tool', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-get_flops = _load_get_flops()
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -54,21 +53,19 @@ def quiet_single_thread():
 
 
 # --------------------------------------------------------------------------- names
-VARIANTS = {
-    'scopevit': {'xt': 'xtiny', 't': 'tiny', 's': 'small'},
-    'scalablevit': {'s': 'small', 'b': 'base', 'l': 'large'},
-}
-WIDTHS = {  # (family, arch) -> stage widths
-    ('scopevit', 'xtiny'): [32, 64, 128, 256], ('scopevit', 'tiny'): [32, 64, 128, 256],
-    ('scopevit', 'small'): [64, 128, 256, 512], ('scalablevit', 'small'): [64, 128, 256, 512],
-    ('scalablevit', 'base'): [96, 192, 384, 768],
-    ('scalablevit', 'large'): [128, 256, 512, 1024],
-}
+def short_name(family, arch):
+    """The variant's name in config file names: its shortest spelling (``xt``, ``s``)."""
+    return min([arch] + family.short_names(arch), key=len)
+
+
+#: family key -> {config short name: canonical arch}, from the descriptors
+VARIANTS = {f.key: {short_name(f, a): a for a in f.archs} for f in families()}
+_FAMILY_RE = '|'.join(FAMILIES)
 NAME_RE = re.compile(
-    r'^(?:(?P<cls>(?P<f1>scopevit|scalablevit)-(?P<v1>\w+)_8xb128_in1k)'
-    r'|(?P<det>(?P<det_model>mask-rcnn|retinanet)_(?P<f2>scopevit|scalablevit)-(?P<v2>\w+)'
+    rf'^(?:(?P<cls>(?P<f1>{_FAMILY_RE})-(?P<v1>\w+)_8xb128_in1k)'
+    rf'|(?P<det>(?P<det_model>mask-rcnn|retinanet)_(?P<f2>{_FAMILY_RE})-(?P<v2>\w+)'
     r'_fpn_(?P<sched>1x|ms-crop-3x)_coco)'
-    r'|(?P<seg>(?P<seg_model>upernet|fpn)_(?P<f3>scopevit|scalablevit)-(?P<v3>\w+)'
+    rf'|(?P<seg>(?P<seg_model>upernet|fpn)_(?P<f3>{_FAMILY_RE})-(?P<v3>\w+)'
     r'_8xb(?P<bs>\d+)-(?P<iters>\d+)k_ade20k-512x512))\.py$')
 
 
@@ -86,7 +83,7 @@ def parse_name(path):
 
 
 def widths(family, arch):
-    return WIDTHS[(family, arch)]
+    return get_family(family).widths(arch)
 
 
 # Recipes: (family, model[, schedule]) -> (lr, weight decay)
@@ -108,7 +105,7 @@ DROP_PATH_CLS = {('scopevit', 'xt'): 0.05, ('scopevit', 't'): 0.1, ('scopevit', 
 
 @functools.lru_cache(maxsize=None)
 def _load_once(path):
-    return get_flops.load_config(path)
+    return load_config(path)
 
 
 # parameter counts of the models built by test_train_and_test_step (file name -> count),
@@ -298,17 +295,21 @@ def test_train_and_test_step(path):
     # the small classifiers of both families also run their init (backbone init + the
     # head's init_cfg); the other models keep PyTorch's default init (dense backbones are
     # initialised by the skipped checkpoint), which saves seconds on the large ones
-    model = get_flops.build_model(
+    model = build_model(
         cfg, drop_pretrained=True,
         init_weights=info['task'] == 'cls' and info['variant'] in ('xt', 't', 's'))
-    PARAMS_SEEN[osp.basename(path)] = get_flops.count_params(model)
+    PARAMS_SEEN[osp.basename(path)] = complexity.count_params(model)
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
     if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
         cfg.optim_wrapper.type = 'OptimWrapper'  # the README's CPU override
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
 
-    # every no-decay key of the recipe names real parameters, which then get wd 0
+    # every no-decay key of the recipe names real parameters, which then get wd 0; a recipe
+    # with no-decay keys has all of its family's (the descriptor's ``no_decay_keys``)
     paramwise = cfg.optim_wrapper.get('paramwise_cfg', None) or {}
+    no_decay = {k for k, o in paramwise.get('custom_keys', {}).items()
+                if o.get('decay_mult', 1) == 0}
+    assert not no_decay or set(get_family(info['family']).no_decay_keys) <= no_decay
     names = [n for n, _ in model.named_parameters()]
     wd_of = {}
     for group in optim_wrapper.optimizer.param_groups:
@@ -380,7 +381,7 @@ PAPER_ROUNDING = 0.1  # the paper rounds to 0.1M; +-0.1M covers rounding of both
 def test_params_match_scalablevit_paper(name):
     path = osp.join(ROOT, 'configs', 'scalablevit', name)
     if name not in PARAMS_SEEN:  # e.g. when run alone
-        PARAMS_SEEN[name] = get_flops.measure(load(path), flops=False)['params']
+        PARAMS_SEEN[name] = complexity.measure(load(path), flops=False)['params']
     ours = PARAMS_SEEN[name] / 1e6
     variant = parse_name(path)['variant']
     gap = PAPER_PARAMS[name] - ours
@@ -394,20 +395,19 @@ def test_classifier_params_match_released_models():
     import json
     with open(osp.join(ROOT, 'tests', 'golden', 'official_shapes.json')) as f:
         tables = json.load(f)
-    short = {'xtiny': 'xt', 'tiny': 't', 'small': 's', 'base': 'b', 'large': 'l'}
     for name, table in tables.items():
         family, arch = name.split('-')
-        rel = f'{family}/{family}-{short[arch]}_8xb128_in1k.py'
+        rel = osp.relpath(get_family(family).config_path(arch), osp.join(ROOT, 'configs'))
         released = sum(math.prod(shape) for _, shape, _, kind in table if kind == 'param')
         cfg_name = osp.basename(rel)
         if cfg_name not in PARAMS_SEEN:
-            PARAMS_SEEN[cfg_name] = get_flops.measure(load(osp.join(ROOT, 'configs', rel)),
-                                                      flops=False)['params']
+            PARAMS_SEEN[cfg_name] = complexity.measure(load(osp.join(ROOT, 'configs', rel)),
+                                                       flops=False)['params']
         assert PARAMS_SEEN[cfg_name] == released, (rel, PARAMS_SEEN[cfg_name], released)
 
 
 def test_default_shapes():
-    shape = get_flops.default_shape
+    shape = complexity.default_shape
     cfg_dir = osp.join(ROOT, 'configs')
     assert shape(load(osp.join(cfg_dir, 'scopevit/scopevit-t_8xb128_in1k.py'))) == (256, 256)
     assert shape(load(osp.join(cfg_dir, 'scalablevit/scalablevit-s_8xb128_in1k.py'))) == \
@@ -424,7 +424,7 @@ def test_default_shapes():
     ('scopevit/upernet_scopevit-xt_8xb2-160k_ade20k-512x512.py', [64]),
 ])
 def test_flops_every_task(rel, shape):
-    res = get_flops.measure(load(osp.join(ROOT, 'configs', rel)), shape=shape)
+    res = complexity.measure(load(osp.join(ROOT, 'configs', rel)), shape=shape)
     assert res['flops'] > 0 and res['params'] > 0
     if rel.startswith('scopevit/scopevit-xt'):
         # 256x256 classifier: ~1.45 GFLOPs (ScopeViT-T is 2.0 G in the paper)
@@ -433,6 +433,7 @@ def test_flops_every_task(rel, shape):
 
 
 def test_get_flops_cli_table(tmp_path, capsys):
+    get_flops = _load_get_flops_tool()
     out = tmp_path / 'table.md'
     get_flops.main(['--all', '--params-only', '--filter', 'scopevit-xt_8xb128', '--out',
                     str(out)])

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import sys
@@ -199,6 +200,220 @@ def test_generate_cli(tmp_path):
         assert json.load(f)['seed'] == 1
     second = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert 'up to date' in second.stdout
+
+
+def test_write_shapes_skips_what_is_up_to_date(tmp_path, capsys):
+    """What the command line runs: written once, then skipped while ``meta.json`` says the
+    same generator wrote the same arguments (``force`` rewrites)."""
+    out = str(tmp_path / 'w')
+    args = dict(num_train=2, num_val=2, size=64, cls_size=32, seed=1, cls_train=4,
+                cls_val=4)
+    assert not shapes.is_up_to_date(out, **args)
+    assert shapes.write_shapes(out, **args)
+    text = capsys.readouterr().out
+    assert f'[shapes] writing 12 images to {out} (seed 1)' in text and 'done in' in text
+    assert shapes.is_up_to_date(out, **args)
+    for changed in (dict(seed=2), dict(cls_val=3), dict(size=96)):
+        assert not shapes.is_up_to_date(out, **dict(args, **changed)), changed
+    assert not shapes.write_shapes(out, **args)
+    assert capsys.readouterr().out == \
+        f'[shapes] {out} is up to date (seed 1); --force to rewrite\n'
+    assert shapes.write_shapes(out, force=True, **args)
+    with open(osp.join(out, 'meta.json'), 'w') as f:
+        f.write('{not json')
+    assert not shapes.is_up_to_date(out, **args)
+
+
+# ------------------------------------------------------------------------ inference
+def test_inference_helpers(tmp_path):
+    from mmscope.apis.inference import find_picture, upscaled
+    small, big = str(tmp_path / 'small.jpg'), str(tmp_path / 'big.png')
+    Image.new('RGB', (48, 32), 'red').save(small)
+    Image.new('RGB', (100, 80), 'blue').save(big)
+    tmp = tmp_path / 'tmp'
+    tmp.mkdir()
+    out = upscaled([small, big], 64, str(tmp))
+    assert out == [str(tmp / 'small.jpg'), big]
+    assert Image.open(out[0]).size == (96, 64)  # short side to 64, aspect kept
+    assert upscaled([small], 0, str(tmp)) == [small]
+    with pytest.raises(FileNotFoundError, match='cannot read image'):
+        upscaled([str(tmp_path / 'missing.jpg')], 64, str(tmp))
+    assert find_picture(str(tmp), 'small.png') == str(tmp / 'small.jpg')
+    with pytest.raises(FileNotFoundError, match='no visualisation of other.jpg'):
+        find_picture(str(tmp), 'other.jpg')
+
+
+def test_library_of_config(tmp_path):
+    from mmscope.apis import LIBRARIES
+    from mmscope.apis.inference import library_of_config
+    bad = tmp_path / 'bad.py'
+    bad.write_text("default_scope = 'mmocr'\n")
+    with pytest.raises(ValueError) as err:
+        library_of_config(str(bad))
+    assert str(err.value) == \
+        f"{bad}: default_scope 'mmocr' is none of ['mmdet', 'mmpretrain', 'mmseg']"
+    good = tmp_path / 'good.py'
+    good.write_text("default_scope = 'mmseg'\n")
+    assert library_of_config(str(good)) is LIBRARIES['mmseg']
+
+
+def test_library_rows_drive_the_inference():
+    """What differs between the inferencers is in the library rows."""
+    import torch
+    from mmengine.structures import PixelData
+
+    from mmscope.apis import LIBRARIES
+
+    class FakeInferencer:
+        class model:
+            dataset_meta = dict(classes=('circle', 'square', 'star', 'triangle'))
+
+    cls, det, seg = LIBRARIES['mmpretrain'], LIBRARIES['mmdet'], LIBRARIES['mmseg']
+    assert (cls.weights_arg, det.weights_arg, seg.weights_arg) == \
+        ('pretrained', 'weights', 'weights')
+    assert dict(det.inferencer_kwargs) == dict(show_progress=False)
+    assert cls.infer_kwargs('/t', 0.3) == dict(show_dir=osp.join('/t', 'vis'))
+    assert det.infer_kwargs('/t', 0.4) == dict(out_dir='/t', pred_score_thr=0.4)
+    assert seg.infer_kwargs('/t', 0.3) == dict(out_dir='/t', return_datasamples=True)
+    fake = FakeInferencer()
+    pred = dict(pred_class='star', pred_score=0.834)
+    assert cls.predictions([pred]) == [pred]
+    assert cls.summarize(pred, fake, 0.3) == 'star (0.83)'
+    boxes = dict(labels=[2, 0, 1], scores=[0.91, 0.45, 0.2])
+    assert det.predictions(dict(predictions=[boxes])) == [boxes]
+    assert det.summarize(boxes, fake, 0.3) == '2 objects: star 0.91, circle 0.45'
+    assert det.summarize(boxes, fake, 0.95) == 'no object'
+    sample = type('Sample', (), {})()
+    label_map = torch.zeros(1, 20, 20, dtype=torch.long)
+    label_map[0, :4] = 2  # 20% star
+    label_map[0, 4, :4] = 1  # 1% square
+    label_map[0, 5, 0] = 3  # 0.25% triangle: not shown
+    sample.pred_sem_seg = PixelData(data=label_map)
+    assert seg.predictions(sample) == [sample] and seg.predictions([sample]) == [sample]
+    assert seg.summarize(sample, fake, 0.3) == 'circle 79%, star 20%, square 1%'
+
+
+def _random_checkpoint(config, path, classes):
+    """A checkpoint of ``config``'s model with its initial (seeded) weights and the
+    dataset meta (classes, palette) that a training run would record."""
+    import torch
+
+    from mmscope.apis import build_model, load_config
+    torch.manual_seed(0)
+    model = build_model(load_config(config), init_weights=True)
+    palette = [[40 * k, 255 - 40 * k, 128] for k in range(len(classes))]
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(classes=list(classes), palette=palette))),
+               path)
+    return path
+
+
+def test_image_demo_cli_classifier(small_shapes, tmp_path):
+    """demo/image_demo.py: a picture per image and one summary line each."""
+    out, _ = small_shapes
+    config = 'configs/demo/quick/scopevit-xt_shapes-cls_quick.py'
+    ckpt = _random_checkpoint(config, str(tmp_path / 'cls.pth'), shapes.CLASSES)
+    images = [osp.join(out, 'cls', 'val', 'circle', '000000.jpg'),
+              osp.join(out, 'cls', 'val', 'square', '000001.jpg')]
+    vis = str(tmp_path / 'vis')
+    proc = subprocess.run([sys.executable, 'demo/image_demo.py', *images, config, ckpt,
+                           '--out-dir', vis, '--device', 'cpu'], cwd=ROOT,
+                          capture_output=True, text=True, env=one_thread_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for image, name in zip(images, ('000000.png', '000001.png')):
+        line = re.search(rf'\[classification\] {re.escape(image)}: (\w+) \((\d\.\d\d)\)\n'
+                         rf'    -> {re.escape(osp.join(vis, name))}', proc.stdout)
+        assert line and line.group(1) in shapes.CLASSES, proc.stdout
+        # the demo images (48 px) are drawn upscaled to 384 px
+        assert min(Image.open(osp.join(vis, name)).size) >= 384
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('key,config', [
+    ('det', 'configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py'),
+    ('seg', 'configs/demo/quick/upernet_scalablevit-s_shapes_quick.py')])
+def test_inference_detector_and_segmentor(small_shapes, tmp_path, key, config):
+    from mmscope.apis.inference import inference
+    out, _ = small_shapes
+    classes = shapes.SEG_CLASSES if key == 'seg' else shapes.CLASSES
+    ckpt = _random_checkpoint(osp.join(ROOT, config), str(tmp_path / 'm.pth'), classes)
+    images = [osp.join(out, 'det', 'val', name) for name in ('000000.jpg', '000001.jpg')]
+    res = inference(images, osp.join(ROOT, config), ckpt, str(tmp_path / 'vis'),
+                    device='cpu', score_thr=0.0)
+    assert [r['image'] for r in res] == images
+    for r in res:
+        assert osp.getsize(r['vis']) > 1000 and r['vis'].endswith('.png')
+        if key == 'det':
+            assert re.fullmatch(r'\d+ objects: .*|no object', r['summary']), r['summary']
+        else:
+            assert any(c in r['summary'] for c in classes), r['summary']
+
+
+# ------------------------------------------------------------------------ demo helpers
+def test_demo_tasks_follow_the_library_table():
+    from mmscope.apis import LIBRARIES, load_config
+    from mmscope.apis.demo import DATA, DEMO_TASKS, THRESHOLDS
+    assert list(DEMO_TASKS) == ['cls', 'det', 'seg']
+    for key, task in DEMO_TASKS.items():
+        assert task.library is LIBRARIES[task.scope] and task.library.task == key
+        assert task.title == task.library.title
+        for config in (task.config, task.quick_config):
+            assert load_config(osp.join(ROOT, config)).default_scope == task.scope
+        for name, _, _ in task.metrics:
+            assert name in THRESHOLDS['full'] and name in THRESHOLDS['quick']
+        assert task.backbone_from in (None, *DEMO_TASKS)
+    assert set(DATA) == set(THRESHOLDS) == {'full', 'quick'}
+    proc = subprocess.run([sys.executable, 'tools/demo.py', '--help'], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and '--tasks {cls,det,seg}' in proc.stdout
+
+
+def test_demo_helpers(tmp_path):
+    from mmscope.apis import demo
+    assert (demo.fmt_time(42.4), demo.fmt_time(65), demo.fmt_time(600)) == \
+        ('42s', '1m05s', '10m00s')
+    paths = [f'img_{i}.png' for i in (10, 2, 7, 1, 30)]
+    assert demo.pick(paths, 10) == ['img_1.png', 'img_2.png', 'img_7.png', 'img_10.png',
+                                    'img_30.png']
+    assert demo.pick(paths, 3) == ['img_1.png', 'img_7.png', 'img_30.png']
+    # pictures: small ones enlarged (an integer factor) to the minimum width
+    pics = []
+    for i, size in enumerate(((64, 64), (100, 50), (300, 40))):
+        pics.append(str(tmp_path / f'{i}.png'))
+        Image.new('RGB', size, 'red').save(pics[-1])
+    assert demo.tile(pics, str(tmp_path / 'grid.png'), cols=2, min_width=256) == \
+        str(tmp_path / 'grid.png')
+    # cells: 256x256 (x4), 300x150 (x3), 300x40: 304x260 each, 2 x 2 of them
+    assert Image.open(tmp_path / 'grid.png').size == (608, 520)
+    assert demo.tile([], str(tmp_path / 'none.png')) is None
+    assert not osp.exists(tmp_path / 'none.png')
+    # work-dir records
+    work = tmp_path / 'work'
+    assert demo.last_checkpoint(str(work)) is None
+    first = [dict(iter=1, loss=3.), dict(iter=2, loss=2.), dict(lr=0.1)]
+    resumed = [dict(iter=2, loss=1.5), dict(iter=3, loss=1.)]  # replaces iteration 2
+    for run, recs in (('20240101_000000', first), ('20240102_000000', resumed)):
+        (work / run / 'vis_data').mkdir(parents=True)
+        (work / run / 'vis_data' / 'scalars.json').write_text(
+            '\n'.join(json.dumps(r) for r in recs) + '\n\n')
+    assert [r['loss'] for r in demo.read_train_scalars(str(work))] == [3., 1.5, 1.]
+    (work / 'iter_3.pth').write_bytes(b'')
+    (work / 'last_checkpoint').write_text(str(work / 'iter_3.pth') + '\n')
+    assert demo.last_checkpoint(str(work)) == str(work / 'iter_3.pth')
+    (work / 'last_checkpoint').write_text(str(work / 'gone.pth'))
+    assert demo.last_checkpoint(str(work)) is None
+    test_dir = tmp_path / 'test'
+    with pytest.raises(RuntimeError, match='no test metrics found'):
+        demo.read_test_metrics(str(test_dir))
+    for run, value in (('20240101_000000', 10.), ('20240102_000000', 20.)):
+        (test_dir / run).mkdir(parents=True)
+        (test_dir / run / f'{run}.json').write_text(json.dumps({'mIoU': value}) + '\n')
+    assert demo.read_test_metrics(str(test_dir)) == {'mIoU': 20.}
+    meta = dict(classes=['a', 'b', 'c', 'd'],
+                stats=dict(seg_pixel_counts=dict(val=[60, 10, 10, 10, 10])))
+    assert demo.background_only_miou(meta) == pytest.approx(12.0)
+    base = demo.baselines(meta)
+    assert base['accuracy/top1'] == (25.0, 'chance') and base['mIoU'][1] == 'all background'
 
 
 # ------------------------------------------------------------------------ end to end

@@ -1,4 +1,5 @@
-"""tools/train.py and tools/test.py end to end on CPU, on data this test generates."""
+"""tools/train.py and tools/test.py end to end on CPU, on data this test generates; the
+tools are thin command lines; the params / FLOPs functions behind get_flops.py."""
 import os
 import os.path as osp
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -127,3 +129,137 @@ def test_dist_scripts_usage():
         proc = subprocess.run(['bash', osp.join(TOOLS, script)], capture_output=True,
                               text=True)
         assert proc.returncode == 2 and 'usage:' in proc.stderr, script
+
+
+# ------------------------------------------------------------------- tools are thin
+MAX_TOOL_LINES = 300
+
+
+def _tool_files():
+    found = []
+    for folder in ('tools', 'demo'):
+        for d, _, files in os.walk(osp.join(ROOT, folder)):
+            found += [osp.relpath(osp.join(d, f), ROOT) for f in files if f.endswith('.py')]
+    return sorted(found)
+
+
+def test_tools_are_thin_command_lines():
+    """No file of tools/ or demo/ edits sys.path, imports another tool (by module name or
+    by file) or holds more than MAX_TOOL_LINES lines: their logic lives in the package."""
+    import ast
+    files = _tool_files()
+    assert 'tools/analysis_tools/get_flops.py' in files and 'demo/image_demo.py' in files
+    tool_names = {osp.splitext(osp.basename(f))[0] for f in files}
+    problems = []
+    for rel in files:
+        with open(osp.join(ROOT, rel)) as f:
+            text = f.read()
+        if text.count('\n') > MAX_TOOL_LINES:
+            problems.append(f'{rel}: {text.count(chr(10))} lines')
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == 'path' and \
+                    isinstance(node.value, ast.Name) and node.value.id == 'sys':
+                problems.append(f'{rel}:{node.lineno}: uses sys.path')
+            elif isinstance(node, ast.Import):
+                names = [a.name.split('.')[0] for a in node.names]
+                problems += [f'{rel}:{node.lineno}: imports the tool {n}' for n in names
+                             if n in tool_names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
+                    node.module.split('.')[0] in tool_names:
+                problems.append(f'{rel}:{node.lineno}: imports the tool {node.module}')
+            elif isinstance(node, ast.Attribute) and node.attr in (
+                    'spec_from_file_location', 'run_path'):
+                problems.append(f'{rel}:{node.lineno}: loads a file as a module')
+    assert not problems, problems
+
+
+# ------------------------------------------------------------------- complexity (get_flops)
+class _ToyModel(torch.nn.Module):
+    """A 1x1 convolution with the ``forward(inputs, ..., mode)`` of OpenMMLab models."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1, bias=False)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        assert mode == 'tensor'
+        self.seen = data_samples
+        return self.conv(inputs)
+
+
+def test_count_params_and_flops_of_a_toy_model():
+    from mmscope.apis import get_library
+    from mmscope.apis.complexity import count_flops, count_params
+    model = _ToyModel()
+    assert count_params(model) == 12
+    # one multiply-add per weight and output pixel
+    assert count_flops(model, 'cls', (8, 6)) == 12 * 8 * 6
+    assert count_flops(model, 'mmseg', (8, 8)) == 12 * 64
+    assert count_flops(model, get_library('mmpretrain'), (4, 4)) == 12 * 16
+    assert model.forward.__func__ is _ToyModel.forward  # restored after counting
+    with pytest.raises(ValueError, match='unknown library or task'):
+        count_flops(model, 'ocr', (8, 8))
+
+
+def test_count_flops_passes_the_library_tensor_kwargs():
+    from mmscope.apis.complexity import count_flops
+    model = _ToyModel()
+    count_flops(model, 'det', (32, 16))
+    (sample, ) = model.seen
+    assert sample.metainfo['batch_input_shape'] == (32, 16)
+
+
+def test_default_shape_and_measure_read_the_library_rows():
+    from mmengine.config import Config
+
+    from mmscope.apis.complexity import default_shape, measure, normalize_shape
+    crop = dict(dataset=dict(pipeline=[dict(type='CenterCrop', crop_size=192)]))
+    cls = Config(dict(default_scope='mmpretrain', test_dataloader=crop))
+    assert default_shape(cls) == (192, 192)
+    assert default_shape(Config(dict(default_scope='mmpretrain'))) == (224, 224)
+    assert default_shape(Config(dict(default_scope='mmdet'))) == (1280, 800)
+    assert default_shape(Config(dict(default_scope='mmseg'))) == (512, 512)
+    assert normalize_shape([64]) == (64, 64) and normalize_shape((64, 32)) == (64, 32)
+    assert normalize_shape(None) is None
+    with pytest.raises(ValueError, match='--shape takes H or H W'):
+        normalize_shape([1, 2, 3])
+    res = measure(cls, shape=[8], model=_ToyModel())
+    assert res == dict(task='cls', shape=(8, 8), params=12, flops=12 * 64)
+    assert measure(cls, model=_ToyModel(), flops=False)['flops'] is None
+    with pytest.raises(ValueError, match="default_scope='mmocr'"):
+        measure(Config(dict(default_scope='mmocr')), model=_ToyModel())
+
+
+def test_collect_configs_and_table(tmp_path):
+    from mmscope.apis.complexity import collect_configs, fmt_g, fmt_m, table
+    for rel in ('a/x_in1k.py', 'a/_base_/base.py', 'b/y_coco.py', '.hidden/z.py', 'a/n.txt'):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text('')
+    root = str(tmp_path)
+    assert collect_configs(root) == [osp.join(root, 'a', 'x_in1k.py'),
+                                     osp.join(root, 'b', 'y_coco.py')]
+    assert collect_configs(root, 'coco') == [osp.join(root, 'b', 'y_coco.py')]
+    rows = [dict(config=osp.join(root, 'a', 'x_in1k.py'), task='cls', shape=(256, 256),
+                 params=5_290_000, flops=1_450_000_000),
+            dict(config=osp.join(root, 'b', 'y_coco.py'), task='det', shape=(1280, 800),
+                 params=25_060_000, flops=None)]
+    assert table(rows, root).splitlines() == [
+        '| Config | Task | Input (HxW) | Params (M) | FLOPs (G) |',
+        '| --- | --- | --- | ---: | ---: |',
+        '| a/x_in1k.py | cls | 256x256 | 5.29 | 1.45 |',
+        '| b/y_coco.py | det | 1280x800 | 25.06 | - |']
+    assert table(rows[:1]).splitlines()[2].startswith(f'| {rows[0]["config"]} |')
+    assert (fmt_m(None), fmt_g(None)) == ('-', '-')
+    assert (fmt_m(1234567), fmt_g(2.5e9)) == ('1.23', '2.50')
+
+
+def test_get_flops_cli_params_only():
+    cfg = osp.join('configs', 'scopevit', 'scopevit-xt_8xb128_in1k.py')
+    code, log = _run(osp.join(TOOLS, 'analysis_tools', 'get_flops.py'), cfg, '--params-only')
+    assert code == 0, log[-3000:]
+    line = '=' * 40
+    assert f'{line}\nConfig: {cfg}\nTask: cls (mmpretrain)\nInput shape: 1x3x256x256\n' \
+        f'FLOPs: - G\nParams: 5.29 M\n{line}' in log
+    code, log = _run(osp.join(TOOLS, 'analysis_tools', 'get_flops.py'))
+    assert code == 2 and 'give either a CONFIG or --all' in log

@@ -2,11 +2,14 @@
 
 A config belongs to the library named by its ``default_scope``. Everything that differs
 between libraries is a field of that library's :class:`Library` row: the tools
-(``tools/train.py``, ``tools/test.py``, ``get_flops.py``, the benchmark, the demo) read the
-row and hold no per-library branches. Serving one more library is one more row (and its
-configs).
+(``tools/train.py``, ``tools/test.py``, ``get_flops.py``, the benchmark, the demo,
+``demo/image_demo.py``) and the package code behind them (:mod:`mmscope.apis.runner`,
+:mod:`mmscope.apis.complexity`, :mod:`mmscope.apis.inference`, :mod:`mmscope.apis.demo`)
+read the row and hold no per-library branches. Serving one more library is one more row
+(and its configs).
 """
 import importlib
+import os.path as osp
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
@@ -28,10 +31,12 @@ def _test_crop(cfg) -> Tuple[int, int]:
 
 
 def _fixed(shape: Tuple[int, int]) -> Callable:
+    """The same ``(H, W)`` for every config of a library."""
     return lambda cfg: shape
 
 
 def _det_tensor_kwargs(h: int, w: int) -> dict:
+    """One ``DetDataSample`` whose image, pad and batch shapes are ``(h, w)``."""
     from mmdet.structures import DetDataSample
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
                 batch_input_shape=(h, w), scale_factor=(1., 1.))
@@ -39,12 +44,81 @@ def _det_tensor_kwargs(h: int, w: int) -> dict:
 
 
 def _no_kwargs(h: int, w: int) -> dict:
+    """Nothing besides the input."""
     return {}
 
 
 def _mmdet_before_train() -> None:
+    """mmdet's dynamo cache-size set-up, as its ``tools/train.py`` does."""
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     setup_cache_size_limit_of_dynamo()
+
+
+# ----------------------------------------------------------------------- inference rows
+def _out_dir_kwargs(out_dir: str, score_thr: float) -> dict:
+    """Inferencer call keywords of a library that draws into ``out_dir/vis``."""
+    return dict(out_dir=out_dir)
+
+
+def _cls_infer_kwargs(out_dir: str, score_thr: float) -> dict:
+    """``ImageClassificationInferencer`` draws into ``show_dir`` itself."""
+    return dict(show_dir=osp.join(out_dir, 'vis'))
+
+
+def _det_infer_kwargs(out_dir: str, score_thr: float) -> dict:
+    """``DetInferencer`` draws the boxes scoring ``score_thr`` or more."""
+    return dict(out_dir=out_dir, pred_score_thr=score_thr)
+
+
+def _seg_infer_kwargs(out_dir: str, score_thr: float) -> dict:
+    """``MMSegInferencer`` returns its data samples (with ``pred_sem_seg``)."""
+    return dict(out_dir=out_dir, return_datasamples=True)
+
+
+def _listed(result) -> list:
+    """The call's result is the list of predictions (one per image)."""
+    return list(result)
+
+
+def _predictions_entry(result) -> list:
+    """The predictions are the result's ``'predictions'`` list."""
+    return list(result['predictions'])
+
+
+def _one_or_list(result) -> list:
+    """A single image's prediction comes back alone, several as a list."""
+    return result if isinstance(result, list) else [result]
+
+
+def _no_summary(prediction, inferencer, score_thr: float) -> str:
+    """No summary (a library whose row gives none)."""
+    return ''
+
+
+def _cls_summary(prediction, inferencer, score_thr: float) -> str:
+    """``'square (0.83)'``: the predicted class and its score."""
+    return f"{prediction['pred_class']} ({prediction['pred_score']:.2f})"
+
+
+def _det_summary(prediction, inferencer, score_thr: float) -> str:
+    """``'2 objects: star 0.91, circle 0.45'`` (those scoring ``score_thr`` or more)."""
+    classes = inferencer.model.dataset_meta['classes']
+    kept = [(classes[lb], s) for lb, s in zip(prediction['labels'], prediction['scores'])
+            if s >= score_thr]
+    if not kept:
+        return 'no object'
+    return f'{len(kept)} objects: ' + ', '.join(f'{c} {s:.2f}' for c, s in kept)
+
+
+def _seg_summary(prediction, inferencer, score_thr: float) -> str:
+    """``'background 80%, star 12%'``: the share of each class (0.5% or more), largest
+    first, of a data sample's ``pred_sem_seg``."""
+    import numpy as np
+    classes = inferencer.model.dataset_meta['classes']
+    seg = prediction.pred_sem_seg.data.cpu().numpy().ravel()
+    frac = np.bincount(seg, minlength=len(classes)) / seg.size
+    return ', '.join(f'{classes[k]} {frac[k]:.0%}'
+                     for k in np.argsort(-frac) if frac[k] >= 0.005)
 
 
 @dataclass(frozen=True)
@@ -68,6 +142,15 @@ class Library:
         dump: ``tools/test.py --out``: ``('pkl', 'module.Class')`` (a dump metric) or
             ``('dir', None)`` (the evaluator writes label maps into a folder).
         inferencer: ``'module.Class'`` of its high-level inferencer.
+        weights_arg: the inferencer's keyword for the checkpoint (``'weights'``, or
+            mmpretrain's ``'pretrained'``).
+        inferencer_kwargs: further keywords of the inferencer's constructor.
+        infer_kwargs: ``(out_dir, score_thr) -> dict``, the keywords of the inferencer
+            call that make it draw its pictures into ``out_dir/vis``.
+        predictions: ``result -> list``, one prediction per image out of what the
+            inferencer call returned.
+        summarize: ``(prediction, inferencer, score_thr) -> str``, a one-line summary of
+            one prediction (the predicted class, the objects, the class shares).
         before_train: called once before a training run is built (or None).
     """
     scope: str
@@ -81,8 +164,12 @@ class Library:
     tensor_kwargs: Callable = _no_kwargs
     dump: Tuple[str, Optional[str]] = ('pkl', 'mmengine.evaluator.DumpResults')
     inferencer: str = ''
+    weights_arg: str = 'weights'
+    inferencer_kwargs: Mapping = field(default_factory=dict)
+    infer_kwargs: Callable = _out_dir_kwargs
+    predictions: Callable = _predictions_entry
+    summarize: Callable = _no_summary
     before_train: Optional[Callable] = None
-    extra: Mapping = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -94,6 +181,7 @@ class Library:
         return importlib.import_module(self.registry).MODELS
 
     def import_object(self, dotted: str):
+        """The object ``'package.module.Name'`` (imports its module)."""
         module, _, name = dotted.rpartition('.')
         return getattr(importlib.import_module(module), name)
 
@@ -103,7 +191,9 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
             registry='mmpretrain.registry',
             tta_model=dict(type='mmpretrain.AverageClsScoreTTA'),
             visualizer_style='enable', flops_shape=_test_crop,
-            inferencer='mmpretrain.apis.ImageClassificationInferencer'),
+            inferencer='mmpretrain.apis.ImageClassificationInferencer',
+            weights_arg='pretrained', infer_kwargs=_cls_infer_kwargs, predictions=_listed,
+            summarize=_cls_summary),
     Library(scope='mmdet', task='det', title='detection', model_kind='detector',
             registry='mmdet.registry',
             tta_model=dict(type='DetTTAModel',
@@ -113,11 +203,14 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
             visualizer_style='draw', flops_shape=_fixed((1280, 800)),
             tensor_kwargs=_det_tensor_kwargs,
             dump=('pkl', 'mmdet.evaluation.DumpDetResults'),
-            inferencer='mmdet.apis.DetInferencer', before_train=_mmdet_before_train),
+            inferencer='mmdet.apis.DetInferencer',
+            inferencer_kwargs=dict(show_progress=False), infer_kwargs=_det_infer_kwargs,
+            summarize=_det_summary, before_train=_mmdet_before_train),
     Library(scope='mmseg', task='seg', title='segmentation', model_kind='segmentor',
             registry='mmseg.registry', tta_model=dict(type='SegTTAModel'),
             visualizer_style='draw', flops_shape=_fixed((512, 512)), dump=('dir', None),
-            inferencer='mmseg.apis.MMSegInferencer'),
+            inferencer='mmseg.apis.MMSegInferencer', infer_kwargs=_seg_infer_kwargs,
+            predictions=_one_or_list, summarize=_seg_summary),
 )}
 
 

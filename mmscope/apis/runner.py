@@ -13,6 +13,7 @@ from mmengine.config import Config
 from ..utils.checkpoint import trust_checkpoint
 from .libraries import library_of
 
+
 def apply_common_args(cfg: Config, args) -> Config:
     """``--launcher``, ``--work-dir``, ``--trust-checkpoint`` as the OpenMMLab tools do."""
     cfg.launcher = args.launcher

@@ -25,13 +25,20 @@ i.e. ``SEG_CLASSES``.
 
 Every image comes from its own ``numpy`` generator seeded by ``(seed, part, split,
 index)``, so the output is byte-identical for the same arguments and library versions,
-whatever the order of generation. Only numpy, OpenCV and Pillow are imported.
+whatever the order of generation. Only numpy, OpenCV and Pillow are imported (and
+mmengine's progress bar, when :func:`write_shapes` draws one).
+
+:func:`write_shapes` is what ``tools/dataset_converters/generate_shapes.py`` (and the demo)
+run: :func:`generate_shapes` with a progress bar, skipped when :func:`is_up_to_date` finds
+the same data set already written.
 """
 import json
 import math
 import os
 import os.path as osp
 import shutil
+import sys
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
@@ -40,7 +47,8 @@ from PIL import Image
 
 __all__ = [
     'CLASSES', 'SEG_CLASSES', 'SEG_IGNORE_VALUE', 'SEG_BACKGROUND_VALUE', 'GENERATOR_VERSION',
-    'polygon_mask', 'render_scene', 'render_single', 'generate_shapes', 'count_images'
+    'polygon_mask', 'render_scene', 'render_single', 'generate_shapes', 'count_images',
+    'is_up_to_date', 'write_shapes'
 ]
 
 GENERATOR_VERSION = 2
@@ -318,3 +326,50 @@ def generate_shapes(out: str,
     with open(osp.join(out, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=2, sort_keys=True)
     return meta
+
+
+# ----------------------------------------------------------------------------- command line
+def is_up_to_date(out: str, num_train: int, num_val: int, size: int, cls_size: int,
+                  seed: int, cls_train: int, cls_val: int) -> bool:
+    """True when ``out`` was completely written by this generator (this
+    :data:`GENERATOR_VERSION`) with these arguments: its ``meta.json``, written last,
+    says so."""
+    try:
+        with open(osp.join(out, 'meta.json')) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return False
+    want = dict(generator_version=GENERATOR_VERSION, seed=seed, num_train=num_train,
+                num_val=num_val, size=size, cls_size=cls_size, cls_train=cls_train,
+                cls_val=cls_val)
+    return all(meta.get(k) == v for k, v in want.items())
+
+
+def write_shapes(out: str,
+                 num_train: int = 400,
+                 num_val: int = 100,
+                 size: int = 128,
+                 cls_size: int = 64,
+                 seed: int = 0,
+                 cls_train: int = 2000,
+                 cls_val: int = 400,
+                 force: bool = False) -> bool:
+    """:func:`generate_shapes` as the command line runs it: nothing is written when
+    :func:`is_up_to_date` (unless ``force``); otherwise a progress bar and a closing
+    line of statistics are printed. Returns whether the data set was written."""
+    if not force and is_up_to_date(out, num_train, num_val, size, cls_size, seed,
+                                   cls_train, cls_val):
+        print(f'[shapes] {out} is up to date (seed {seed}); --force to rewrite')
+        return False
+    from mmengine.utils import ProgressBar
+    total = count_images(num_train, num_val, cls_train, cls_val)
+    print(f'[shapes] writing {total} images to {out} (seed {seed})')
+    t0 = time.time()
+    bar = ProgressBar(total)
+    meta = generate_shapes(out, num_train, num_val, size, cls_size, seed, cls_train, cls_val,
+                           progress=bar.update)
+    sys.stdout.write('\n')
+    objs = meta['stats']['scene_objects']
+    print(f'[shapes] done in {time.time() - t0:.1f}s: classes {meta["classes"]}, '
+          f'scene objects train={objs["train"]} val={objs["val"]}')
+    return True

@@ -10,18 +10,13 @@ annotation PNGs (``seg/``). See ``mmscope/datasets/shapes.py`` for the conventio
 The output is byte-identical for the same arguments.
 """
 import argparse
-import json
-import os.path as osp
 import sys
-import time
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-
-from mmscope.datasets.shapes import (GENERATOR_VERSION, count_images,  # noqa: E402
-                                     generate_shapes)
+from mmscope.datasets.shapes import write_shapes
 
 
 def parse_args(argv=None):
+    """The command line (see the module doc)."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--out', default='data/shapes', help='output folder (default data/shapes)')
     p.add_argument('--train', type=int, default=400,
@@ -40,35 +35,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def is_up_to_date(out, args):
-    """True when ``out`` was completely written by this generator with these arguments."""
-    try:
-        with open(osp.join(out, 'meta.json')) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return False
-    want = dict(generator_version=GENERATOR_VERSION, seed=args.seed, num_train=args.train,
-                num_val=args.val, size=args.size, cls_size=args.cls_size,
-                cls_train=args.cls_train, cls_val=args.cls_val)
-    return all(meta.get(k) == v for k, v in want.items())
-
-
 def main(argv=None):
+    """Write the data set (or say it is up to date); exit status 0."""
     args = parse_args(argv)
-    if not args.force and is_up_to_date(args.out, args):
-        print(f'[shapes] {args.out} is up to date (seed {args.seed}); --force to rewrite')
-        return 0
-    from mmengine.utils import ProgressBar
-    total = count_images(args.train, args.val, args.cls_train, args.cls_val)
-    print(f'[shapes] writing {total} images to {args.out} (seed {args.seed})')
-    t0 = time.time()
-    bar = ProgressBar(total)
-    meta = generate_shapes(args.out, args.train, args.val, args.size, args.cls_size,
-                           args.seed, args.cls_train, args.cls_val, progress=bar.update)
-    sys.stdout.write('\n')
-    objs = meta['stats']['scene_objects']
-    print(f'[shapes] done in {time.time() - t0:.1f}s: classes {meta["classes"]}, '
-          f'scene objects train={objs["train"]} val={objs["val"]}')
+    write_shapes(args.out, num_train=args.train, num_val=args.val, size=args.size,
+                 cls_size=args.cls_size, seed=args.seed, cls_train=args.cls_train,
+                 cls_val=args.cls_val, force=args.force)
     return 0
 
 
