@@ -1,36 +1,22 @@
 # Semantic FPN with a ScalableViT-S backbone on ADE20K, 512x512 crops, 80k iterations, total
 # batch 16 (8 GPUs x 2 here; the authors ran 4 GPUs x 4, the same batch). ScalableViT
 # released no segmentation configs; this is the PVT/Twins Semantic FPN setting: AdamW
-# lr 1e-4, wd 1e-4, poly decay (power 0.9) to 0, drop path 0.2.
+# lr 1e-4, wd 1e-4, poly decay (power 0.9) to 0, drop path 0.2. Backbone and checkpoint:
+# ../_base_/models/scalablevit_dense.py.
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
+    '../_base_/models/scalablevit_dense.py',
 ]
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
-
-# ImageNet-1K classifier checkpoint (mmpretrain format, keys 'backbone.*'); see
-# configs/scalablevit/README.md. Change it with
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-pretrained = 'work_dirs/scalablevit-s_8xb128_in1k/epoch_300.pth'
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='mmscope.ScalableViT',
-        arch='small',
-        drop_path_rate=0.2,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        with_cp=False,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=_base_.scalablevit_backbone,
     neck=dict(in_channels=[64, 128, 256, 512]),
     decode_head=dict(num_classes=150))
 

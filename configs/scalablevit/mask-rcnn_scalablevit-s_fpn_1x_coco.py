@@ -2,32 +2,16 @@
 # images). ScalableViT released no detection configs; this is the closest published recipe
 # (see README), the PVT/Twins 1x setting: single-scale 1333x800 training, AdamW lr 1e-4,
 # wd 1e-4, steps at epochs 8 and 11, drop path 0.2 (Twins dense-task value for S/B models).
+# Backbone and checkpoint: ../_base_/models/scalablevit_dense.py.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/models/scalablevit_dense.py',
 ]
-default_scope = 'mmdet'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
 
-# ImageNet-1K classifier checkpoint (mmpretrain format, keys 'backbone.*'): the one
-# scalablevit-s_8xb128_in1k.py writes, or the released weights converted with mmscope's
-# converter. Change it with --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-pretrained = 'work_dirs/scalablevit-s_8xb128_in1k/epoch_300.pth'
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmscope.ScalableViT',
-        arch='small',
-        drop_path_rate=0.2,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        with_cp=False,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
-    neck=dict(in_channels=[64, 128, 256, 512]))
+model = dict(backbone=_base_.scalablevit_backbone, neck=dict(in_channels=[64, 128, 256, 512]))
 
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),

@@ -4,19 +4,13 @@
 # cosine with 5 warm-up epochs from 1e-6, floor 1e-5, gradient clipping at norm 5.0,
 # RandAugment rand-m9-mstd0.5-inc1, Mixup 0.8 / CutMix 1.0, label smoothing 0.1,
 # RandomErasing 0.25, drop path 0.2 (S) / 0.5 (B, L), mixed precision; test: resize 256,
-# centre crop 224, bicubic.
+# centre crop 224, bicubic. Model (ScalableViT-S): ../_base_/models/scalablevit_in1k.py.
 _base_ = [
     '../_base_/models/scalablevit_in1k.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     '../_base_/schedules/imagenet_bs1024_adamw_300e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(arch='small', drop_path_rate=0.2),
-    head=dict(in_channels=512))
 
 # 8 GPUs x 128 images
 train_dataloader = dict(batch_size=128)

@@ -3,36 +3,22 @@
 # recipe (see README), the Twins/Swin UperNet setting: AdamW lr 6e-5, betas (0.9, 0.999),
 # wd 0.01, no decay on norms and positional convs, 1500 linear warm-up iterations, then
 # poly decay (power 1.0) to 0; drop path 0.2; auxiliary FCN head on stage 3 (index 2,
-# 256 channels).
+# 256 channels). Backbone, checkpoint and no-decay keys:
+# ../_base_/models/scalablevit_dense.py.
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/models/scalablevit_dense.py',
 ]
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
-
-# ImageNet-1K classifier checkpoint (mmpretrain format, keys 'backbone.*'); see
-# configs/scalablevit/README.md. Change it with
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-pretrained = 'work_dirs/scalablevit-s_8xb128_in1k/epoch_300.pth'
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='mmscope.ScalableViT',
-        arch='small',
-        drop_path_rate=0.2,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        with_cp=False,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=_base_.scalablevit_backbone,
     decode_head=dict(in_channels=[64, 128, 256, 512], num_classes=150),
     # the auxiliary head reads stage 3 (in_index=2): its width is embed_dims[2]
     auxiliary_head=dict(in_channels=256, in_index=2, num_classes=150))
@@ -43,7 +29,7 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys={'.pos_conv.': dict(decay_mult=0.0)}))
+    paramwise_cfg=_base_.scalablevit_paramwise_cfg)
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),

@@ -2,37 +2,21 @@
 # 4 images. Settings of the official config (xuesongnie/ScopeViT segmentation/configs/
 # sem_fpn/scopevit/fpn_scopevit_tiny_80k_ade20k.py, the PVT recipe on 8 GPUs): AdamW
 # lr 2e-4, wd 1e-4 on every parameter, poly decay (power 0.9) to 0; drop path 0.1; SyncBN
-# in backbone and head.
+# in backbone and head. Backbone and checkpoint: ../_base_/models/scopevit_dense.py.
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
+    '../_base_/models/scopevit_dense.py',
 ]
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
-
-# ImageNet-1K classifier checkpoint (mmpretrain format, keys 'backbone.*'); see
-# configs/scopevit/README.md. Change it with
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-pretrained = 'work_dirs/scopevit-t_8xb128_in1k/epoch_300.pth'
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='mmscope.ScopeViT',
-        arch='tiny',
-        drop_path_rate=0.1,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        with_cp=False,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=dict(_base_.scopevit_backbone, norm_cfg=dict(type='SyncBN', requires_grad=True)),
     neck=dict(in_channels=[32, 64, 128, 256]),
     decode_head=dict(num_classes=150))
 

@@ -3,43 +3,20 @@
 # (xuesongnie/ScopeViT detection/configs/scopevit/mask_rcnn_scopevit_tiny_fpn_1x_coco.py):
 # AdamW lr 2e-4, betas (0.9, 0.999), wd 0.05, no gradient clipping, drop path 0.1, plain BN
 # in the backbone; steps at epochs 8 and 11. No decay on norms, LayerScales and the GSDA
-# relative-position MLP (the intent of the official ``paramwise_cfg``, whose key names did
-# not match ScopeViT's parameter names; see README).
+# relative-position MLP. Backbone, checkpoint and no-decay keys:
+# ../_base_/models/scopevit_dense.py.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/models/scopevit_dense.py',
 ]
-default_scope = 'mmdet'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
 
-# ImageNet-1K classifier checkpoint (mmpretrain format, keys 'backbone.*'): the one
-# scopevit-t_8xb128_in1k.py writes, or the released weights converted with mmscope's
-# converter (see README). Change it with --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-pretrained = 'work_dirs/scopevit-t_8xb128_in1k/epoch_300.pth'
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmscope.ScopeViT',
-        arch='tiny',
-        drop_path_rate=0.1,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        with_cp=False,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
-    neck=dict(in_channels=[32, 64, 128, 256]))
+model = dict(backbone=_base_.scopevit_backbone, neck=dict(in_channels=[32, 64, 128, 256]))
 
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=2e-4, betas=(0.9, 0.999),
                    weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        custom_keys={
-            '.gamma': dict(decay_mult=0.0),
-            '.rel_pos.': dict(decay_mult=0.0),
-        }),
+    paramwise_cfg=_base_.scopevit_paramwise_cfg,
     clip_grad=None)

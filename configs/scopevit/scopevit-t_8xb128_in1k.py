@@ -2,19 +2,14 @@
 # Recipe: the official timm script (xuesongnie/ScopeViT train.py defaults): AdamW lr 1e-3
 # (batch 1024), wd 0.05, cosine, 5 warm-up epochs from 1e-5, floor 1e-6, no gradient
 # clipping, RandAugment rand-m9-mstd0.5-inc1, Mixup 0.8 / CutMix 1.0, label smoothing
-# 0.1, RandomErasing 0.25; evaluation at 256 with crop_pct 0.9 (bicubic).
+# 0.1, RandomErasing 0.25; evaluation at 256 with crop_pct 0.9 (bicubic). Model (ScopeViT-T,
+# drop path 0.1): ../_base_/models/scopevit_in1k.py.
 _base_ = [
     '../_base_/models/scopevit_in1k.py',
     '../_base_/datasets/imagenet_bs128_scopevit_256.py',
     '../_base_/schedules/imagenet_bs1024_adamw_300e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(arch='tiny', drop_path_rate=0.1),
-    head=dict(in_channels=256))
 
 optim_wrapper = dict(
     optimizer=dict(lr=5e-4 * 1024 / 512),

@@ -4,37 +4,22 @@
 # (0.9, 0.999), wd 0.01, no decay on norms / LayerScales / relative-position MLP, 1500
 # linear warm-up iterations from 1e-6 x lr, then poly decay (power 1.0) to 0; drop path
 # 0.1; SyncBN in backbone and heads. The auxiliary FCN head reads stage 3 (in_index=2),
-# whose width is embed_dims[2] = 128.
+# whose width is embed_dims[2] = 128. Backbone, checkpoint and no-decay keys:
+# ../_base_/models/scopevit_dense.py.
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/models/scopevit_dense.py',
 ]
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
-
-# ImageNet-1K classifier checkpoint (mmpretrain format, keys 'backbone.*'); see
-# configs/scopevit/README.md. Change it with
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-pretrained = 'work_dirs/scopevit-t_8xb128_in1k/epoch_300.pth'
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='mmscope.ScopeViT',
-        arch='tiny',
-        drop_path_rate=0.1,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        with_cp=False,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=dict(_base_.scopevit_backbone, norm_cfg=dict(type='SyncBN', requires_grad=True)),
     decode_head=dict(in_channels=[32, 64, 128, 256], num_classes=150),
     auxiliary_head=dict(in_channels=128, in_index=2, num_classes=150))
 
@@ -44,12 +29,7 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        custom_keys={
-            '.gamma': dict(decay_mult=0.0),
-            '.rel_pos.': dict(decay_mult=0.0),
-        }))
+    paramwise_cfg=_base_.scopevit_paramwise_cfg)
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),

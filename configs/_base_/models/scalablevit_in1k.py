@@ -4,6 +4,10 @@
 #     Linear(C, 4096) -> LayerNorm(4096, eps=1e-6) -> GELU -> Linear(4096, 1000)
 # This file is the ONE place that head is described; the variant configs only change
 # ``head.in_channels`` (C = 512 / 768 / 1024 for S / B / L).
+
+# importing mmscope registers the backbone (type='mmscope.ScalableViT')
+custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
+
 model = dict(
     type='ImageClassifier',
     backbone=dict(

@@ -1,6 +1,10 @@
 # ImageNet-1K classifier around mmscope's ScopeViT (mmpretrain).
 # ScopeViT's official head: global average pooling of the last stage, then one Linear.
 # Variants override ``backbone.arch``, ``backbone.drop_path_rate`` and ``head.in_channels``.
+
+# importing mmscope registers the backbone (type='mmscope.ScopeViT')
+custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
+
 model = dict(
     type='ImageClassifier',
     backbone=dict(
