@@ -236,14 +236,6 @@ def run_contract(family, tmp_path):
 
 
 # -------------------------------------------------------------------------------- tests
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize('name', FAMILIES)
 @pytest.mark.parametrize('check', CHECKS, ids=[c.__name__[6:] for c in CHECKS])
 def test_contract(name, check):
