@@ -251,7 +251,7 @@ def test_library_of_config(tmp_path):
     with pytest.raises(ValueError) as err:
         library_of_config(str(bad))
     assert str(err.value) == \
-        f"{bad}: default_scope 'mmocr' is none of ['mmdet', 'mmpretrain', 'mmseg']"
+        f"{bad}: default_scope 'mmocr' is none of {sorted(LIBRARIES)}"
     good = tmp_path / 'good.py'
     good.write_text("default_scope = 'mmseg'\n")
     assert library_of_config(str(good)) is LIBRARIES['mmseg']

@@ -121,6 +121,28 @@ else
   pip_install --no-deps --no-build-isolation -e .
 fi
 
+# 5. mmpose (2D pose) without its unbuildable chumpy requirement, and its real runtime needs
+if have <<'EOF'
+import importlib.metadata as m
+assert m.version('mmpose') == '1.3.2'
+import json_tricks, munkres, xtcocotools._mask, mmpose.apis  # noqa
+EOF
+then say "mmpose 1.3.2 (2D) present"
+else
+  say "installing mmpose==1.3.2 (--no-deps: its chumpy requirement does not build)" \
+      "+ json_tricks, munkres, xtcocotools"
+  pose_reqs="$(mktemp)"
+  grep -v '^mmpose' requirements/pose.txt > "$pose_reqs"
+  pip_install -r "$pose_reqs"
+  rm -f "$pose_reqs"
+  pip_install --no-deps "mmpose==1.3.2"
+fi
+say "verifying xtcocotools against the installed numpy"
+"$PYTHON" - <<'EOF' || die "xtcocotools' compiled part does not load against the installed numpy (its wheel needs numpy<2, see above): reinstall numpy<2 and xtcocotools, then rerun"
+import numpy, xtcocotools._mask  # noqa: F401  (fails with "numpy.dtype size changed" on numpy 2)
+print(f'[setup] xtcocotools loads with numpy {numpy.__version__}')
+EOF
+
 if have <<'EOF'
 import importlib.util
 assert importlib.util.find_spec('transformers') is None

@@ -43,6 +43,9 @@ def parse_args(argv=None):
 
 def _default_tta(cfg, library):
     """A flip TTA for configs that define none (as the libraries' own tools do)."""
+    if library.tta is not None:  # the library's own way (mmpose: the model's flip test)
+        library.tta(cfg)
+        return
     if 'tta_model' not in cfg:
         cfg.tta_model = deepcopy(dict(library.tta_model))
     if 'tta_pipeline' not in cfg:

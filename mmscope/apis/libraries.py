@@ -43,6 +43,22 @@ def _det_tensor_kwargs(h: int, w: int) -> dict:
     return dict(data_samples=[DetDataSample(metainfo=meta)])
 
 
+def _pose_input_size(cfg) -> Tuple[int, int]:
+    """``(H, W)`` of a top-down pose config: its codec's ``input_size`` (given as W, H)."""
+    codec = cfg.get('codec', None) or cfg.model.head.decoder
+    w, h = codec['input_size']
+    return (int(h), int(w))
+
+
+def _pose_flip_test(cfg) -> None:
+    """mmpose's test-time augmentation is the flip test of the model's ``test_cfg``
+    (heatmaps of the flipped image, flipped back and shifted one pixel, averaged)."""
+    test_cfg = cfg.model.setdefault('test_cfg', {})
+    test_cfg['flip_test'] = True
+    test_cfg.setdefault('flip_mode', 'heatmap')
+    test_cfg.setdefault('shift_heatmap', True)
+
+
 def _no_kwargs(h: int, w: int) -> dict:
     """Nothing besides the input."""
     return {}
@@ -133,6 +149,8 @@ class Library:
         registry: the module holding its ``MODELS`` registry.
         tta_model: ``tools/test.py --tta`` wrapper when the config defines none (a flip
             test-time augmentation is added to the test pipeline).
+        tta: ``cfg -> None``, the library's own ``--tta`` instead of ``tta_model`` (mmpose's
+            flip test lives in the model's ``test_cfg``), or None.
         visualizer_style: how its ``VisualizationHook`` is switched on: ``'enable'``
             (``enable/show/wait_time/out_dir``) or ``'draw'`` (``draw=True``, the
             visualizer's ``save_dir``).
@@ -152,6 +170,7 @@ class Library:
         summarize: ``(prediction, inferencer, score_thr) -> str``, a one-line summary of
             one prediction (the predicted class, the objects, the class shares).
         before_train: called once before a training run is built (or None).
+        install: how to install the library when it is missing (for the error).
     """
     scope: str
     task: str
@@ -170,6 +189,8 @@ class Library:
     predictions: Callable = _predictions_entry
     summarize: Callable = _no_summary
     before_train: Optional[Callable] = None
+    tta: Optional[Callable] = None
+    install: str = 'make setup (tools/setup_env.sh)'
 
     @property
     def name(self) -> str:
@@ -177,13 +198,26 @@ class Library:
         return f'{self.scope} ({self.title})'
 
     def models(self):
-        """The library's ``MODELS`` registry (imports the library)."""
-        return importlib.import_module(self.registry).MODELS
+        """The library's ``MODELS`` registry (imports the library; a missing library is
+        a ModuleNotFoundError that names the install step)."""
+        return self.import_module(self.registry).MODELS
+
+    def import_module(self, name: str):
+        """``importlib.import_module(name)`` for a module of this library, with an error
+        that says how to install the library when it is missing."""
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name is None or e.name.split('.')[0] != self.scope:
+                raise
+            raise ModuleNotFoundError(
+                f'{self.scope} is not installed, and {self.name} configs need it: '
+                f'{self.install}', name=e.name) from None
 
     def import_object(self, dotted: str):
         """The object ``'package.module.Name'`` (imports its module)."""
         module, _, name = dotted.rpartition('.')
-        return getattr(importlib.import_module(module), name)
+        return getattr(self.import_module(module), name)
 
 
 LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
@@ -211,6 +245,12 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
             visualizer_style='draw', flops_shape=_fixed((512, 512)), dump=('dir', None),
             inferencer='mmseg.apis.MMSegInferencer', infer_kwargs=_seg_infer_kwargs,
             predictions=_one_or_list, summarize=_seg_summary),
+    Library(scope='mmpose', task='pose', title='pose estimation', model_kind='pose estimator',
+            registry='mmpose.registry', tta_model={}, tta=_pose_flip_test,
+            visualizer_style='enable', flops_shape=_pose_input_size,
+            inferencer='mmpose.apis.MMPoseInferencer',
+            install='make setup installs mmpose 1.3.2 (tools/setup_env.sh, step 5: '
+            'pip install --no-deps mmpose==1.3.2 plus requirements/pose.txt)'),
 )}
 
 
