@@ -40,14 +40,15 @@ def cache_external_config_lookup() -> None:
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config, apply ``--cfg-options`` and check that mmscope serves its library."""
+    """Read a config, apply ``--cfg-options``, check that mmscope serves its library and
+    that the library is installed (else an error naming the install step)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
     cache_external_config_lookup()
     cfg = Config.fromfile(path, format_python_code=False)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    library_of(cfg)
+    library_of(cfg).require()
     return cfg
 
 

@@ -53,10 +53,16 @@ def _pose_input_size(cfg) -> Tuple[int, int]:
 def _pose_flip_test(cfg) -> None:
     """mmpose's test-time augmentation is the flip test of the model's ``test_cfg``
     (heatmaps of the flipped image, flipped back and shifted one pixel, averaged)."""
-    test_cfg = cfg.model.setdefault('test_cfg', {})
+    cfg.model.setdefault('test_cfg', {})
+    test_cfg = cfg.model.test_cfg  # the stored dict (setdefault may hand back a copy)
     test_cfg['flip_test'] = True
     test_cfg.setdefault('flip_mode', 'heatmap')
     test_cfg.setdefault('shift_heatmap', True)
+
+
+def _pose_tensor_kwargs(h: int, w: int) -> dict:
+    """mmpose's ``forward`` takes ``data_samples`` without a default: none."""
+    return dict(data_samples=None)
 
 
 def _no_kwargs(h: int, w: int) -> dict:
@@ -202,6 +208,11 @@ class Library:
         a ModuleNotFoundError that names the install step)."""
         return self.import_module(self.registry).MODELS
 
+    def require(self) -> None:
+        """Import the library: a clear ModuleNotFoundError (naming the install step) if it
+        is missing, instead of a later registry KeyError."""
+        self.import_module(self.scope)
+
     def import_module(self, name: str):
         """``importlib.import_module(name)`` for a module of this library, with an error
         that says how to install the library when it is missing."""
@@ -248,7 +259,7 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
     Library(scope='mmpose', task='pose', title='pose estimation', model_kind='pose estimator',
             registry='mmpose.registry', tta_model={}, tta=_pose_flip_test,
             visualizer_style='enable', flops_shape=_pose_input_size,
-            inferencer='mmpose.apis.MMPoseInferencer',
+            tensor_kwargs=_pose_tensor_kwargs, inferencer='mmpose.apis.MMPoseInferencer',
             install='make setup installs mmpose 1.3.2 (tools/setup_env.sh, step 5: '
             'pip install --no-deps mmpose==1.3.2 plus requirements/pose.txt)'),
 )}
