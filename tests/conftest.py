@@ -32,8 +32,10 @@ def _no_default_scope_leaks():
     would then look in that library's registry instead. Drop the scopes a test module
     created when it ends, so that no module depends on which ones ran before it."""
     from mmengine.registry import DefaultScope
-    instances = DefaultScope._instance_dict
-    before = list(instances)
+    before = set(DefaultScope._instance_dict)
     yield
+    # re-read the table: ``DefaultScope.overwrite_default_scope`` replaces the dict object
+    # itself (with the copy it took on entry), so a reference taken above may be stale
+    instances = DefaultScope._instance_dict
     for name in [n for n in instances if n not in before]:
         del instances[name]

@@ -292,7 +292,9 @@ def test_classifier_train_step():
     cfg['data_preprocessor'] = dict(
         type='ClsDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
         to_rgb=True)
-    model = MODELS.build(cfg)
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope is current
+        model = MODELS.build(cfg)
     model.init_weights()
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))

@@ -125,12 +125,14 @@ def test_arch_stage_rules():
                                                        ('small', 512, 18_162_010)])
 def test_classifier_param_counts(arch, in_channels, expected):
     from mmpretrain.registry import MODELS
-    model = MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='mmscope.ScopeViT', arch=arch, out_indices=(3, )),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=in_channels)))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope is current
+        model = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='mmscope.ScopeViT', arch=arch, out_indices=(3, )),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=1000, in_channels=in_channels)))
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
@@ -340,18 +342,20 @@ def test_train_step_image_classifier():
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
-    model = MODELS.build(
-        dict(
-            type='ImageClassifier',
-            data_preprocessor=dict(
-                type='ClsDataPreprocessor',
-                mean=[123.675, 116.28, 103.53],
-                std=[58.395, 57.12, 57.375],
-                to_rgb=True),
-            backbone=dict(
-                type='mmscope.ScopeViT', arch=copy.deepcopy(MINI), drop_path_rate=0.1),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=5, in_channels=64)))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope is current
+        model = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                data_preprocessor=dict(
+                    type='ClsDataPreprocessor',
+                    mean=[123.675, 116.28, 103.53],
+                    std=[58.395, 57.12, 57.375],
+                    to_rgb=True),
+                backbone=dict(
+                    type='mmscope.ScopeViT', arch=copy.deepcopy(MINI), drop_path_rate=0.1),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=5, in_channels=64)))
     model.init_weights()
     model.train()
     data = dict(
