@@ -4,10 +4,11 @@
         [--device cpu|cuda] [--score-thr 0.3] [--min-size 384]
 
 The task comes from the config's ``default_scope``: mmpretrain configs go through
-``ImageClassificationInferencer``, mmdet configs through ``DetInferencer`` and mmseg
-configs through ``MMSegInferencer``. Pictures are written under ``--out-dir`` (default
-``results/image_demo``) with the image's file name; a one-line summary of each
-prediction is printed.
+``ImageClassificationInferencer``, mmdet configs through ``DetInferencer``, mmseg
+configs through ``MMSegInferencer`` and mmpose configs through ``MMPoseInferencer``
+(top-down, with the whole image as the one box: no detector). Pictures are written under
+``--out-dir`` (default ``results/image_demo``) with the image's file name; a one-line
+summary of each prediction is printed.
 
 Small images (like the 64/128-pixel demo images) are upscaled to ``--min-size`` before
 inference, only so the drawing is legible: every config's test pipeline resizes its input
@@ -31,7 +32,8 @@ def parse_args(argv=None):
                    help='where the pictures go (default results/image_demo)')
     p.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
     p.add_argument('--score-thr', type=float, default=0.3,
-                   help='detection score threshold for drawing (default 0.3)')
+                   help='detection (pose: keypoint) score threshold for drawing '
+                   '(default 0.3)')
     p.add_argument('--min-size', type=int, default=384,
                    help='upscale smaller images to this short side for drawing (0: never)')
     args = p.parse_args(argv)

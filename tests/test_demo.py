@@ -1,7 +1,7 @@
 """The demo: the synthetic shapes generator, and (slow) the demo runs end to end.
 
-Fast tests check the generator: same seed -> identical bytes, and the three layouts load
-with the tools that read them (pycocotools, mmdet/mmseg/mmpretrain datasets).
+Fast tests check the generator: same seed -> identical bytes, and the layouts load with the
+tools that read them (pycocotools, mmdet/mmseg/mmpretrain/mmpose datasets).
 """
 import filecmp
 import glob
@@ -54,7 +54,7 @@ def test_generator_is_deterministic(small_shapes, tmp_path):
     files = _files(out)
     assert files == _files(again)
     assert len(files) == 1 + 2 * (SMALL['num_train'] + SMALL['num_val']) + \
-        2 * (SMALL['num_train'] + SMALL['num_val']) + 2  # meta, cls, det+seg imgs, pngs, jsons
+        2 * (SMALL['num_train'] + SMALL['num_val']) + 4  # meta, cls, det+seg imgs, pngs, jsons
     _, mismatch, errors = filecmp.cmpfiles(out, again, files, shallow=False)
     assert not mismatch and not errors
     # another seed gives other pictures
@@ -118,6 +118,72 @@ def test_coco_annotations_are_valid(small_shapes):
                 assert (m.astype(bool) & painted).sum() >= 0.95 * m.sum()
                 union += m
             assert union.max() <= 1, 'objects must not overlap'
+
+
+def test_keypoint_annotations_are_valid(small_shapes):
+    """The COCO keypoints files: the objects of the instance files (same ids, boxes and
+    areas), 5 visible keypoints each inside the box (the extreme ones on its edges)."""
+    from pycocotools.coco import COCO
+    out, meta = small_shapes
+    assert meta['keypoints'] == list(shapes.KEYPOINTS) == \
+        ['centre', 'top', 'bottom', 'left', 'right']
+    assert len(meta['keypoint_sigmas']) == len(meta['keypoints'])
+    assert all(0 < s < 0.2 for s in meta['keypoint_sigmas'])
+    assert meta['keypoint_swap'] == dict(centre='centre', top='top', bottom='bottom',
+                                         left='right', right='left')
+    assert all(1 <= i <= 5 for link in meta['keypoint_skeleton'] for i in link)
+    for split, n in (('train', SMALL['num_train']), ('val', SMALL['num_val'])):
+        ann_dir = osp.join(out, 'det', 'annotations')
+        kpt = COCO(osp.join(ann_dir, f'keypoints_{split}.json'))
+        inst = COCO(osp.join(ann_dir, f'instances_{split}.json'))
+        (cat, ) = kpt.loadCats(kpt.getCatIds())
+        assert cat['name'] == 'shape' and cat['keypoints'] == meta['keypoints']
+        assert cat['skeleton'] == meta['keypoint_skeleton']
+        assert kpt.dataset['images'] == inst.dataset['images'] and len(kpt.getImgIds()) == n
+        assert len(kpt.getAnnIds()) == meta['stats']['scene_objects'][split]
+        for ann in kpt.loadAnns(kpt.getAnnIds()):
+            ref = inst.anns[ann['id']]
+            assert (ann['image_id'], ann['bbox'], ann['area'], ann['iscrowd']) == \
+                (ref['image_id'], ref['bbox'], ref['area'], 0)
+            assert ann['category_id'] == 1 and ann['shape_class'] == ref['category_id'] - 1
+            pts = np.array(ann['keypoints'], float).reshape(-1, 3)
+            assert ann['num_keypoints'] == len(pts) == 5 and (pts[:, 2] == 2).all()
+            x, y, w, h = ann['bbox']
+            assert (pts[:, 0] >= x - 0.02).all() and (pts[:, 0] <= x + w + 0.02).all()
+            assert (pts[:, 1] >= y - 0.02).all() and (pts[:, 1] <= y + h + 0.02).all()
+            centre, top, bottom, left, right = pts[:, :2]
+            np.testing.assert_allclose([top[1], bottom[1], left[0], right[0]],
+                                       [y, y + h, x, x + w], atol=0.02)  # rounding
+            # the centre is inside the object, well away from the box edges
+            assert x + 0.2 * w < centre[0] < x + 0.8 * w
+            assert y + 0.2 * h < centre[1] < y + 0.8 * h
+            # the points are vertices of the object's polygon (or its vertex mean)
+            poly = np.array(ref['segmentation'][0]).reshape(-1, 2)
+            for p in (top, bottom, left, right):
+                assert np.abs(poly - p).max(1).min() <= 0.01
+            np.testing.assert_allclose(centre, poly.mean(0), atol=0.02)
+
+
+def test_keypoints_load_in_mmpose(small_shapes):
+    """mmpose's CocoDataset reads the keypoints with the demo config's metainfo, whose
+    keypoints, sigmas and flip pairs are the generator's."""
+    from mmengine.config import Config
+    from mmpose.datasets import CocoDataset
+    out, meta = small_shapes
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', 'td-hm_scopevit-xt_shapes-kpt.py'))
+    ds = CocoDataset(data_root=osp.join(out, 'det'), ann_file='annotations/keypoints_val.json',
+                     data_prefix=dict(img='val/'), metainfo=cfg.metainfo, bbox_file=None,
+                     pipeline=[], test_mode=True)
+    assert len(ds) == meta['stats']['scene_objects']['val']
+    names = [ds.metainfo['keypoint_id2name'][i] for i in range(ds.metainfo['num_keypoints'])]
+    assert names == meta['keypoints']
+    np.testing.assert_allclose(ds.metainfo['sigmas'], meta['keypoint_sigmas'])
+    assert [names[i] for i in ds.metainfo['flip_indices']] == \
+        [meta['keypoint_swap'][n] for n in names]
+    assert len(ds.metainfo['skeleton_links']) == len(meta['keypoint_skeleton'])
+    info = ds[0]
+    assert info['keypoints'].shape == (1, 5, 2) and info['keypoints_visible'].min() == 1
+    assert cfg.model.head.out_channels == 5 and cfg.model.head.decoder == cfg.codec
 
 
 def test_seg_annotations_are_valid(small_shapes):
@@ -293,6 +359,49 @@ def test_library_rows_drive_the_inference():
     assert seg.summarize(sample, fake, 0.3) == 'circle 79%, star 20%, square 1%'
 
 
+def test_pose_row_drives_the_inference():
+    """mmpose's row: MMPoseInferencer with the whole image as the box, its per-batch
+    results flattened to one instance list per image, summarised."""
+    from mmscope.apis import LIBRARIES
+    pose = LIBRARIES['mmpose']
+    assert pose.weights_arg == 'pose2d_weights'
+    assert dict(pose.inferencer_kwargs) == dict(det_model='whole_image')
+    assert pose.infer_kwargs('/t', 0.3) == dict(vis_out_dir=osp.join('/t', 'vis'),
+                                                kpt_thr=0.3, draw_bbox=True)
+    inst = [dict(keypoints=[[1, 2]] * 5, keypoint_scores=[0.9, 0.8, 0.7, 0.9, 0.85]),
+            dict(keypoints=[[3, 4]] * 5, keypoint_scores=[0.8] * 5)]
+    batches = iter([dict(predictions=[inst, inst[:1]]), dict(predictions=[[]])])
+    assert pose.predictions(batches) == [inst, inst[:1], []]
+    assert pose.summarize(inst, None, 0.3) == '2 instances, 5 keypoints each, mean score 0.82'
+    assert pose.summarize(inst[:1], None, 0.3) == '1 instance, 5 keypoints, mean score 0.83'
+    assert pose.summarize([], None, 0.3) == 'no instance'
+
+
+def test_box_centre_baseline(small_shapes):
+    """The keypoint baseline: COCO AP of every keypoint at its box centre is 0 (the
+    extreme points are half a box away), and the ground truth itself scores 100."""
+    import contextlib
+    import io
+
+    from xtcocotools.coco import COCO
+    from xtcocotools.cocoeval import COCOeval
+
+    from mmscope.apis import demo
+    out, meta = small_shapes
+    ann_file = osp.join(out, 'det', 'annotations', 'keypoints_val.json')
+    assert demo.box_centre_keypoint_ap(ann_file, meta['keypoint_sigmas']) == 0.0
+    assert demo.baselines(meta, out)['coco/AP'] == (0.0, 'all at box centre')
+    with contextlib.redirect_stdout(io.StringIO()):  # the same evaluation, perfect answers
+        gt = COCO(ann_file)
+        res = gt.loadRes([dict(a, score=1.0) for a in gt.loadAnns(gt.getAnnIds())])
+        ev = COCOeval(gt, res, 'keypoints', np.array(meta['keypoint_sigmas']), use_area=True)
+        ev.params.useSegm = None
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0)
+
+
 def _random_checkpoint(config, path, classes):
     """A checkpoint of ``config``'s model with its initial (seeded) weights and the
     dataset meta (classes, palette) that a training run would record."""
@@ -353,7 +462,7 @@ def test_inference_detector_and_segmentor(small_shapes, tmp_path, key, config):
 def test_demo_tasks_follow_the_library_table():
     from mmscope.apis import LIBRARIES, load_config
     from mmscope.apis.demo import DATA, DEMO_TASKS, THRESHOLDS
-    assert list(DEMO_TASKS) == ['cls', 'det', 'seg']
+    assert list(DEMO_TASKS) == ['cls', 'det', 'seg', 'pose']
     for key, task in DEMO_TASKS.items():
         assert task.library is LIBRARIES[task.scope] and task.library.task == key
         assert task.title == task.library.title
@@ -365,7 +474,7 @@ def test_demo_tasks_follow_the_library_table():
     assert set(DATA) == set(THRESHOLDS) == {'full', 'quick'}
     proc = subprocess.run([sys.executable, 'tools/demo.py', '--help'], cwd=ROOT,
                           capture_output=True, text=True)
-    assert proc.returncode == 0 and '--tasks {cls,det,seg}' in proc.stdout
+    assert proc.returncode == 0 and '--tasks {cls,det,seg,pose}' in proc.stdout
 
 
 def test_demo_helpers(tmp_path):
@@ -414,6 +523,7 @@ def test_demo_helpers(tmp_path):
     assert demo.background_only_miou(meta) == pytest.approx(12.0)
     base = demo.baselines(meta)
     assert base['accuracy/top1'] == (25.0, 'chance') and base['mIoU'][1] == 'all background'
+    assert base['coco/AP'] == (0.0, 'all at box centre')  # no data root: nothing to score
 
 
 # ------------------------------------------------------------------------ end to end
@@ -446,7 +556,7 @@ def _scalars(work_dir):
 
 @pytest.fixture(scope='module')
 def quick_demo(tmp_path_factory):
-    """``tools/demo.py --quick``: all three tasks on the small data set, in a temp dir."""
+    """``tools/demo.py --quick``: all four tasks on the small data set, in a temp dir."""
     root = tmp_path_factory.mktemp('demo')
     dirs = dict(data=str(root / 'data'), work=str(root / 'work'), out=str(root / 'results'))
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--quick',
@@ -466,23 +576,25 @@ def test_quick_demo_learns(quick_demo):
         summary = json.load(f)
     assert summary['passed'] and not summary['failures']
     res = summary['results']
-    assert set(res) == {'cls', 'det', 'seg'}
+    assert set(res) == {'cls', 'det', 'seg', 'pose'}
     # above chance / baselines, not only above the demo's own thresholds
     assert res['cls']['metrics']['accuracy/top1'] > summary['baselines']['accuracy/top1'] + 5
     assert res['det']['metrics']['coco/bbox_mAP'] > 0
     assert res['det']['metrics']['coco/segm_mAP'] > 0
     assert res['seg']['metrics']['mIoU'] > summary['baselines']['mIoU'] + 2
+    assert res['pose']['metrics']['coco/AP'] > summary['baselines']['coco/AP'] + 2
     # the training loss falls
-    for task in ('cls', 'det', 'seg'):
+    for task in ('cls', 'det', 'seg', 'pose'):
         losses = [r['loss'] for run in _scalars(osp.join(quick_demo['work'], task))
                   for r in run]
         assert len(losses) >= 6, task
         assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3]), (task, losses)
     # pictures: loss curves, predictions per task, image_demo outputs; the table printed
     for name in ('loss_curves.png', 'cls_predictions.png', 'det_predictions.png',
-                 'seg_predictions.png'):
+                 'seg_predictions.png', 'pose_predictions.png'):
         assert osp.getsize(osp.join(quick_demo['out'], name)) > 1000, name
-    for task in ('cls', 'det', 'seg'):
+    assert len(os.listdir(osp.join(quick_demo['out'], 'pose'))) == 8  # of the test pictures
+    for task in ('cls', 'det', 'seg', 'pose'):
         assert os.listdir(osp.join(quick_demo['out'], 'image_demo', task)), task
     assert 'PASS' in proc.output and quick_demo['out'] in proc.output
 

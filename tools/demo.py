@@ -1,19 +1,22 @@
 """The mmscope demo (``make demo``): from nothing to trained, evaluated models on a CPU.
 
 1. writes the seeded synthetic "shapes" dataset (``tools/dataset_converters/
-   generate_shapes.py``) in the ImageNet, COCO and ADE20K layouts;
-2. trains and tests, through ``tools/train.py`` and ``tools/test.py``, the three demo
+   generate_shapes.py``) in the ImageNet, COCO (instances and keypoints) and ADE20K
+   layouts;
+2. trains and tests, through ``tools/train.py`` and ``tools/test.py``, the four demo
    configs of ``configs/demo/`` (each inherits a real task config):
 
    * a ScopeViT-XT image classifier (mmpretrain),
    * Mask R-CNN + FPN with a ScopeViT-XT backbone (mmdet),
-   * UperNet with a ScalableViT-S backbone (mmseg);
+   * UperNet with a ScalableViT-S backbone (mmseg),
+   * a top-down heatmap pose estimator with a ScopeViT-XT backbone (mmpose): 5 keypoints
+     per object, from the ground-truth boxes;
 3. draws predictions on validation images, the loss curves, and runs
    ``demo/image_demo.py``'s inference on one image per task;
 4. prints a table of the metrics against thresholds that only a model that learned
    passes, and exits non-zero when one is missed.
 
-    python tools/demo.py [--quick] [--tasks cls det seg] [--data-root data/shapes]
+    python tools/demo.py [--quick] [--tasks cls det seg pose] [--data-root data/shapes]
         [--work-dir work_dirs/demo] [--out-dir results/demo] [--fresh]
 
 Training always runs with ``--resume``: a demo that was interrupted continues from its

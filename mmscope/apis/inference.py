@@ -3,7 +3,8 @@
 :func:`inference` is what ``demo/image_demo.py`` and the demo (:mod:`mmscope.apis.demo`)
 run. The library comes from the config's ``default_scope``; its row of
 :data:`mmscope.apis.libraries.LIBRARIES` gives the high-level inferencer
-(``ImageClassificationInferencer``, ``DetInferencer``, ``MMSegInferencer``), how it takes
+(``ImageClassificationInferencer``, ``DetInferencer``, ``MMSegInferencer``,
+``MMPoseInferencer``), how it takes
 the checkpoint, the call that makes it draw, and how one prediction is summarised.
 
 Small images (like the 64/128-pixel demo images) are upscaled to ``min_size`` before
@@ -70,7 +71,8 @@ def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
     """Predict ``images`` with ``config`` + ``checkpoint``; draw into ``out_dir``.
 
     Each picture is ``out_dir/<image stem>.png``. ``device`` defaults to CUDA when
-    available; ``score_thr`` is the detection score threshold (drawing and summary);
+    available; ``score_thr`` is the detection (pose: keypoint) score threshold (drawing
+    and summary);
     images with a short side under ``min_size`` are upscaled first (see the module doc).
     Returns one dict per image: ``image``, ``vis`` (the picture written) and ``summary``
     (one line, from the library row's ``summarize``).

@@ -97,6 +97,18 @@ def _seg_infer_kwargs(out_dir: str, score_thr: float) -> dict:
     return dict(out_dir=out_dir, return_datasamples=True)
 
 
+def _pose_infer_kwargs(out_dir: str, score_thr: float) -> dict:
+    """``MMPoseInferencer`` draws into ``vis_out_dir`` (keypoints scoring ``score_thr`` or
+    more, with the boxes it was given)."""
+    return dict(vis_out_dir=osp.join(out_dir, 'vis'), kpt_thr=score_thr, draw_bbox=True)
+
+
+def _pose_predictions(result) -> list:
+    """``MMPoseInferencer`` yields one result per batch, each with a ``'predictions'`` list
+    (one per image) of instance lists: the instance lists of all images, in order."""
+    return [instances for batch in result for instances in batch['predictions']]
+
+
 def _listed(result) -> list:
     """The call's result is the list of predictions (one per image)."""
     return list(result)
@@ -141,6 +153,20 @@ def _seg_summary(prediction, inferencer, score_thr: float) -> str:
     frac = np.bincount(seg, minlength=len(classes)) / seg.size
     return ', '.join(f'{classes[k]} {frac[k]:.0%}'
                      for k in np.argsort(-frac) if frac[k] >= 0.005)
+
+
+def _pose_summary(prediction, inferencer, score_thr: float) -> str:
+    """``'2 instances, 5 keypoints each, mean score 0.83'``: one image's instances (dicts
+    with ``keypoints`` and ``keypoint_scores``) and the mean of their keypoint scores."""
+    if not prediction:
+        return 'no instance'
+    scores = [float(s) for inst in prediction for s in inst['keypoint_scores']]
+    counts = sorted({len(inst['keypoints']) for inst in prediction})
+    each = ('/'.join(map(str, counts)) + ' keypoints' +
+            (' each' if len(prediction) > 1 else ''))
+    plural = 's' if len(prediction) > 1 else ''
+    return (f'{len(prediction)} instance{plural}, {each}, '
+            f'mean score {sum(scores) / max(len(scores), 1):.2f}')
 
 
 @dataclass(frozen=True)
@@ -260,6 +286,10 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
             registry='mmpose.registry', tta_model={}, tta=_pose_flip_test,
             visualizer_style='enable', flops_shape=_pose_input_size,
             tensor_kwargs=_pose_tensor_kwargs, inferencer='mmpose.apis.MMPoseInferencer',
+            # no detector: the whole image is the one box of the top-down model
+            weights_arg='pose2d_weights', inferencer_kwargs=dict(det_model='whole_image'),
+            infer_kwargs=_pose_infer_kwargs, predictions=_pose_predictions,
+            summarize=_pose_summary,
             install='make setup installs mmpose 1.3.2 (tools/setup_env.sh, step 5: '
             'pip install --no-deps mmpose==1.3.2 plus requirements/pose.txt)'),
 )}

@@ -8,6 +8,8 @@ One call of :func:`generate_shapes` writes, under ``out``::
     det/                      COCO instances (mmdet), polygon masks
         train/<id>.jpg  val/<id>.jpg
         annotations/instances_train.json  annotations/instances_val.json
+        annotations/keypoints_train.json  annotations/keypoints_val.json
+                              COCO keypoints (mmpose) of the same objects
     seg/                      ADE20K layout (mmseg ``ADE20KDataset``)
         images/training/<id>.jpg       annotations/training/<id>.png
         images/validation/<id>.jpg     annotations/validation/<id>.png
@@ -16,6 +18,13 @@ One call of :func:`generate_shapes` writes, under ``out``::
 ``det`` and ``seg`` hold the same multi-object scenes (2 to 5 non-overlapping objects of
 random class, size, rotation and colour on a textured background with clutter lines);
 ``cls`` holds smaller single-object images.
+
+The keypoint files hold the same images and objects (same ids, boxes and areas) under one
+category ``shape`` with the :data:`KEYPOINTS` of every object: its centre (the mean of its
+polygon's vertices) and its top-, bottom-, left- and rightmost vertices, all visible
+(``v = 2``). They are defined alike for every class, lie inside the object's box (the
+extreme vertices on its edges) and a horizontal flip swaps ``left`` and ``right``
+(:data:`KEYPOINT_SWAP`). ``meta.json`` lists them with the skeleton and the OKS sigmas.
 
 Segmentation labels follow ADE20K's ``reduce_zero_label`` convention, which the real
 UperNet configs keep: PNG value ``0`` is reserved for "unlabelled" (becomes 255 = ignore
@@ -47,17 +56,32 @@ from PIL import Image
 
 __all__ = [
     'CLASSES', 'SEG_CLASSES', 'SEG_IGNORE_VALUE', 'SEG_BACKGROUND_VALUE', 'GENERATOR_VERSION',
+    'KEYPOINTS', 'KEYPOINT_SKELETON', 'KEYPOINT_SIGMAS', 'KEYPOINT_SWAP', 'keypoints_of',
     'polygon_mask', 'render_scene', 'render_single', 'generate_shapes', 'count_images',
     'is_up_to_date', 'write_shapes'
 ]
 
-GENERATOR_VERSION = 2
+# 3: the keypoint annotations (det/annotations/keypoints_*.json) were added; the other
+# files are byte-identical to version 2's
+GENERATOR_VERSION = 3
 # Alphabetical: mmpretrain's folder layout numbers the classes by sorted folder name.
 CLASSES = ('circle', 'square', 'star', 'triangle')
 SEG_CLASSES = ('background', ) + CLASSES
 SEG_IGNORE_VALUE = 0  # PNG value of unlabelled pixels (ADE20K convention, unused here)
 SEG_BACKGROUND_VALUE = 1  # PNG value of background; class k is written as 2 + k
 JPEG_QUALITY = 92
+
+# Keypoints of every object (COCO keypoints, category ``shape``): the centre and the
+# extreme vertices, in image directions (y down: ``top`` has the smallest y).
+KEYPOINTS = ('centre', 'top', 'bottom', 'left', 'right')
+# COCO skeleton links (1-based keypoint indices): the centre to each extreme point
+KEYPOINT_SKELETON = ((1, 2), (1, 3), (1, 4), (1, 5))
+# OKS sigmas: the centre is pinned down more tightly than the extreme vertices, which can
+# jump between two corners when an edge is nearly horizontal or vertical
+KEYPOINT_SIGMAS = (0.05, 0.08, 0.08, 0.08, 0.08)
+# the keypoint each keypoint becomes under a horizontal flip
+KEYPOINT_SWAP = dict(centre='centre', top='top', bottom='bottom', left='right',
+                     right='left')
 
 # Sub-seeds that keep the parts and splits on independent random streams.
 _PART_IDS = {'cls': 1, 'scene': 2}
@@ -104,6 +128,14 @@ def polygon_mask(poly: np.ndarray, h: int, w: int) -> np.ndarray:
         inside ^= crosses & (xs < ax + (ys - ay) * (bx - ax) / (by - ay))
     mask[y0:y1, x0:x1] = inside
     return mask
+
+
+def keypoints_of(poly: np.ndarray) -> np.ndarray:
+    """The :data:`KEYPOINTS` (5, 2) of the shape with vertices ``poly`` (N, 2): the
+    vertex mean, then the vertices of smallest y, largest y, smallest x and largest x
+    (the first of equal ones)."""
+    return np.stack([poly.mean(0), poly[np.argmin(poly[:, 1])], poly[np.argmax(poly[:, 1])],
+                     poly[np.argmin(poly[:, 0])], poly[np.argmax(poly[:, 0])]])
 
 
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
@@ -243,6 +275,21 @@ def _coco_skeleton(split: str) -> dict:
         categories=[dict(id=k + 1, name=n, supercategory='shape') for k, n in enumerate(CLASSES)])
 
 
+def _keypoint_category() -> dict:
+    """The one category of the keypoint files: every object, whatever its class."""
+    return dict(id=1, name='shape', supercategory='shape', keypoints=list(KEYPOINTS),
+                skeleton=[list(link) for link in KEYPOINT_SKELETON])
+
+
+def _keypoint_annotation(ann: dict, poly: np.ndarray) -> dict:
+    """The keypoint annotation of the object of instance annotation ``ann`` (same id,
+    image, box and area) with the vertices ``poly``."""
+    kpts = [[round(float(x), 2), round(float(y), 2), 2] for x, y in keypoints_of(poly)]
+    return dict(id=ann['id'], image_id=ann['image_id'], category_id=1,
+                shape_class=ann['category_id'] - 1, bbox=ann['bbox'], area=ann['area'],
+                iscrowd=0, num_keypoints=len(kpts), keypoints=sum(kpts, []))
+
+
 def generate_shapes(out: str,
                     num_train: int = 400,
                     num_val: int = 100,
@@ -285,6 +332,8 @@ def generate_shapes(out: str,
         for d in (det_img_dir, seg_img_dir, seg_ann_dir, osp.join(out, 'det', 'annotations')):
             os.makedirs(d, exist_ok=True)
         coco = _coco_skeleton(split)
+        # the same images (the same list) and objects, one keypoint category
+        kpt_coco = dict(coco, annotations=[], categories=[_keypoint_category()])
         pixel_counts = np.zeros(len(SEG_CLASSES), np.int64)
         n_objects = 0
         for i in range(n):
@@ -306,6 +355,8 @@ def generate_shapes(out: str,
                          area=int(obj['mask'].sum()),
                          bbox=[round(v, 2) for v in obj['bbox']],
                          iscrowd=0))
+                kpt_coco['annotations'].append(
+                    _keypoint_annotation(coco['annotations'][-1], obj['polygon']))
             n_objects += len(objects)
             Image.fromarray(seg, mode='L').save(osp.join(seg_ann_dir, name + '.png'))
             pixel_counts += np.bincount(
@@ -313,6 +364,8 @@ def generate_shapes(out: str,
             tick()
         with open(osp.join(out, 'det', 'annotations', f'instances_{split}.json'), 'w') as f:
             json.dump(coco, f, separators=(',', ':'))
+        with open(osp.join(out, 'det', 'annotations', f'keypoints_{split}.json'), 'w') as f:
+            json.dump(kpt_coco, f, separators=(',', ':'))
         stats['scene_objects'][split] = n_objects
         stats['seg_pixel_counts'][split] = pixel_counts.tolist()
     meta = dict(
@@ -322,6 +375,8 @@ def generate_shapes(out: str,
         classes=list(CLASSES), seg_classes=list(SEG_CLASSES),
         seg_png_values=dict(ignore=SEG_IGNORE_VALUE, background=SEG_BACKGROUND_VALUE,
                             **{c: SEG_BACKGROUND_VALUE + 1 + k for k, c in enumerate(CLASSES)}),
+        keypoints=list(KEYPOINTS), keypoint_skeleton=[list(x) for x in KEYPOINT_SKELETON],
+        keypoint_sigmas=list(KEYPOINT_SIGMAS), keypoint_swap=dict(KEYPOINT_SWAP),
         stats=stats)
     with open(osp.join(out, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=2, sort_keys=True)

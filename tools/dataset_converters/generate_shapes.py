@@ -5,9 +5,10 @@
          --seed 0]
 
 One run writes the same scenes in the three layouts the configs read: ImageNet class
-folders (``cls/``), COCO instances with polygon masks (``det/``) and ADE20K images +
-annotation PNGs (``seg/``). See ``mmscope/datasets/shapes.py`` for the conventions.
-The output is byte-identical for the same arguments.
+folders (``cls/``), COCO instances with polygon masks and COCO keypoints (5 per object,
+``det/``) and ADE20K images + annotation PNGs (``seg/``). See
+``mmscope/datasets/shapes.py`` for the conventions. The output is byte-identical for the
+same arguments.
 """
 import argparse
 import sys
