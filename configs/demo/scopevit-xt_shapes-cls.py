@@ -61,7 +61,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min=1e-5,
          by_epoch=True, begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
+# validation at the middle and at the end only: each pass over the 400 images costs seconds
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
 auto_scale_lr = dict(base_batch_size=batch_size)
 
 # ----------------------------------------------------------------------------- runtime

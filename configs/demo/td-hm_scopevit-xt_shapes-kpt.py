@@ -18,7 +18,7 @@ _base_ = ['../scopevit/td-hm_scopevit-xt_8xb32-210e_coco-256x192.py']
 data_root = '{{$MMSCOPE_SHAPES_ROOT:data/shapes}}/det/'
 pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls/epoch_10.pth}}'
 input_size = (64, 64)  # (W, H): the boxes are 20..56 pixels, 1.25x padded
-max_iters = 240  # about 6 passes over the 1300 training objects
+max_iters = 160  # about 4 passes over the 1300 training objects
 batch_size = 32
 
 # ----------------------------------------------------------------------------- keypoints
@@ -78,9 +78,9 @@ train_dataloader = dict(
     dataset=dict(data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/keypoints_train.json', data_prefix=dict(img='train/'),
                  pipeline=train_pipeline))
-# top-down from the ground-truth boxes (bbox_file=None); one object per test iteration
+# top-down from the ground-truth boxes (bbox_file=None); 32 object crops per test batch
 val_dataloader = dict(
-    batch_size=1,
+    batch_size=32,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=metainfo, bbox_file=None,

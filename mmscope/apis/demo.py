@@ -118,13 +118,12 @@ DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((get_library(t.scope).task, t) for
              backbone_from='cls'),
 ))
 
-#: Pass marks (percent): well under what the demo measured on 2 CPU cores (full: 52.5
-#: top-1, 12.8 / 15.3 bbox / mask mAP, 28.6 mIoU; quick: 43.3, 5.1 / 6.3, 21.8; see the
-#: README's demo section) and over what an untrained model scores (chance: 25% top-1,
-#: 0 mAP; the mIoU of predicting background everywhere, about 17%). Keypoint AP: the
-#: baseline of every keypoint at its box centre scores 0 (:func:`box_centre_keypoint_ap`);
-#: measured 73.6 (full, backbone from the quick demo's classifier) and 11.5 (quick) on 2
-#: shared CPU cores.
+#: Pass marks (percent): well under what the demo measured on 2 CPU cores (full, 1
+#: December 2026: 51.5 top-1, 11.2 / 13.8 bbox / mask mAP, 28.2 mIoU, 59.0 keypoint AP
+#: after 160 iterations; quick: 43.3, 5.1 / 6.3, 21.8, 11.5; see the README's demo
+#: section) and over what an untrained model scores (chance: 25% top-1, 0 mAP; the mIoU
+#: of predicting background everywhere, about 17%). Keypoint AP: the baseline of every
+#: keypoint at its box centre scores 0 (:func:`box_centre_keypoint_ap`).
 THRESHOLDS = {
     'full': {'accuracy/top1': 40.0, 'coco/bbox_mAP': 6.0, 'coco/segm_mAP': 7.0,
              'mIoU': 21.0, 'coco/AP': 40.0},
