@@ -172,6 +172,11 @@ class MMScopeBackbone(BaseModule):
 
     def _check_input(self, x: torch.Tensor):
         size = self.min_input_size
+        if torch.jit.is_tracing():  # traced sizes are tensors: only the rank is known
+            if x.dim() != 4:
+                raise ValueError(f'{type(self).__name__} needs (B, C, H, W) inputs, got '
+                                 f'{x.dim()} dims')
+            return
         if x.dim() != 4 or min(x.shape[-2:]) < size:
             raise ValueError(f'{type(self).__name__} needs (B, C, H, W) inputs of at least '
                              f'{size}x{size} (H, W >= {size}), got shape {tuple(x.shape)}')

@@ -19,7 +19,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
 from ..family import BackboneFamily, OfficialCode, register_family
-from ..layers import Mlp, pad_amount, scaled_dot_attention, store_channels_last, valid_mask
+from ..layers import (Mlp, crop, pad_amount, scaled_dot_attention, store_channels_last,
+                      symbolic_shapes, valid_mask)
 from ..utils import KeyRules
 from .base import MMScopeBackbone, checkpointed
 
@@ -120,7 +121,9 @@ class IWSA(_HeadAttention):
 
         ph, pw = pad_amount(H, ws), pad_amount(W, ws)
         mask = None
-        if ph or pw:
+        # symbolic sizes: pad (by 0 where it fits), mask and crop unconditionally
+        padded = symbolic_shapes() or bool(ph or pw)
+        if padded:
             qkv = F.pad(qkv, (0, 0, 0, pw, 0, ph))
             gh, gw = (H + ph) // ws, (W + pw) // ws
             mask = valid_mask(H, W, ph, pw, device=x.device)
@@ -134,8 +137,8 @@ class IWSA(_HeadAttention):
         out = self._attend(q, k, v, bias=mask)
         out = out.view(B, gh, gw, nh, ws, ws, C // nh).permute(0, 1, 4, 2, 5, 3, 6)
         out = out.reshape(B, Hp, Wp, C)
-        if ph or pw:
-            out = out[:, :H, :W]
+        if padded:
+            out = crop(crop(out, 1, H), 2, W)
         out = (out + lim.permute(0, 2, 3, 1)).reshape(B, N, C)
         return self._project(out)
 
@@ -206,7 +209,7 @@ class SSA(_HeadAttention):
             sr = self.sr_ratio
             feat = _tokens_to_map(x, hw_shape)
             ph, pw = pad_amount(hw_shape[0], sr), pad_amount(hw_shape[1], sr)
-            if ph or pw:
+            if symbolic_shapes() or ph or pw:  # a pad by 0 is free in a graph
                 feat = F.pad(feat, (0, pw, 0, ph))
             red = self.reduce_pw(self.reduce_dw(feat)).flatten(2).transpose(1, 2)
             red = self.reduce_act(self.reduce_norm(red))

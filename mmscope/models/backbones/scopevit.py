@@ -38,8 +38,8 @@ from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
 from ..family import BackboneFamily, OfficialCode, register_family
-from ..layers import (LayerScale, Mlp, grid_partition, grid_reverse, pad_amount,
-                      scaled_dot_attention, store_channels_last, valid_mask)
+from ..layers import (LayerScale, Mlp, crop, grid_partition, grid_reverse, pad_amount,
+                      scaled_dot_attention, store_channels_last, symbolic_shapes, valid_mask)
 from ..utils import KeyRules
 from .base import MMScopeBackbone, checkpointed
 
@@ -241,7 +241,10 @@ class RelPosMlpBias(nn.Module):
                                                          self.num_heads).permute(2, 0, 1)
 
     def get_bias(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """The ``(num_heads, L, L)`` bias in ``dtype``."""
+        """The ``(num_heads, L, L)`` bias in ``dtype`` (computed in the graph, never from
+        the cache, under an exporter or a compiler)."""
+        if symbolic_shapes():
+            return self._compute().to(dtype)
         params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         cacheable = not self.training and not (torch.is_grad_enabled()
                                                and any(p.requires_grad for p in params))
@@ -264,10 +267,12 @@ def gsda_key_mask(height: int, width: int, grid: Tuple[int, int],
     Returns None when the map is a multiple of ``grid`` (no padding); otherwise a bool
     ``(G, L)`` tensor (G groups of ``L = gh * gw`` tokens, True = real) for the map
     zero-padded at the bottom/right to the next multiple of ``grid``. Position ``(0, 0)``
-    of every group is always real, so no query sees only padded keys.
+    of every group is always real, so no query sees only padded keys. Under symbolic sizes
+    (:func:`~mmscope.models.layers.symbolic_shapes`) the mask is always returned (all
+    True where the map fits), so the graph holds at every size.
     """
     ph, pw = pad_amount(height, grid[0]), pad_amount(width, grid[1])
-    if not (ph or pw):
+    if not symbolic_shapes() and not (ph or pw):
         return None
     mask = valid_mask(height, width, ph, pw, device=device)[None, :, :, None]
     mask = grid_partition(mask, grid)  # 1, H/gh, W/gw, L, 1
@@ -323,11 +328,19 @@ class GlobalDilatedAttention(nn.Module):
         """``x``: ``(B, H, W, C)``; ``key_mask``: a precomputed :func:`gsda_key_mask`."""
         _, h, w, _ = x.shape
         ph, pw = pad_amount(h, self.grid[0]), pad_amount(w, self.grid[1])
+        if symbolic_shapes():
+            # pad (by 0 where it fits), mask and crop unconditionally; the projection runs
+            # before the crop, on a contiguous map (a Linear on a cropped view makes a
+            # compiler guard on whether the crop is a no-op)
+            if key_mask is None:
+                key_mask = gsda_key_mask(h, w, self.grid, x.device)
+            x = self.proj(self.attend_padded(F.pad(x, (0, 0, 0, pw, 0, ph)), key_mask))
+            return crop(crop(x, 1, h), 2, w)
         if ph or pw:
             if key_mask is None:
                 key_mask = gsda_key_mask(h, w, self.grid, x.device)
             x = F.pad(x, (0, 0, 0, pw, 0, ph))
-            x = self.attend_padded(x, key_mask)[:, :h, :w]
+            x = crop(crop(self.attend_padded(x, key_mask), 1, h), 2, w)
         else:
             x = self.attend_padded(x)
         return self.proj(x)

@@ -21,6 +21,17 @@ is slower than the reference code and materialises the whole matrix:
   the math fallback SDPA would pick is slower than the reference code;
 * on CPU, small calls (:data:`CPU_SMALL_ATTENTION_MACS`) and mixed head sizes with few keys
   (:data:`CPU_MIXED_HEAD_MIN_KEYS`) run the plain matmuls, measured to be faster there.
+
+Under symbolic sizes (:func:`~mmscope.models.layers.padding.symbolic_shapes`) no decision
+depends on a size, so a traced or compiled graph holds at every size:
+
+* **exporters** (TorchScript tracing for ONNX, ``torch.export``) always get the plain
+  matmuls: ``MatMul``/``Softmax``/``Where`` in ONNX, which every runtime runs, with boolean
+  masks applied by ``masked_fill`` (no ``scaled_dot_product_attention`` node: its export
+  and mmdeploy's rewrite of it do not handle our boolean masks);
+* **torch.compile** always gets ``F.scaled_dot_product_attention`` (the compiler picks the
+  kernel), except for a float bias that needs a gradient (as in eager: no CPU kernel
+  returns it), and folds to 4-D by a rule that reads only which axes the bias broadcasts.
 """
 import contextlib
 import math
@@ -29,6 +40,8 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+
+from .padding import symbolic_shapes
 
 ATTN_IMPLS = ('fused', 'reference')
 _state = threading.local()
@@ -126,8 +139,14 @@ def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optiona
         return 1 if all(d == 1 for d in dims_bias) else numel(dims)
 
     if bias_lead is not None:
-        splits.sort(key=lambda s: (axis(bias_lead[:s], lead[:s]) * axis(bias_lead[s:], lead[s:]),
-                                   -s))
+        if symbolic_shapes():  # no comparison of (symbolic) sizes: fewest full bias axes
+            def full(dims_bias):
+                return 0 if all(d == 1 for d in dims_bias) else 1
+
+            splits.sort(key=lambda s: (full(bias_lead[:s]) + full(bias_lead[s:]), -s))
+        else:
+            splits.sort(key=lambda s: (axis(bias_lead[:s], lead[:s]) *
+                                       axis(bias_lead[s:], lead[s:]), -s))
     s = splits[0]
     b, h = numel(lead[:s]), numel(lead[s:])
 
@@ -163,9 +182,11 @@ def scaled_dot_attention(q: torch.Tensor,
     Returns:
         ``(..., Nq, Dv)`` with the broadcast leading shape of ``q``, ``k`` and ``v``.
     """
-    impl = resolve_attention_impl(impl)
     if scale is None:
         scale = q.shape[-1]**-0.5
+    if symbolic_shapes():
+        return _symbolic_attention(q, k, v, bias, scale, dropout_p)
+    impl = resolve_attention_impl(impl)
     recorder = getattr(_state, 'recorder', None)
     record = None
     if recorder is not None:
@@ -202,10 +223,19 @@ CPU_SMALL_ATTENTION_MACS = 8_000_000
 CPU_MIXED_HEAD_MIN_KEYS = 96
 
 
+def _symbolic_attention(q, k, v, bias, scale, dropout_p):
+    """The size-independent choice under exporters / compilers (module docstring)."""
+    exporting = torch.jit.is_tracing() or torch.compiler.is_exporting()
+    if exporting or (bias is not None and bias.requires_grad and torch.is_grad_enabled()
+                     and q.device.type == 'cpu'):
+        return _reference_attention(q, k, v, bias, scale, dropout_p)
+    return _fused_attention(q, k, v, bias, scale, dropout_p, _broadcast_lead(q, k, v))
+
+
 def _broadcast_lead(*tensors: torch.Tensor) -> Tuple[int, ...]:
     """The broadcast leading shape (all dims but the last two) of ``tensors``, in plain
     Python: this runs on every call, and ``torch.broadcast_shapes`` costs ~10 us there."""
-    if torch.jit.is_tracing():  # sizes may be traced tensors (e.g. FLOP counting)
+    if symbolic_shapes():  # sizes may be traced tensors (e.g. FLOP counting) or SymInts
         return tuple(torch.broadcast_shapes(*(t.shape[:-2] for t in tensors)))
     n = max(t.dim() for t in tensors) - 2
     lead = []

@@ -1,20 +1,59 @@
-"""Padding and dilated-grid helpers for inputs of any size."""
+"""Padding and dilated-grid helpers for inputs of any size.
+
+Eager and symbolic sizes. In eager mode the backbones decide with plain Python on the
+map sizes (skip the padding, the mask and the crop when a map already fits), which is
+what keeps eager runs fast and bit-identical. Under an exporter or a compiler the sizes
+are symbolic (traced tensors for TorchScript/ONNX tracing, SymInts for ``torch.compile``
+and ``torch.export``), and a Python ``if`` on them would be frozen at the size seen
+while tracing: a graph that runs at other sizes and is silently wrong there, or a
+recompilation per size. :func:`symbolic_shapes` tells the two apart, and in symbolic
+mode every size-dependent step is written so that it holds at every size: padding
+amounts ``(k - n % k) % k`` applied unconditionally (zero padding by 0 is a no-op), masks
+built by comparing ``arange`` with the real size, crops ``[:n]`` always taken.
+"""
 from typing import Tuple
 
 import torch
 
 
-def pad_amount(size: int, multiple: int) -> int:
-    """How much to add to ``size`` to reach a multiple of ``multiple``."""
-    return (multiple - size % multiple) % multiple
+def symbolic_shapes() -> bool:
+    """True while sizes may be symbolic: TorchScript tracing (``torch.onnx.export(...,
+    dynamo=False)``, ``torch.jit.trace``), ``torch.compile`` and ``torch.export``
+    (``torch.onnx.export(..., dynamo=True)``). Size-dependent Python branches must not be
+    taken then (see the module docstring)."""
+    return bool(torch.jit.is_tracing() or torch.compiler.is_compiling()
+                or torch.compiler.is_exporting())
 
 
-def valid_mask(h: int, w: int, pad_h: int, pad_w: int,
-               device=None) -> torch.Tensor:
-    """Boolean ``(h + pad_h, w + pad_w)`` map, True on real (unpadded) positions."""
-    mask = torch.zeros(h + pad_h, w + pad_w, dtype=torch.bool, device=device)
-    mask[:h, :w] = True  # slicing with the real size, never ``[-0:]``
-    return mask
+def pad_amount(size, multiple: int):
+    """How much to add to ``size`` to reach a multiple of ``multiple`` (an int, or a traced
+    size: the arithmetic stays symbolic).
+
+    Written as ``ceil(size / multiple) * multiple - size`` rather than
+    ``(multiple - size % multiple) % multiple`` (the same value): a compiler can then see
+    that ``size + pad`` is a multiple (``ceil(...) * multiple``) and reshape the padded
+    map into groups without a guard on the size, so one graph serves every size."""
+    return (size + multiple - 1) // multiple * multiple - size
+
+
+def crop(x: torch.Tensor, dim: int, size) -> torch.Tensor:
+    """The first ``size`` entries of ``x`` along ``dim``: a view (``narrow``), except under
+    ``torch.compile`` / ``torch.export``, where it is a gather into a new tensor. A view
+    whose contiguity depends on the size (a crop by 0 is contiguous, a real crop is not)
+    makes the compiler guard on the size at the next operation, and recompile for every
+    size that pads differently; the gathered tensor is contiguous at every size."""
+    if torch.compiler.is_compiling():
+        return x.index_select(dim, torch.arange(size, device=x.device))
+    return x.narrow(dim, 0, size)
+
+
+def valid_mask(h, w, pad_h, pad_w, device=None) -> torch.Tensor:
+    """Boolean ``(h + pad_h, w + pad_w)`` map, True on real (unpadded) positions.
+
+    Built from ``arange`` comparisons, so it also holds for symbolic sizes."""
+    rows = torch.arange(h + pad_h, device=device) < h
+    cols = torch.arange(w + pad_w, device=device) < w
+    return rows[:, None] & cols[None, :]
 
 
 def grid_partition(x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
