@@ -94,6 +94,12 @@ if __name__ == '__main__':
         # pinned pair that matches their CUDA (see README); listing them would let pip
         # resolve one. mmcv must be built against that torch (README, tools/setup_env.sh).
         install_requires=parse_requirements('requirements/runtime.txt'),
-        extras_require={'tests': parse_requirements('requirements/tests.txt')},
+        extras_require={
+            'tests': parse_requirements('requirements/tests.txt'),
+            # mmdeploy is left out: its protobuf<=3.20.2 pin conflicts with onnx 1.23, so
+            # the set-up installs it with --no-deps (tools/setup_env.sh, step 6)
+            'deploy': [r for r in parse_requirements('requirements/deploy.txt')
+                       if r.split('=')[0] in ('onnx', 'onnxruntime', 'onnxscript')],
+        },
         zip_safe=False,
     )

@@ -143,6 +143,32 @@ import numpy, xtcocotools._mask  # noqa: F401  (fails with "numpy.dtype size cha
 print(f'[setup] xtcocotools loads with numpy {numpy.__version__}')
 EOF
 
+# 6. deployment: onnx + onnxruntime (+ onnxscript for the dynamo exporter), and mmdeploy
+#    without its protobuf<=3.20.2 requirement (onnx 1.23 needs a newer protobuf)
+if have <<'EOF'
+import importlib.metadata as m
+for k, v in {'onnx': '1.23.2', 'onnxruntime': '1.32.0', 'onnxscript': '0.7.2',
+             'mmdeploy': '1.3.1'}.items():
+    assert m.version(k) == v, k
+import onnxruntime, onnxscript  # noqa
+from mmdeploy.apis import torch2onnx  # noqa
+EOF
+then say "onnx 1.23.2, onnxruntime 1.32.0, onnxscript 0.7.2, mmdeploy 1.3.1 present"
+else
+  say "installing onnx, onnxruntime, onnxscript, mmdeploy==1.3.1 (--no-deps: its protobuf pin)"
+  deploy_reqs="$(mktemp)"
+  grep -v '^mmdeploy' requirements/deploy.txt > "$deploy_reqs"
+  pip_install -r "$deploy_reqs"
+  rm -f "$deploy_reqs"
+  pip_install --no-deps "mmdeploy==1.3.1"
+fi
+say "verifying onnxruntime and mmdeploy against the installed numpy / protobuf"
+"$PYTHON" - <<'EOF' || die "onnxruntime or mmdeploy does not import against the installed numpy/protobuf (see above)"
+import numpy, onnx, onnxruntime as ort  # noqa: F401
+from mmdeploy.apis import torch2onnx  # noqa: F401
+print(f'[setup] onnxruntime {ort.__version__} and mmdeploy load with numpy {numpy.__version__}')
+EOF
+
 if have <<'EOF'
 import importlib.util
 assert importlib.util.find_spec('transformers') is None

@@ -202,6 +202,9 @@ class Library:
         summarize: ``(prediction, inferencer, score_thr) -> str``, a one-line summary of
             one prediction (the predicted class, the objects, the class shares).
         before_train: called once before a training run is built (or None).
+        export_kind: how ``tools/deployment/pytorch2onnx.py`` exports its models
+            (:mod:`mmscope.deploy`): ``'classifier'``, ``'segmentor'``, ``'pose'`` (a
+            ``mode='tensor'`` forward) or ``'mmdeploy'`` (mmdeploy's ``torch2onnx``).
         install: how to install the library when it is missing (for the error).
     """
     scope: str
@@ -222,6 +225,7 @@ class Library:
     summarize: Callable = _no_summary
     before_train: Optional[Callable] = None
     tta: Optional[Callable] = None
+    export_kind: str = 'classifier'
     install: str = 'make setup (tools/setup_env.sh)'
 
     @property
@@ -276,12 +280,12 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
             dump=('pkl', 'mmdet.evaluation.DumpDetResults'),
             inferencer='mmdet.apis.DetInferencer',
             inferencer_kwargs=dict(show_progress=False), infer_kwargs=_det_infer_kwargs,
-            summarize=_det_summary, before_train=_mmdet_before_train),
+            summarize=_det_summary, before_train=_mmdet_before_train, export_kind='mmdeploy'),
     Library(scope='mmseg', task='seg', title='segmentation', model_kind='segmentor',
             registry='mmseg.registry', tta_model=dict(type='SegTTAModel'),
             visualizer_style='draw', flops_shape=_fixed((512, 512)), dump=('dir', None),
             inferencer='mmseg.apis.MMSegInferencer', infer_kwargs=_seg_infer_kwargs,
-            predictions=_one_or_list, summarize=_seg_summary),
+            predictions=_one_or_list, summarize=_seg_summary, export_kind='segmentor'),
     Library(scope='mmpose', task='pose', title='pose estimation', model_kind='pose estimator',
             registry='mmpose.registry', tta_model={}, tta=_pose_flip_test,
             visualizer_style='enable', flops_shape=_pose_input_size,
@@ -289,7 +293,7 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
             # no detector: the whole image is the one box of the top-down model
             weights_arg='pose2d_weights', inferencer_kwargs=dict(det_model='whole_image'),
             infer_kwargs=_pose_infer_kwargs, predictions=_pose_predictions,
-            summarize=_pose_summary,
+            summarize=_pose_summary, export_kind='pose',
             install='make setup installs mmpose 1.3.2 (tools/setup_env.sh, step 5: '
             'pip install --no-deps mmpose==1.3.2 plus requirements/pose.txt)'),
 )}

@@ -1,0 +1,256 @@
+"""Leaving eager: ONNX export exact at every size, the export tool, mmdeploy's
+compatibility layer, and torch.compile without graph breaks (mmscope.deploy)."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import mmscope.models  # noqa: F401
+from mmscope.models.layers import symbolic_shapes
+from mmscope.registry import MODELS
+
+onnx = pytest.importorskip('onnx')
+ort = pytest.importorskip('onnxruntime')
+
+from mmscope.deploy import (ExportMismatch, OnnxModel, TensorWrapper, check_onnx,  # noqa: E402
+                            compile_report, export_onnx)
+from mmscope.deploy.onnx import default_check_inputs, relative_error  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: fitting (both grids), padded, large padded, tall, wide, the smallest
+SIZES = [(256, 320), (224, 224), (97, 131), (517, 389), (320, 96), (96, 320), (32, 32)]
+BACKBONES = {
+    'ScopeViT': dict(type='ScopeViT', arch='xtiny', out_indices=(0, 1, 2, 3)),
+    'ScalableViT': dict(type='ScalableViT', arch='S', out_indices=(0, 1, 2, 3)),
+}
+
+
+def _backbone(name, seed=0):
+    torch.manual_seed(seed)
+    model = MODELS.build(BACKBONES[name]).eval()
+    # non-trivial BN statistics, so that the comparison sees them
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def _inputs(sizes, batch=1, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, 3, h, w, generator=gen) for h, w in sizes]
+
+
+def test_eager_mode_is_not_symbolic():
+    assert symbolic_shapes() is False
+
+
+@pytest.fixture(scope='module', params=sorted(BACKBONES))
+def exported(request):
+    """One ONNX file per family (TorchScript exporter, exported at 256x320)."""
+    model = _backbone(request.param)
+    example = _inputs([(256, 320)])[0]
+    report = export_onnx(TensorWrapper(model, 'backbone'), example, check_inputs=[])
+    return request.param, model, report['onnx']
+
+
+def test_onnx_backbone_equals_pytorch_at_every_size(exported):
+    """Export once, run at 7 sizes (fitting, padded, tall, wide, 32x32) and batch 2: every
+    feature map equals PyTorch within 1e-4 relative (the issue's bar)."""
+    name, model, data = exported
+    rows = check_onnx(model, data, _inputs(SIZES) + _inputs([(97, 131)], batch=2), rtol=1e-4,
+                      threads=1)
+    assert len(rows) == len(SIZES) + 1
+    assert max(r['rel_err'] for r in rows) < 1e-4, rows
+
+
+def test_onnx_graph_has_no_sdpa_and_dynamic_input(exported):
+    name, _, data = exported
+    graph = onnx.load_from_string(data).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ['batch', 3, 'height', 'width']
+    ops = {n.op_type for n in graph.node}
+    assert 'MatMul' in ops and 'Softmax' in ops
+
+
+def test_export_mismatch_is_an_error_and_writes_nothing(tmp_path):
+    """A module whose traced graph is frozen at the export size (a Python branch on the
+    size, as the backbones had before) must not be written."""
+
+    class Frozen(nn.Module):
+
+        def forward(self, x):
+            h = int(x.shape[2])  # a Python int: the tracer freezes it
+            if h % 8:
+                x = F.pad(x, (0, 0, 0, 8 - h % 8))
+            return x.reshape(x.shape[0], -1, 8, x.shape[3]).mean(2)
+
+    out = tmp_path / 'frozen.onnx'
+    with pytest.raises(ExportMismatch, match=r'\(1, 3, 97, 131\)'):
+        export_onnx(Frozen(), torch.randn(1, 3, 64, 64), str(out),
+                    check_inputs=_inputs([(97, 131)]))
+    assert not out.exists() and not (tmp_path / 'frozen.onnx.part').exists()
+
+
+def test_export_refuses_to_overwrite_and_small_examples(tmp_path):
+    out = tmp_path / 'm.onnx'
+    out.write_bytes(b'keep me')
+    with pytest.raises(FileExistsError, match='overwrite'):
+        export_onnx(nn.Identity(), torch.randn(1, 3, 32, 32), str(out))
+    assert out.read_bytes() == b'keep me'
+    with pytest.raises(ValueError, match='H, W >= 32'):
+        export_onnx(nn.Identity(), torch.randn(1, 3, 16, 16), None)
+
+
+def test_relative_error():
+    import numpy as np
+    assert relative_error(np.ones(3), np.ones(3)) == 0
+    assert relative_error(np.array([1., 2.]), np.array([1., 4.])) == pytest.approx(0.5)
+    with pytest.raises(ExportMismatch, match='shape'):
+        relative_error(np.ones(2), np.ones(3))
+
+
+def test_default_check_inputs_cover_the_size_cases():
+    xs = default_check_inputs(torch.zeros(2, 3, 64, 64))
+    shapes = [tuple(x.shape[-2:]) for x in xs]
+    assert shapes[0] == (64, 64) and (32, 32) in shapes
+    assert any(h > w for h, w in shapes) and any(h < w for h, w in shapes)
+    assert all(x.shape[0] == 2 for x in xs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+def test_dynamo_exporter_equals_pytorch_at_every_size(name):
+    """torch.onnx.export(dynamo=True) (torch.export with Dim ranges + onnxscript)."""
+    pytest.importorskip('onnxscript')
+    model = _backbone(name)
+    report = export_onnx(TensorWrapper(model, 'backbone'), _inputs([(256, 320)])[0],
+                         exporter='dynamo', check_inputs=_inputs(SIZES[1:]), threads=1)
+    assert report['opset'] >= 18
+    assert max(r['rel_err'] for r in report['checks']) < 1e-4, report['checks']
+
+
+# ------------------------------------------------------------------------- whole models
+def _run_tool(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, 'tools/deployment/pytorch2onnx.py', *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_tool_exports_a_classifier_and_a_segmentor(tmp_path):
+    """The tool on the demo classifier and segmentor configs (initial weights): files
+    written, onnxruntime checked at 5+ sizes; an existing file is refused."""
+    cls_out = tmp_path / 'cls.onnx'
+    r = _run_tool('configs/demo/scopevit-xt_shapes-cls.py', '--out', str(cls_out),
+                  '--shape', '64', '64')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert cls_out.is_file() and '"kind": "classifier"' in r.stdout
+    session = OnnxModel(str(cls_out))
+    assert session(torch.randn(3, 3, 80, 48))[0].shape == (3, 4)
+    r = _run_tool('configs/demo/scopevit-xt_shapes-cls.py', '--out', str(cls_out))
+    assert r.returncode != 0 and 'exists' in r.stderr
+
+    seg_out = tmp_path / 'seg.onnx'
+    r = _run_tool('configs/demo/upernet_scalablevit-s_shapes.py', '--out', str(seg_out),
+                  '--shape', '64', '64', '--check-size', '97', '131', '--check-size', '32',
+                  '32', '--check-size', '128', '72')
+    assert r.returncode == 0, r.stderr[-3000:]
+    logits = OnnxModel(str(seg_out))(torch.randn(1, 3, 97, 131))[0]
+    assert logits.shape == (1, 5, 97, 131)
+
+
+# ------------------------------------------------------------------------- mmdeploy layer
+def test_sdpa_replacement_computes_pytorchs_function():
+    """The rewrite mmscope registers for mmdeploy equals F.scaled_dot_product_attention
+    with boolean masks, float masks and an explicit scale (mmdeploy's own divides)."""
+    from mmscope.deploy.mmdeploy_compat import sdpa_like_pytorch
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=gen) for _ in range(3))
+    mask = torch.rand(5, 5, generator=gen) > 0.3
+    mask[:, 0] = True
+    bias = torch.randn(5, 5, generator=gen)
+    for kwargs in (dict(), dict(attn_mask=mask), dict(attn_mask=bias), dict(scale=0.3),
+                   dict(attn_mask=mask, scale=0.7), dict(is_causal=True)):
+        ref = F.scaled_dot_product_attention(q, k, v, **kwargs)
+        torch.testing.assert_close(sdpa_like_pytorch(q, k, v, **kwargs), ref)
+
+
+def test_mmdeploy_patches_choose_torchscript_and_restore():
+    pytest.importorskip('mmdeploy')
+    from mmscope.deploy.mmdeploy_compat import mmdeploy_patches
+    original = torch.onnx.export
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+
+    torch.onnx.export = fake
+    try:
+        with mmdeploy_patches():
+            torch.onnx.export(None, ())
+            assert seen['dynamo'] is False
+            torch.onnx.export(None, (), dynamo=True)
+            assert seen['dynamo'] is True
+        assert torch.onnx.export is fake
+    finally:
+        torch.onnx.export = original
+
+
+# ------------------------------------------------------------------------- torch.compile
+#: five sizes in one size regime (every grid / window count of every stage above 1) and
+#: the first one not square (dynamo's duck sizing would otherwise tie H to W)
+ONE_REGIME = [(288, 320), (352, 416), (480, 352), (544, 288), (320, 608)]
+#: the size cases of the ONNX test (fitting, padded, tall, wide, 32x32)
+SIZE_CASES = [(320, 256), (97, 131), (320, 96), (96, 320), (32, 32)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+def test_compile_one_graph_for_five_sizes(name):
+    """dynamic=True: one graph for five sizes that pad differently, no graph break, no
+    recompilation, in inference."""
+    report = compile_report(_backbone(name), _inputs(ONE_REGIME))
+    assert report['graph_breaks'] == 0, report['break_reasons']
+    assert report['graphs'] == 1, report
+    assert not report['fallback']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+def test_compile_small_sizes_no_break_no_fallback(name):
+    """Fitting, padded, tall, wide and 32x32: no graph break and no recompile-limit
+    fallback; a new graph only where a stage's group / window count becomes 1 (dynamo
+    specialises sizes of 1), so at most one per size."""
+    report = compile_report(_backbone(name), _inputs(SIZE_CASES))
+    assert report['graph_breaks'] == 0, report['break_reasons']
+    assert report['graphs'] <= len(SIZE_CASES), report
+    assert not report['fallback']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+def test_compile_training_step_has_no_break(name):
+    model = MODELS.build(dict(BACKBONES[name], drop_path_rate=0.1))
+    report = compile_report(model, _inputs(ONE_REGIME[:3]), train=True)
+    assert report['graph_breaks'] == 0, report['break_reasons']
+    assert report['graphs'] == 1, report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+def test_inductor_compiled_backbone_equals_eager(name):
+    """The real compiler (inductor, dynamic=True) on two sizes, one of them padded."""
+    from mmscope.deploy import compile_backbone
+    model = _backbone(name)
+    xs = _inputs([(64, 96), (97, 131)], batch=2)
+    with torch.no_grad():
+        refs = [model(x) for x in xs]
+        compile_backbone(model)
+        for x, ref in zip(xs, refs):
+            for got, want in zip(model(x), ref):
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert list(model.state_dict())[0].startswith(('stem', 'stages'))
