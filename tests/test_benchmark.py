@@ -268,6 +268,27 @@ def test_attention_profile_refuses_other_backbones():
     assert 'not an mmscope backbone' in proc.stderr
 
 
+def test_benchmark_runtimes_side_by_side(tmp_path):
+    """--runtimes: eager and onnxruntime alternating in one worker; per-runtime medians,
+    speed-ups against eager and the check of the ONNX outputs against eager."""
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'runtimes.json'
+    proc = run([BENCH, '--model', 'scopevit-xt', '--sizes', '64x96', '--batch-sizes', '2',
+                '--runtimes', 'eager', 'onnxruntime', '--warmup', '0', '--repeat', '2',
+                '--threads', '1', '--json', str(out)])
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data['results'] == []
+    (row, ) = data['paired']
+    assert row['status'] == 'ok', row.get('error')
+    assert row['attn'] == 'runtimes' and row['size'] == '64x96' and row['batch'] == 2
+    assert set(row['median_s']) == {'eager', 'onnxruntime'}
+    assert all(len(t) == 2 for t in row['runtime_times_s'].values())
+    assert row['speedup_median']['eager'] == 1.0
+    assert row['rel_err_vs_eager']['onnxruntime'] < 1e-4
+    assert 'onnxruntime' in proc.stdout and 'speed-up vs eager' in proc.stdout
+
+
 # ---------------------------------------------------------------- the package, in process
 BENCH_TOOLS = ('benchmark.py', 'attention_profile.py', 'benchmark_tables.py', 'gpu_check.py')
 

@@ -77,6 +77,21 @@ def build_cases(options) -> List[Dict]:
         sizes += SIZE_PRESETS.get(s, [s])
     backbone_args = parse_kwargs(args.backbone_args or '')
     cases = []
+    runtimes = list(getattr(args, 'runtimes', None) or [])
+    if runtimes:  # eager / compile / onnxruntime alternating, inference only
+        for spec, library, ours, twin in specs:
+            for size in sizes:
+                for batch in args.batch_sizes:
+                    cases.append(dict(
+                        spec=spec, model=spec['name'], library=library, twin=twin,
+                        size=list(parse_size(size)), batch=batch, mode='infer',
+                        attn='runtimes', runtimes=runtimes, with_cp=False,
+                        device=args.device, dtype='fp32', channels_last=False,
+                        compile=False, threads=args.threads, warmup=args.warmup,
+                        repeat=args.repeat, out_indices=args.out_indices,
+                        backbone_args=dict(backbone_args), official_code=None,
+                        official_deps=None))
+        return cases
     for spec, library, ours, twin in specs:
         for size in sizes:
             for batch in args.batch_sizes:

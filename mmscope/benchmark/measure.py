@@ -178,6 +178,9 @@ def run_case(case: Dict) -> Dict:
         ours = make_step(case, build_case_model(case, case['spec'], 'fused')[0], device)
         released = make_step(case, build_case_model(case, case['twin_spec'], '-')[0], device)
         return alternate(case, {'mmscope': ours[1], 'official': released[1]}, ours[0])
+    if case['attn'] == 'runtimes':
+        from .runtimes import measure_runtimes
+        return measure_runtimes(case, build_case_model(case, case['spec'], 'fused')[0])
     model, ours = build_case_model(case, case['spec'], case['attn'])
     params = sum(p.numel() for p in model.parameters())
     flops = None

@@ -9,6 +9,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .cases import finish_paired, finish_row
 from .report import case_done, case_head, paired_done
+from .runtimes import finish_runtimes, runtimes_done
 from .worker import spawn
 
 __all__ = ['run_cases']
@@ -28,11 +29,16 @@ def run_cases(cases: List[Dict], flops: bool = False, peak_tflops: Optional[floa
     rows, paired, flops_cache = [], [], {}
     for i, case in enumerate(cases):
         key = (case['model'], 'x'.join(map(str, case['size'])))
-        alternating = case['attn'] in ('paired', 'vs-official')
+        alternating = case['attn'] in ('paired', 'vs-official', 'runtimes')
         case['flops'] = bool(flops and key not in flops_cache and not alternating)
         load0 = os.getloadavg()[0]
         res = spawn(case, timeout)
         head = case_head(i + 1, len(cases), case)
+        if case['attn'] == 'runtimes':
+            row = finish_runtimes(case, res, load_before=load0, load_after=os.getloadavg()[0])
+            paired.append(row)
+            log(head + runtimes_done(row))
+            continue
         if alternating:
             row = finish_paired(case, res, load_before=load0, load_after=os.getloadavg()[0])
             paired.append(row)

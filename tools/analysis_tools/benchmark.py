@@ -4,6 +4,7 @@
         [--sizes 224 256 512 800x1344 | cls | dense] [--batch-sizes 1 8]
         [--modes infer train] [--attn fused reference] [--with-cp off|on|both]
         [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--channels-last] [--compile]
+        [--runtimes eager compile onnxruntime]
         [--threads N] [--warmup 2] [--repeat 5] [--out-indices 0 1 2 3]
         [--flops] [--peak-tflops T] [--timeout S] [--json FILE] [--csv FILE]
 
@@ -72,6 +73,7 @@ from mmscope.benchmark.cases import build_cases, check_official_code, ratios
 from mmscope.benchmark.measure import DTYPES
 from mmscope.benchmark.report import format_tables, machine_info, write_csv, write_json
 from mmscope.benchmark.runner import run_cases
+from mmscope.benchmark.runtimes import RUNTIMES, runtime_table
 
 
 def parse_args(argv=None):
@@ -111,6 +113,10 @@ def parse_args(argv=None):
                    help='bf16/fp16 run the forward under torch.autocast')
     p.add_argument('--channels-last', action='store_true')
     p.add_argument('--compile', action='store_true', help='torch.compile the backbone')
+    p.add_argument('--runtimes', nargs='+', choices=list(RUNTIMES), default=None,
+                   help='instead of the attention modes: these runtimes of each backbone '
+                   'side by side in one process (inference, fp32; eager, torch.compile '
+                   'dynamic=True, onnxruntime), speed-ups against eager')
     p.add_argument('--threads', type=int, default=None, help='torch intra-op threads')
     p.add_argument('--warmup', type=int, default=2, help='untimed steps after priming')
     p.add_argument('--repeat', type=int, default=5, help='timed steps')
@@ -161,7 +167,7 @@ def main(argv=None):
     meta['elapsed_s'] = round(time.time() - started.timestamp(), 1)
     pairs = ratios(rows, paired)
     print()
-    print(format_tables(rows, pairs))
+    print(runtime_table(paired) if args.runtimes else format_tables(rows, pairs))
     print(f"\nload average before {meta['load_before'][0]:.2f}, after "
           f"{meta['load_after'][0]:.2f} ({meta['cpu_count']} CPUs); "
           f"elapsed {meta['elapsed_s']} s")
