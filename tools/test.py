@@ -35,6 +35,9 @@ def parse_args(argv=None):
                         help='override config settings, key=value')
     parser.add_argument('--trust-checkpoint', action='append', metavar='PATH',
                         help='fully unpickle this checkpoint (only for files you trust)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the backbone (dynamic=True; a config\'s own '
+                        '`compile` options are used instead when it has them)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -87,7 +90,7 @@ def main(argv=None):
             metric = library.import_object(dump_metric)
             runner.test_evaluator.metrics.append(metric(out_file_path=args.out))
 
-    return run_runner(cfg, 'test', prepare=add_dump_metric)
+    return run_runner(cfg, 'test', prepare=add_dump_metric, compile=args.compile)
 
 
 if __name__ == '__main__':

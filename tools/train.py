@@ -33,6 +33,9 @@ def parse_args(argv=None):
         'model.backbone.norm_cfg.type=BN train_dataloader.batch_size=2)')
     parser.add_argument('--trust-checkpoint', action='append', metavar='PATH',
                         help='fully unpickle this checkpoint (only for files you trust)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the backbone (dynamic=True; a config\'s own '
+                        '`compile` options are used instead when it has them)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -72,7 +75,7 @@ def main(argv=None):
     if library.before_train is not None:
         library.before_train()
     cfg = merge_args(cfg, args)
-    run_runner(cfg, 'train')
+    run_runner(cfg, 'train', compile=args.compile)
 
 
 if __name__ == '__main__':

@@ -28,6 +28,40 @@ def apply_common_args(cfg: Config, args) -> Config:
     return cfg
 
 
+def take_compile_options(cfg: Config, flag: bool = False) -> Optional[dict]:
+    """The ``torch.compile`` options of a run, taken out of ``cfg``: the config's
+    ``compile`` key (``True`` or a dict of ``torch.compile`` keywords, as mmengine reads
+    it) or ``--compile`` (``flag``: ``dict(dynamic=True)`` unless the config has its
+    own). None: no compilation.
+
+    mmengine would compile the whole ``train_step`` (data preprocessing, losses and the
+    library's heads, with their graph breaks) and nothing at test time; mmscope's tools
+    compile the *backbone* in place instead (:func:`mmscope.deploy.compile_backbone`:
+    one graph for every input size, same state-dict keys) in training and testing, so
+    the key is removed before the runner is built."""
+    options = cfg.pop('compile', None)
+    if options is False:
+        options = None
+    if options is True:
+        options = {}
+    if options is None and flag:
+        options = dict(dynamic=True)
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f'compile must be a bool or a dict of torch.compile options, got '
+                        f'{type(options).__name__}')
+    return None if options is None else dict(options)
+
+
+def compile_model(runner, options: dict) -> None:
+    """Compile the backbone of the runner's model (unwrapped from DDP) in place."""
+    from mmscope.deploy import compile_backbone
+    model = runner.model
+    model = getattr(model, 'module', model)
+    backbone = compile_backbone(model, options)
+    runner.logger.info(f'torch.compile: {type(backbone).__name__} compiled in place with '
+                       f'{options} (the first iterations include compilation)')
+
+
 def trigger_visualization(cfg: Config, show: bool, show_dir: Optional[str],
                           wait_time: float = 2., interval: int = 1) -> Config:
     """Turn on the config's VisualizationHook (its fields differ per library)."""
@@ -130,11 +164,14 @@ def shutdown_distributed(succeeded: bool = True) -> bool:
     return not worker.is_alive()
 
 
-def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] = None):
+def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] = None,
+               compile: bool = False):
     """Build the runner of ``cfg``, run ``runner.train()`` or ``runner.test()``, and
     leave the process in order: what ``tools/train.py`` and ``tools/test.py`` do.
 
     ``prepare(runner)`` runs between building and running (e.g. to add a metric).
+    ``compile`` (``--compile``) or the config's ``compile`` key compiles the backbone
+    (:func:`take_compile_options`).
     Returns the metrics of ``test`` / ``val``, None for ``train``.
     In a distributed run the runner (and with it the DDP wrapper and its reducer, which
     hold the process group) is released before :func:`shutdown_distributed`.
@@ -149,7 +186,10 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
         raise ValueError(f"mode must be 'train', 'test' or 'val', got {mode!r}")
     runner = None
     try:
+        compile_options = take_compile_options(cfg, compile)
         runner = build_runner(cfg)
+        if compile_options is not None:
+            compile_model(runner, compile_options)
         if prepare is not None:
             prepare(runner)
         result = getattr(runner, mode)()
@@ -183,6 +223,6 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
     raise SystemExit(1)
 
 
-__all__ = ['apply_common_args',
+__all__ = ['apply_common_args', 'take_compile_options', 'compile_model',
            'trigger_visualization', 'init_cpu_distributed', 'build_runner',
            'shutdown_distributed', 'run_runner']
