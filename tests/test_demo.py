@@ -599,6 +599,39 @@ def test_quick_demo_learns(quick_demo):
     assert 'PASS' in proc.output and quick_demo['out'] in proc.output
 
 
+@pytest.mark.slow
+def test_onnx_models_give_the_demos_metrics(quick_demo, tmp_path, monkeypatch):
+    """The quick demo's classifier, detector (mmdeploy) and segmentor exported with
+    tools/deployment/pytorch2onnx.py, then evaluated with onnxruntime on the demo's
+    validation data (mmscope.deploy.evaluate_onnx): top-1 and mIoU exactly what
+    tools/test.py measured with PyTorch, bbox mAP within 0.1 (points)."""
+    pytest.importorskip('onnxruntime')
+    pytest.importorskip('mmdeploy')
+    from mmscope.deploy.evaluate import evaluate_onnx
+    assert quick_demo['proc'].returncode == 0, quick_demo['proc'].tail(3000)
+    with open(osp.join(quick_demo['out'], 'metrics.json')) as f:
+        results = json.load(f)['results']
+    monkeypatch.setenv('MMSCOPE_SHAPES_ROOT', quick_demo['data'])
+    image = sorted(glob.glob(osp.join(quick_demo['data'], 'det', 'val', '*.jpg')))[0]
+    cases = [('cls', 'configs/demo/quick/scopevit-xt_shapes-cls_quick.py', 'accuracy/top1',
+              0., ['--shape', '64', '64']),
+             ('seg', 'configs/demo/quick/upernet_scalablevit-s_shapes_quick.py', 'mIoU', 0.,
+              ['--shape', '64', '64']),
+             ('det', 'configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
+              'coco/bbox_mAP', 0.001, ['--image', image])]
+    for task, config, metric, tol, extra in cases:
+        checkpoint = results[task]['checkpoint']
+        out = str(tmp_path / f'{task}.onnx')
+        proc = subprocess.run(
+            [sys.executable, 'tools/deployment/pytorch2onnx.py', config, checkpoint, '--out',
+             out] + extra, cwd=ROOT, capture_output=True, text=True, timeout=1200,
+            env=one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data']))
+        assert proc.returncode == 0, (task, proc.stderr[-3000:])
+        got = evaluate_onnx(osp.join(ROOT, config), out, checkpoint, threads=1)[metric]
+        want = results[task]['raw'][metric]
+        assert abs(got - want) <= tol, (task, metric, got, want)
+
+
 def _dist_env(quick_demo, **extra):
     return one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'], PYTHON=sys.executable,
                           PORT=str(_free_port()), **extra)

@@ -87,7 +87,7 @@ def count_flops(model: torch.nn.Module, library_or_task: Union[Library, str],
     """
     from mmengine.analysis import FlopAnalyzer
 
-    from mmscope.models.layers import attention_impl
+    from mmscope.models.layers import attention_impl, concrete_shapes
 
     library = _library(library_or_task)
     h, w = shape
@@ -95,7 +95,9 @@ def count_flops(model: torch.nn.Module, library_or_task: Union[Library, str],
     forward = model.forward
     try:
         model.forward = partial(forward, mode='tensor', **library.tensor_kwargs(h, w))
-        with torch.no_grad(), attention_impl('reference' if count_attention else 'fused'):
+        # the eager computation at this size (concrete_shapes), not the size-generic graph
+        with torch.no_grad(), concrete_shapes(), \
+                attention_impl('reference' if count_attention else 'fused'):
             analyzer = FlopAnalyzer(model, inputs=(inputs, ))
             analyzer.unsupported_ops_warnings(False)  # element-wise ops, norms: not counted
             analyzer.uncalled_modules_warnings(False)

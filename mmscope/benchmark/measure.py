@@ -80,8 +80,9 @@ def count_flops(model, size: Tuple[int, int], reference: bool) -> int:
     if reference:
         from mmscope.models.layers import attention_impl
         ctx = attention_impl('reference')
+    from mmscope.models.layers import concrete_shapes
     model.eval()
-    with torch.no_grad(), ctx:
+    with torch.no_grad(), ctx, concrete_shapes():  # the eager computation at this size
         analyzer = FlopAnalyzer(model, torch.randn(1, 3, *size))
         analyzer.set_op_handle('aten::scaled_dot_product_attention', _sdpa_flop_jit)
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)

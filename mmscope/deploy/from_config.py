@@ -86,13 +86,15 @@ def export_config(config: str, checkpoint: Optional[str], out_file: str,
         return dict(report, kind='detector', exporter='torchscript (mmdeploy)', opset=17)
     model = load_model(cfg, checkpoint)
     if backbone_only:
-        module, kind = TensorWrapper(model.backbone, 'backbone').eval(), 'backbone'
+        module = reference = TensorWrapper(model.backbone, 'backbone').eval()
+        kind = 'backbone'
     else:
-        module, kind = wrap_for_export(model, scope)
+        module, reference, kind = wrap_for_export(model, scope)
     example = _example(cfg, model, image, shape, batch)
     checks = default_check_inputs(example, check_sizes)
     report = export_onnx(module, example, out_file, exporter=exporter, opset=opset,
-                         check_inputs=checks, rtol=rtol, overwrite=overwrite)
+                         check_inputs=checks, rtol=rtol, overwrite=overwrite,
+                         reference=reference)
     report.pop('onnx')
     return dict(report, kind=kind)
 

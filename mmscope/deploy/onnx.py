@@ -160,11 +160,15 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, out_file: Option
                 exporter: str = 'torchscript', opset: int = 17,
                 output_names: Optional[Sequence[str]] = None,
                 check_inputs: Optional[Sequence[torch.Tensor]] = None, rtol: float = 1e-4,
-                overwrite: bool = False, threads: Optional[int] = None) -> Dict:
+                overwrite: bool = False, threads: Optional[int] = None,
+                reference: Optional[torch.nn.Module] = None) -> Dict:
     """Export ``module`` (``x -> tensor | tuple``, eval mode) with dynamic batch/H/W,
     check it with onnxruntime against PyTorch on ``example`` and ``check_inputs``
     (:func:`default_check_inputs` when None), and write it to ``out_file`` only if every
     check passed.
+
+    ``reference`` is what the graph is checked against (default: ``module``; e.g. the
+    model before :func:`~mmscope.deploy.wrappers.size_generic_copy`).
 
     Returns ``dict(onnx=bytes, path=out_file, checks=[...], exporter, opset)``. Raises
     :class:`ExportMismatch` (nothing written) if a check fails, FileExistsError if
@@ -188,7 +192,9 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, out_file: Option
     data = _export_bytes(module, example, exporter, opset, output_names)
     if check_inputs is None:
         check_inputs = default_check_inputs(example)
-    checks = check_onnx(module, data, [example] + [x for x in check_inputs if x is not example],
+    reference = module if reference is None else reference.eval()
+    checks = check_onnx(reference, data,
+                        [example] + [x for x in check_inputs if x is not example],
                         rtol=rtol, threads=threads)
     if out_file:
         os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)

@@ -235,7 +235,8 @@ def _symbolic_attention(q, k, v, bias, scale, dropout_p):
 def _broadcast_lead(*tensors: torch.Tensor) -> Tuple[int, ...]:
     """The broadcast leading shape (all dims but the last two) of ``tensors``, in plain
     Python: this runs on every call, and ``torch.broadcast_shapes`` costs ~10 us there."""
-    if symbolic_shapes():  # sizes may be traced tensors (e.g. FLOP counting) or SymInts
+    # sizes may be traced tensors (also in a concrete-size trace: FLOP counting) or SymInts
+    if torch.jit.is_tracing() or symbolic_shapes():
         return tuple(torch.broadcast_shapes(*(t.shape[:-2] for t in tensors)))
     n = max(t.dim() for t in tensors) - 2
     lead = []

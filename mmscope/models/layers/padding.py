@@ -11,18 +11,37 @@ mode every size-dependent step is written so that it holds at every size: paddin
 amounts ``(k - n % k) % k`` applied unconditionally (zero padding by 0 is a no-op), masks
 built by comparing ``arange`` with the real size, crops ``[:n]`` always taken.
 """
+import contextlib
+import threading
 from typing import Tuple
 
 import torch
+
+_state = threading.local()
 
 
 def symbolic_shapes() -> bool:
     """True while sizes may be symbolic: TorchScript tracing (``torch.onnx.export(...,
     dynamo=False)``, ``torch.jit.trace``), ``torch.compile`` and ``torch.export``
     (``torch.onnx.export(..., dynamo=True)``). Size-dependent Python branches must not be
-    taken then (see the module docstring)."""
-    return bool(torch.jit.is_tracing() or torch.compiler.is_compiling()
-                or torch.compiler.is_exporting())
+    taken then (see the module docstring). False inside :func:`concrete_shapes`."""
+    if torch.jit.is_tracing():
+        return not getattr(_state, 'concrete', False)
+    return bool(torch.compiler.is_compiling() or torch.compiler.is_exporting())
+
+
+@contextlib.contextmanager
+def concrete_shapes():
+    """Context manager: a TorchScript trace inside it takes the eager decisions for the
+    size it sees (no unconditional padding, the attention kernel chosen as in eager).
+    For traces that serve one size only, such as FLOP counting: the count is then that
+    of the eager computation."""
+    old = getattr(_state, 'concrete', False)
+    _state.concrete = True
+    try:
+        yield
+    finally:
+        _state.concrete = old
 
 
 def pad_amount(size, multiple: int):
