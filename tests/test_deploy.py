@@ -295,3 +295,26 @@ def test_size_generic_adaptive_pool_equals_pytorch():
     assert isinstance(copy[0], nn.AdaptiveAvgPool2d)  # 1x1 exports as GlobalAveragePool
     assert isinstance(copy[1][0], SizeGenericAdaptiveAvgPool2d)
     assert isinstance(model[1][0], nn.AdaptiveAvgPool2d)  # the model itself is unchanged
+
+
+def test_compile_options_of_a_run():
+    """--compile and the config's ``compile`` key: taken out of the config (mmengine would
+    compile the whole train_step), dynamic=True by default, a config's dict kept."""
+    from mmengine.config import Config
+
+    from mmscope.apis.runner import take_compile_options
+    assert take_compile_options(Config(dict()), flag=False) is None
+    assert take_compile_options(Config(dict()), flag=True) == dict(dynamic=True)
+    cfg = Config(dict(compile=dict(backend='aot_eager')))
+    assert take_compile_options(cfg, flag=True) == dict(backend='aot_eager')
+    assert 'compile' not in cfg
+    assert take_compile_options(Config(dict(compile=True))) == {}
+    assert take_compile_options(Config(dict(compile=False)), flag=False) is None
+    with pytest.raises(TypeError, match='compile must be'):
+        take_compile_options(Config(dict(compile='yes')))
+
+
+def test_compile_backbone_needs_an_mmscope_backbone():
+    from mmscope.deploy import compile_backbone
+    with pytest.raises(TypeError, match='no mmscope backbone'):
+        compile_backbone(nn.Sequential(nn.Conv2d(3, 3, 1)))
