@@ -141,9 +141,9 @@ def _run_tool(*args, cwd=ROOT):
 
 
 @pytest.mark.slow
-def test_tool_exports_a_classifier_and_a_segmentor(tmp_path):
-    """The tool on the demo classifier and segmentor configs (initial weights): files
-    written, onnxruntime checked at 5+ sizes; an existing file is refused."""
+def test_tool_exports_a_classifier_a_segmentor_and_a_pose_model(tmp_path):
+    """The tool on the demo classifier, segmentor and pose configs (initial weights):
+    files written, onnxruntime checked at 5+ sizes; an existing file is refused."""
     cls_out = tmp_path / 'cls.onnx'
     r = _run_tool('configs/demo/scopevit-xt_shapes-cls.py', '--out', str(cls_out),
                   '--shape', '64', '64')
@@ -161,6 +161,15 @@ def test_tool_exports_a_classifier_and_a_segmentor(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     logits = OnnxModel(str(seg_out))(torch.randn(1, 3, 97, 131))[0]
     assert logits.shape == (1, 5, 97, 131)
+
+    pytest.importorskip('mmpose')
+    pose_out = tmp_path / 'pose.onnx'
+    r = _run_tool('configs/demo/td-hm_scopevit-xt_shapes-kpt.py', '--out', str(pose_out),
+                  '--shape', '64', '64')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '"kind": "pose"' in r.stdout
+    heatmaps = OnnxModel(str(pose_out))(torch.randn(2, 3, 96, 64))[0]
+    assert heatmaps.shape == (2, 5, 24, 16)  # 5 keypoints, a quarter of the input
 
 
 # ------------------------------------------------------------------------- mmdeploy layer

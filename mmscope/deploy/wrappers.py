@@ -93,10 +93,10 @@ class TensorWrapper(nn.Module):
             logits = self.model(x, mode='tensor')
             return F.interpolate(logits, size=x.shape[-2:], mode='bilinear',
                                  align_corners=self.model.align_corners)
-        out = self.model(x, mode='tensor')
-        if self.kind == 'pose' and isinstance(out, (tuple, list)):
-            out = out[0]
-        return out
+        if self.kind == 'pose':  # mmpose's forward takes data_samples positionally
+            out = self.model(x, None, mode='tensor')
+            return out[0] if isinstance(out, (tuple, list)) else out
+        return self.model(x, mode='tensor')
 
 
 def wrap_for_export(model: nn.Module, scope: str) -> Tuple[nn.Module, nn.Module, str]:
