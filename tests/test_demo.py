@@ -8,11 +8,13 @@ import glob
 import json
 import os
 import os.path as osp
+import pickle
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -440,7 +442,7 @@ def test_image_demo_cli_classifier(small_shapes, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize('key,config', [
     ('det', 'configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py'),
-    ('seg', 'configs/demo/quick/upernet_scalablevit-s_shapes_quick.py')])
+    ('seg', 'configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py')])
 def test_inference_detector_and_segmentor(small_shapes, tmp_path, key, config):
     from mmscope.apis.inference import inference
     out, _ = small_shapes
@@ -462,29 +464,42 @@ def test_inference_detector_and_segmentor(small_shapes, tmp_path, key, config):
 def test_demo_tasks_follow_the_library_table():
     from mmscope.apis import LIBRARIES, load_config
     from mmscope.apis.demo import DATA, DEMO_TASKS, THRESHOLDS
-    assert list(DEMO_TASKS) == ['cls', 'det', 'seg', 'pose']
+    assert list(DEMO_TASKS) == ['cls', 'cls-scalable', 'det', 'seg', 'pose']
     for key, task in DEMO_TASKS.items():
-        assert task.library is LIBRARIES[task.scope] and task.library.task == key
+        # the key is the library's task, with a suffix for a second task of the library
+        assert task.library is LIBRARIES[task.scope]
+        assert key.split('-')[0] == task.library.task
         assert task.title == task.library.title
         for config in (task.config, task.quick_config):
             assert load_config(osp.join(ROOT, config)).default_scope == task.scope
         for name, _, _ in task.metrics:
-            assert name in THRESHOLDS['full'] and name in THRESHOLDS['quick']
-        assert task.backbone_from in (None, *DEMO_TASKS)
+            assert name in THRESHOLDS['full'][key] and name in THRESHOLDS['quick'][key]
+        # a backbone starts from a classifier of its own family, trained before it
+        if task.backbone_from is not None:
+            source = DEMO_TASKS[task.backbone_from]
+            assert source.scope == 'mmpretrain'
+            assert list(DEMO_TASKS).index(task.backbone_from) < list(DEMO_TASKS).index(key)
+            family = task.model.split(' + ')[-1].split('-')[0]
+            assert source.model.split('-')[0] == family, (key, task.model, source.model)
+    # both families appear, and every dense task starts from a classifier
+    assert {t.model.split(' + ')[-1].split('-')[0] for t in DEMO_TASKS.values()} == \
+        {'ScopeViT', 'ScalableViT'}
+    assert all(t.backbone_from for t in DEMO_TASKS.values() if t.scope != 'mmpretrain')
+    assert set(THRESHOLDS['full']) == set(THRESHOLDS['quick']) == set(DEMO_TASKS)
     assert set(DATA) == set(THRESHOLDS) == {'full', 'quick'}
     proc = subprocess.run([sys.executable, 'tools/demo.py', '--help'], cwd=ROOT,
                           capture_output=True, text=True)
-    assert proc.returncode == 0 and '--tasks {cls,det,seg,pose}' in proc.stdout
+    assert proc.returncode == 0 and '--tasks {cls,cls-scalable,det,seg,pose}' in proc.stdout
 
 
 def test_demo_helpers(tmp_path):
-    from mmscope.apis import demo
+    from mmscope.apis import demo, demo_results
     assert (demo.fmt_time(42.4), demo.fmt_time(65), demo.fmt_time(600)) == \
         ('42s', '1m05s', '10m00s')
     paths = [f'img_{i}.png' for i in (10, 2, 7, 1, 30)]
-    assert demo.pick(paths, 10) == ['img_1.png', 'img_2.png', 'img_7.png', 'img_10.png',
+    assert demo_results.fixed_set(paths, 10) == ['img_1.png', 'img_2.png', 'img_7.png', 'img_10.png',
                                     'img_30.png']
-    assert demo.pick(paths, 3) == ['img_1.png', 'img_7.png', 'img_30.png']
+    assert demo_results.fixed_set(paths, 3) == ['img_1.png', 'img_7.png', 'img_30.png']
     # pictures: small ones enlarged (an integer factor) to the minimum width
     pics = []
     for i, size in enumerate(((64, 64), (100, 50), (300, 40))):
@@ -524,6 +539,417 @@ def test_demo_helpers(tmp_path):
     base = demo.baselines(meta)
     assert base['accuracy/top1'] == (25.0, 'chance') and base['mIoU'][1] == 'all background'
     assert base['coco/AP'] == (0.0, 'all at box centre')  # no data root: nothing to score
+
+
+# ------------------------------------------------------------------------ demo results
+def _rect_coco(tmp_path):
+    """A 3-image COCO file (128 x 128): categories a, b, c, d; two a, one b, two c (one
+    small, one large), no d."""
+    boxes = {1: [(1, [4, 4, 20, 12]), (2, [30, 30, 16, 16])],  # img 1: a, b
+             2: [(1, [10, 8, 24, 20]), (3, [40, 4, 12, 30])],  # img 2: a, c
+             3: [(3, [10, 20, 110, 100])]}  # img 3: c, over 96 x 96 pixels (large)
+    anns, n = [], 0
+    for img_id, objs in boxes.items():
+        for cat, (x, y, w, h) in objs:
+            n += 1
+            anns.append(dict(id=n, image_id=img_id, category_id=cat, bbox=[x, y, w, h],
+                             area=w * h, iscrowd=0,
+                             segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
+    coco = dict(images=[dict(id=i, file_name=f'{i:06d}.jpg', width=128, height=128)
+                        for i in (1, 2, 3)],
+                categories=[dict(id=k, name=c) for k, c in enumerate('abcd', 1)],
+                annotations=anns)
+    path = tmp_path / 'instances.json'
+    path.write_text(json.dumps(coco))
+    return str(path)
+
+
+def _det_sample(gt, img_id, objs, mask_scores=None):
+    """An mmdet dump entry: ``objs`` are ``(ann or box, label, score)``; an annotation
+    is predicted exactly (its box, its mask as RLE), a box with a box-shaped mask."""
+    import torch
+    from pycocotools import mask as mask_utils
+    boxes, masks = [], []
+    for obj, _, _ in objs:
+        if isinstance(obj, dict):
+            x, y, w, h = obj['bbox']
+            m = gt.annToMask(obj)
+        else:
+            x, y, w, h = obj
+            m = np.zeros((128, 128), np.uint8)
+            m[y:y + h, x:x + w] = 1
+        boxes.append([x, y, x + w, y + h])
+        masks.append(mask_utils.encode(np.asfortranarray(m)))
+    pred = dict(bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                labels=torch.tensor([lb for _, lb, _ in objs], dtype=torch.long),
+                scores=torch.tensor([s for _, _, s in objs], dtype=torch.float32),
+                masks=masks)
+    if mask_scores is not None:
+        pred['mask_scores'] = torch.tensor(mask_scores, dtype=torch.float32)
+    return dict(img_id=img_id, img_path=f'{img_id:06d}.jpg', ori_shape=(128, 128),
+                pred_instances=pred)
+
+
+def test_coco_per_class_averages_to_mmdets_map(tmp_path):
+    """Per-category AP of known predictions: a found exactly (100), b missed (0), c half
+    found (the small one; COCO's 101 recall points: 51 at precision 1) with a false
+    positive scored under it for its box but over it for its mask (mask precision 1/2:
+    half that AP), d without ground truth (None, though predicted); the mean over a, b,
+    c is what mmdet's CocoMetric reports."""
+    import copy
+
+    from mmdet.evaluation import CocoMetric
+    from pycocotools.coco import COCO
+
+    from mmscope.apis import demo_results as dr
+    ann_file = _rect_coco(tmp_path)
+    gt = COCO(ann_file)
+    a1, b1, a2, c2, c3 = gt.loadAnns([1, 2, 3, 4, 5])
+    samples = [_det_sample(gt, 1, [(a1, 0, 0.9)]),
+               _det_sample(gt, 2, [(a2, 0, 0.9), (c2, 2, 0.8)]),
+               # d: a false positive; c: one away from c3, its mask scored 0.99
+               _det_sample(gt, 3, [((2, 40, 10, 10), 3, 0.5), ((2, 2, 6, 6), 2, 0.1)],
+                           mask_scores=[0.5, 0.99])]
+    table = dr.coco_per_class(ann_file, samples, classes=('a', 'b', 'c', 'd'))
+    c_ap = 100 * 51 / 101
+    assert list(table) == ['a', 'b', 'c', 'd']
+    assert [table[c]['bbox_AP'] for c in 'abc'] == pytest.approx([100.0, 0.0, c_ap])
+    assert [table[c]['segm_AP'] for c in 'abc'] == pytest.approx([100.0, 0.0, c_ap / 2])
+    assert table['d'] == dict(bbox_AP=None, segm_AP=None)
+    means = dr.class_means(table)
+    assert means == pytest.approx(dict(bbox_AP=(100 + c_ap) / 3, segm_AP=(100 + c_ap / 2) / 3))
+    # the same predictions through mmdet's own metric
+    metric = CocoMetric(ann_file=ann_file, metric=['bbox', 'segm'])
+    metric.dataset_meta = dict(classes=('a', 'b', 'c', 'd'))
+    metric.process({}, copy.deepcopy(samples))
+    reported = metric.evaluate(len(samples))
+    for key, name in (('bbox_AP', 'coco/bbox_mAP'), ('segm_AP', 'coco/segm_mAP')):
+        assert abs(means[key] - 100 * reported[name]) <= 0.051, (key, means, reported)
+    pairs = dr.RESULT_KINDS['mmdet'].means
+    assert dr.check_class_means(table, reported, pairs) == []
+    wrong = dict(reported, **{'coco/segm_mAP': reported['coco/segm_mAP'] + 0.01})
+    (msg, ) = dr.check_class_means(table, wrong, pairs)
+    assert msg.startswith('the per-class segm_AP average 41.749, but coco/segm_mAP is')
+    # no detections at all: 0 where there is ground truth
+    empty = [dict(s, pred_instances=dict(scores=s['pred_instances']['scores'][:0],
+                                         labels=s['pred_instances']['labels'][:0],
+                                         bboxes=s['pred_instances']['bboxes'][:0],
+                                         masks=[])) for s in samples]
+    table = dr.coco_per_class(ann_file, empty, classes=('a', 'b', 'c', 'd'))
+    assert [table[c]['bbox_AP'] for c in 'abcd'] == [0.0, 0.0, 0.0, None]
+    # the table printed by the demo
+    assert dr.per_class_lines(OrderedDict(
+        a=dict(IoU=91.24, Acc=None), bb=dict(IoU=5.0, Acc=10.0))) == [
+        'class   IoU   Acc',
+        'a      91.2     -',
+        'bb      5.0  10.0',
+        'mean   48.1  10.0']
+
+
+def test_seg_per_class_matches_mmseg(tmp_path):
+    """Per-class IoU / accuracy of two label maps whose counts are worked out by hand
+    (pixels summed over the images, annotation value 0 ignored, class c in neither:
+    None); their means are mmseg's IoUMetric mIoU / mAcc on the same maps."""
+    import torch
+    from mmseg.evaluation import IoUMetric
+
+    from mmscope.apis import demo_results as dr
+    gt1 = [[1, 1, 2, 2], [1, 1, 2, 2], [1, 1, 3, 3], [0, 0, 3, 3]]
+    pr1 = [[1, 1, 2, 2], [1, 2, 2, 2], [1, 1, 3, 1], [3, 3, 3, 3]]
+    gt2 = [[1] * 4] * 4
+    pr2 = [[1, 1, 1, 1], [1, 2, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]
+    ann, pred = tmp_path / 'ann', tmp_path / 'pred'
+    ann.mkdir()
+    pred.mkdir()
+    for name, g, p in (('x1', gt1, pr1), ('x2', gt2, pr2)):
+        Image.fromarray(np.array(g, np.uint8)).save(ann / f'{name}.png')
+        Image.fromarray(np.array(p, np.uint8)).save(pred / f'{name}.png')
+    classes = ('background', 'a', 'b', 'c')
+    table = dr.seg_per_class(str(ann), str(pred), classes)
+    want_iou = [100 * 20 / 23, 100 * 4 / 6, 100 * 3 / 4]
+    want_acc = [100 * 20 / 22, 100.0, 100 * 3 / 4]
+    assert [table[c]['IoU'] for c in classes[:3]] == pytest.approx(want_iou)
+    assert [table[c]['Acc'] for c in classes[:3]] == pytest.approx(want_acc)
+    assert table['c'] == dict(IoU=None, Acc=None)
+    metric = IoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dict(classes=classes)
+    for g, p in ((gt1, pr1), (gt2, pr2)):
+        g = torch.tensor(g) - 1
+        g[g < 0] = 255  # reduce_zero_label
+        metric.process({}, [dict(pred_sem_seg=dict(data=(torch.tensor(p) - 1)[None]),
+                                 gt_sem_seg=dict(data=g[None]))])
+    reported = metric.compute_metrics(metric.results)
+    means = dr.class_means(table)
+    assert means['IoU'] == pytest.approx(np.mean(want_iou))
+    assert abs(means['IoU'] - reported['mIoU']) <= 0.006
+    assert abs(means['Acc'] - reported['mAcc']) <= 0.006
+    assert dr.check_class_means(table, reported, dr.RESULT_KINDS['mmseg'].means) == []
+    # a prediction missing, or of another size
+    (pred / 'x2.png').unlink()
+    with pytest.raises(FileNotFoundError, match='no prediction'):
+        dr.seg_per_class(str(ann), str(pred), classes)
+    Image.fromarray(np.ones((4, 5), np.uint8)).save(pred / 'x2.png')
+    with pytest.raises(ValueError, match='shape'):
+        dr.seg_per_class(str(ann), str(pred), classes)
+
+
+def test_fixed_set_and_compose_pairs(tmp_path):
+    from mmscope.apis import demo_results as dr
+    paths = [f'd{i % 3}/{i:06d}.jpg' for i in range(10)]
+    shuffled = [paths[i] for i in (7, 2, 9, 0, 5, 1, 8, 3, 6, 4)]
+    assert dr.fixed_set(shuffled, 4) == dr.fixed_set(paths, 4) == \
+        ['d0/000000.jpg', 'd0/000003.jpg', 'd0/000006.jpg', 'd0/000009.jpg']
+    assert dr.fixed_set(shuffled, 20) == sorted(paths, key=osp.basename)
+    assert dr.fixed_set(paths, 1) == ['d0/000000.jpg']
+    gt, pred = Image.new('RGB', (40, 30), 'red'), Image.new('RGB', (40, 30), 'blue')
+    out = str(tmp_path / 'pairs.png')
+    assert dr.compose_pairs([('x', gt, pred)] * 3, out, cols=2,
+                            legend=[('a', (0, 255, 0))]) == out
+    # cells: 2 x 40 + 4 + 8 wide, 18 + 30 + 8 high; 2 x 2 cells and a legend row of 22
+    pic = np.array(Image.open(out))
+    assert pic.shape == (2 * 56 + 22, 2 * 92, 3)
+    # ground truth on the left, the prediction on the right, under their headers
+    assert (pic[4 + 18:4 + 48, 4:44] == [255, 0, 0]).all()
+    assert (pic[4 + 18:4 + 48, 48:88] == [0, 0, 255]).all()
+    assert (pic[:18, 4:88] < 128).any()  # header text
+    assert (pic[-20:, :20] == [0, 255, 0]).all(-1).any()  # legend
+    assert dr.compose_pairs([], str(tmp_path / 'none.png')) is None
+    assert not osp.exists(tmp_path / 'none.png')
+
+
+def test_draw_instances_paints_masks_and_boxes():
+    from mmscope.apis import demo_results as dr
+    image = Image.new('RGB', (32, 32), (100, 100, 100))  # 16 x 16 enlarged twice
+    mask = np.zeros((16, 16), bool)
+    mask[2:6, 3:7] = True  # rows 4..11, columns 6..13 at factor 2
+    out = np.array(dr.draw_instances(image, 2, [mask], [[3, 2, 7, 6]], [''],
+                                     [(200, 0, 0)]))
+    assert (out[6:10, 8:12] == [150, 50, 50]).all()  # inside: blended half and half
+    assert (out[4, 6:14] == [200, 0, 0]).all()  # the box's outline (2 pixels wide)
+    changed = (out != 100).any(-1)
+    # the mask and the box (PIL's rectangle includes its far corner), nothing else
+    assert changed[4:12, 6:14].all() and not changed[:4].any() and not changed[13:].any()
+    assert not changed[:, :6].any() and not changed[:, 15:].any()
+    assert (np.array(image) == 100).all()  # the input is left as it was
+
+
+@pytest.fixture(scope='module')
+def shapes_with_predictions(small_shapes, tmp_path_factory):
+    """The small data set and dumps of perfect predictions (the ground truth itself) in
+    the formats tools/test.py --out writes: mmdet, mmseg, mmpose, mmpretrain."""
+    import shutil
+
+    import torch
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    out, meta = small_shapes
+    tmp = tmp_path_factory.mktemp('dumps')
+    det_ann = osp.join(out, 'det', 'annotations', 'instances_val.json')
+    gt = COCO(det_ann)
+    det = []
+    for img_id in gt.getImgIds():
+        anns = gt.loadAnns(gt.getAnnIds(imgIds=[img_id]))
+        # and, scored under the 0.3 the pictures show, one box over the whole image
+        det.append(dict(img_id=img_id, pred_instances=dict(
+            bboxes=torch.tensor([[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
+                                  a['bbox'][1] + a['bbox'][3]] for a in anns] +
+                                [[0., 0., 127., 127.]]),
+            labels=torch.tensor([a['category_id'] - 1 for a in anns] + [0]),
+            scores=torch.tensor([0.9] * len(anns) + [0.05]),
+            masks=[mask_utils.encode(np.asfortranarray(gt.annToMask(a))) for a in anns] +
+            [mask_utils.encode(np.ones((128, 128), np.uint8, order='F'))])))
+    kpt = COCO(osp.join(out, 'det', 'annotations', 'keypoints_val.json'))
+    pose = []
+    for a in kpt.loadAnns(kpt.getAnnIds()):
+        x, y, w, h = a['bbox']
+        info = kpt.loadImgs(a['image_id'])[0]
+        pose.append(dict(id=a['id'], img_id=a['image_id'],
+                         img_path=osp.join(out, 'det', 'val', info['file_name']),
+                         pred_instances=dict(
+                             keypoints=np.array(a['keypoints'], np.float32).reshape(
+                                 1, -1, 3)[..., :2],
+                             keypoint_scores=np.ones((1, 5), np.float32),
+                             bboxes=np.array([[x, y, x + w, y + h]], np.float32))))
+    cls = []
+    for i, path in enumerate(sorted(glob.glob(osp.join(out, 'cls', 'val', '*', '*.jpg')))):
+        label = shapes.CLASSES.index(osp.basename(osp.dirname(path)))
+        pred = label if i % 2 == 0 else (label + 1) % 4  # every second one wrong
+        score = torch.full((4, ), 0.1)
+        score[pred] = 0.7
+        cls.append(dict(img_path=path, gt_label=torch.tensor([label]),
+                        pred_label=torch.tensor([pred]), pred_score=score))
+    dumps = {}
+    for name, samples in (('det', det), ('pose', pose), ('cls', cls)):
+        dumps[name] = str(tmp / f'{name}.pkl')
+        with open(dumps[name], 'wb') as f:
+            pickle.dump(samples, f)
+    dumps['seg'] = str(tmp / 'seg')
+    shutil.copytree(osp.join(out, 'seg', 'annotations', 'validation'), dumps['seg'])
+    return out, meta, dumps
+
+
+def _plain(path, factor):
+    img = Image.open(path).convert('RGB')
+    return np.array(img.resize((img.width * factor, img.height * factor), Image.NEAREST))
+
+
+def test_gt_vs_pred_detection(shapes_with_predictions, tmp_path):
+    """Ground truth and perfect predictions: the same objects painted in both panels
+    (only the score texts differ; a detection scored under 0.3 is not drawn); no
+    predictions: the plain image on the right. The per-class APs of perfect predictions
+    (and a false positive scored under them) are 100 and average to a reported 100."""
+    from mmscope.apis import demo_results as dr
+    out, meta, dumps = shapes_with_predictions
+    ann = osp.join(out, 'det', 'annotations', 'instances_val.json')
+    img_dir = osp.join(out, 'det', 'val')
+    preds = dr.load_predictions(dumps['det'])
+    pairs = dr.det_pairs(ann, img_dir, preds, 3, classes=shapes.CLASSES)
+    names = [n for n, _, _ in pairs]
+    assert names == ['000000.jpg', '000002.jpg', '000005.jpg']  # 6 val images, spread
+    empty = dr.det_pairs(ann, img_dir, [], 3, classes=shapes.CLASSES)
+    for (name, g, p), (_, g0, p0) in zip(pairs, empty):
+        plain = _plain(osp.join(img_dir, name), 2)
+        g, p, g0, p0 = map(np.array, (g, p, g0, p0))
+        assert g.shape == plain.shape == (256, 256, 3)
+        objects = np.kron(_seg_of(out, 'val', int(name[:6]) + 1) > 1, np.ones((2, 2), bool))
+        painted = (g != plain).any(-1)
+        assert painted[objects].mean() > 0.9  # the objects, where they are
+        assert ((g != p).any(-1).mean()) < 0.05  # the same but for the score texts
+        assert (g0 == g).all() and (p0 == plain).all()
+    table, problems = dr.per_class_results('mmdet', out, dumps['det'], {
+        'coco/bbox_mAP': 1.0, 'coco/segm_mAP': 1.0})
+    assert problems == [] and list(table) == list(shapes.CLASSES)
+    assert all(v == pytest.approx(100.0) for row in table.values() for v in row.values())
+    _, problems = dr.per_class_results('mmdet', out, dumps['det'], {'coco/bbox_mAP': 0.5})
+    assert len(problems) == 1 and 'coco/bbox_mAP is 50.000' in problems[0]
+    pic = dr.draw_gt_vs_pred('mmdet', out, dumps['det'], str(tmp_path / 'det.png'), 4)
+    assert Image.open(pic).size == (2 * (2 * 256 + 12), 2 * (18 + 256 + 8) + 22)
+
+
+def test_gt_vs_pred_segmentation(shapes_with_predictions, tmp_path):
+    """Label maps: perfect predictions give the ground-truth panel itself; predicting
+    background everywhere leaves the image as it is (background is not painted), while
+    the ground truth paints exactly the objects' pixels."""
+    import shutil
+
+    from mmscope.apis import demo_results as dr
+    out, meta, dumps = shapes_with_predictions
+    img_dir = osp.join(out, 'seg', 'images', 'validation')
+    ann_dir = osp.join(out, 'seg', 'annotations', 'validation')
+    classes = meta['seg_classes']
+    background = str(tmp_path / 'bg')
+    shutil.copytree(dumps['seg'], background)
+    for png in glob.glob(osp.join(background, '*.png')):
+        Image.fromarray(np.ones_like(np.array(Image.open(png)))).save(png)
+    pairs = dr.seg_pairs(img_dir, ann_dir, dumps['seg'], classes, 2)
+    bg_pairs = dr.seg_pairs(img_dir, ann_dir, background, classes, 2)
+    assert [n for n, _, _ in pairs] == ['000000.jpg', '000005.jpg']
+    for (name, g, p), (_, g0, p0) in zip(pairs, bg_pairs):
+        plain = _plain(osp.join(img_dir, name), 2)
+        g, p, p0 = map(np.array, (g, p, p0))
+        assert (g == p).all() and (p0 == plain).all()
+        seg = _seg_of(out, 'val', int(name[:6]) + 1)
+        objects = np.kron(seg > 1, np.ones((2, 2), bool))
+        assert ((g != plain).any(-1) <= objects).all()
+        assert (g != plain).any(-1)[objects].mean() > 0.95
+        y, x = np.argwhere(seg == 2)[0] if (seg == 2).any() else np.argwhere(seg > 1)[0]
+        k = seg[y, x] - 1
+        want = np.round(plain[2 * y, 2 * x] * 0.15 + np.array(dr.PALETTE[k]) * 0.85)
+        assert (np.abs(g[2 * y, 2 * x] - want) <= 1).all()  # the class's colour, 85%
+    table, problems = dr.per_class_results('mmseg', out, dumps['seg'], {'mIoU': 100.0})
+    assert problems == [] and list(table) == classes
+    assert all(row['IoU'] == 100.0 for row in table.values())
+    table, problems = dr.per_class_results('mmseg', out, background, {'mIoU': 20.0})
+    assert [row['IoU'] for row in table.values()][1:] == [0.0] * 4
+    assert len(problems) == 1 and problems[0].startswith('the per-class IoU average')
+    assert dr.draw_gt_vs_pred('mmseg', out, dumps['seg'], str(tmp_path / 's.png'), 2)
+
+
+def test_gt_vs_pred_pose_and_classification(shapes_with_predictions, tmp_path):
+    """Keypoints: perfect predictions draw the ground-truth panel itself, moved ones do
+    not. Classification: the image with the true class, and with the predicted one and
+    its score, green when right and red when wrong."""
+    import copy
+
+    from mmscope.apis import demo_results as dr
+    out, meta, dumps = shapes_with_predictions
+    ann = osp.join(out, 'det', 'annotations', 'keypoints_val.json')
+    img_dir = osp.join(out, 'det', 'val')
+    preds = dr.load_predictions(dumps['pose'])
+    pairs = dr.pose_pairs(ann, img_dir, preds, 4)
+    assert [n for n, _, _ in pairs] == ['000000.jpg', '000002.jpg', '000003.jpg',
+                                       '000005.jpg']
+    moved = copy.deepcopy(preds)
+    for s in moved:
+        s['pred_instances']['keypoints'][..., 0] += 6
+    for (name, g, p), (_, g1, p1) in zip(pairs, dr.pose_pairs(ann, img_dir, moved, 4)):
+        g, p, p1 = map(np.array, (g, p, p1))
+        assert (g == p).all() and (g == np.array(g1)).all() and (p1 != g).any()
+        assert (g != _plain(osp.join(img_dir, name), 2)).any(-1).sum() > 100
+        # each object's centre: a dot of the first keypoint's colour, where it is
+        img_id = int(name[:6]) + 1
+        for s in preds:
+            if s['img_id'] == img_id:
+                x, y = s['pred_instances']['keypoints'][0, 0]
+                assert (g[int(2 * y), int(2 * x)] == dr.PALETTE[0]).all()
+    assert dr.per_class_results('mmpose', out, dumps['pose'], {}) == (None, [])
+    cls = dr.load_predictions(dumps['cls'])
+    pairs = dr.cls_pairs(cls, shapes.CLASSES, 2)
+    first, last = sorted(cls, key=lambda s: osp.basename(s['img_path']))[::len(cls) - 1]
+    assert [n for n, _, _ in pairs] == [osp.basename(first['img_path']),
+                                       osp.basename(last['img_path'])]
+    for (name, g, p), s in zip(pairs, (first, last)):
+        g, p = np.array(g), np.array(p)
+        plain = _plain(s['img_path'], 6)  # 48 pixels: x6 to 288 >= 256
+        assert (g[:288] == plain).all() and (p[:288] == plain).all()
+        caption = p[288:].reshape(-1, 3).astype(int)
+        green = ((caption[:, 1] > 100) & (caption[:, 0] < 80)).any()
+        red = ((caption[:, 0] > 150) & (caption[:, 1] < 80)).any()
+        right = int(s['gt_label'][0]) == int(s['pred_label'][0])
+        assert (green, red) == (right, not right), name
+    pic = dr.draw_gt_vs_pred('mmpretrain', out, dumps['cls'], str(tmp_path / 'c.png'), 8,
+                             cols=4)
+    assert Image.open(pic).size == (4 * (2 * 288 + 12), 2 * (18 + 308 + 8))
+    assert dr.draw_gt_vs_pred('mmocr', out, dumps['cls'], str(tmp_path / 'x.png'), 8) is None
+
+
+def test_demo_curves(tmp_path):
+    """Validation records (a step and metrics, no loss) are read apart from the training
+    ones, a resumed run's replacing those it repeated; the metric row is drawn for the
+    tasks that have them (by epoch after epoch-based training), and only if one has."""
+    from mmscope.apis import demo, demo_results as dr
+    cls, det = tmp_path / 'cls', tmp_path / 'det'
+    first = [dict(epoch=1, iter=10, loss=2.0, lr=0.1, step=10),
+             {'accuracy/top1': 30.0, 'data_time': 0.1, 'time': 0.2, 'step': 1},
+             dict(epoch=2, iter=20, loss=1.5, lr=0.1, step=20),
+             {'accuracy/top1': 35.0, 'data_time': 0.1, 'time': 0.2, 'step': 2}]
+    resumed = [{'accuracy/top1': 40.0, 'step': 2},
+               dict(epoch=3, iter=30, loss=1.0, lr=0.1, step=30),
+               {'accuracy/top1': 50.0, 'step': 3}]
+    for work, runs in ((cls, (first, resumed)), (det, ([dict(iter=5, loss=3.0, lr=.1,
+                                                              step=5)], ))):
+        for i, recs in enumerate(runs):
+            (work / f'2024010{i}_000000' / 'vis_data').mkdir(parents=True)
+            (work / f'2024010{i}_000000' / 'vis_data' / 'scalars.json').write_text(
+                '\n'.join(json.dumps(r) for r in recs) + '\n')
+    val = dr.read_val_scalars(str(cls))
+    assert [(r['step'], r['accuracy/top1']) for r in val] == [(1, 30.), (2, 40.), (3, 50.)]
+    assert dr.read_val_scalars(str(det)) == []
+    assert [r['loss'] for r in demo.read_train_scalars(str(cls))] == [2.0, 1.5, 1.0]
+    two = str(tmp_path / 'two.png')
+    shown = demo.plot_losses(OrderedDict(cls=str(cls), det=str(det)), two)
+    assert shown == {'cls': {'unit': 'epoch',
+                             'top-1 acc': [(1, 30.), (2, 40.), (3, 50.)]}}
+    one = str(tmp_path / 'one.png')
+    assert demo.plot_losses(OrderedDict(det=str(det)), one) == {}
+    assert Image.open(two).size[1] == 2 * Image.open(one).size[1] == 2 * 396
+    # metrics not among the task's: every metric of the records, as recorded; steps
+    # past the last epoch (or no epochs) are iterations
+    panels = dict(x=dict(title='x', train=[dict(iter=100, loss=1.0)],
+                         val=[dict(mIoU=20.0, aAcc=80.0, step=100)],
+                         metrics=(('coco/AP', 'AP', 100.0), )))
+    assert dr.plot_curves(panels, str(tmp_path / 'x.png')) == {
+        'x': {'unit': 'iteration', 'mIoU': [(100, 20.0)], 'aAcc': [(100, 80.0)]}}
 
 
 # ------------------------------------------------------------------------ end to end
@@ -570,31 +996,50 @@ def quick_demo(tmp_path_factory):
 
 @pytest.mark.slow
 def test_quick_demo_learns(quick_demo):
+    from mmscope.apis import demo_results
     proc = quick_demo['proc']
     assert proc.returncode == 0, proc.tail(9000)
     with open(osp.join(quick_demo['out'], 'metrics.json')) as f:
         summary = json.load(f)
     assert summary['passed'] and not summary['failures']
     res = summary['results']
-    assert set(res) == {'cls', 'det', 'seg', 'pose'}
+    from mmscope.apis.demo import DEMO_TASKS
+    assert list(res) == list(DEMO_TASKS)
     # above chance / baselines, not only above the demo's own thresholds
-    assert res['cls']['metrics']['accuracy/top1'] > summary['baselines']['accuracy/top1'] + 5
+    for key in ('cls', 'cls-scalable'):
+        assert res[key]['metrics']['accuracy/top1'] > \
+            summary['baselines']['accuracy/top1'] + 5, key
     assert res['det']['metrics']['coco/bbox_mAP'] > 0
     assert res['det']['metrics']['coco/segm_mAP'] > 0
     assert res['seg']['metrics']['mIoU'] > summary['baselines']['mIoU'] + 2
     assert res['pose']['metrics']['coco/AP'] > summary['baselines']['coco/AP'] + 2
     # the training loss falls
-    for task in ('cls', 'det', 'seg', 'pose'):
+    for task in DEMO_TASKS:
         losses = [r['loss'] for run in _scalars(osp.join(quick_demo['work'], task))
                   for r in run]
         assert len(losses) >= 6, task
         assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3]), (task, losses)
     # pictures: loss curves, predictions per task, image_demo outputs; the table printed
-    for name in ('loss_curves.png', 'cls_predictions.png', 'det_predictions.png',
-                 'seg_predictions.png', 'pose_predictions.png'):
+    for name in ['loss_curves.png'] + [f'{key}_predictions.png' for key in DEMO_TASKS]:
         assert osp.getsize(osp.join(quick_demo['out'], name)) > 1000, name
+    # the metric curves: every task that validates during training recorded its metric
+    # more than once
+    for key, task in DEMO_TASKS.items():
+        if task.validate:
+            vals = demo_results.read_val_scalars(osp.join(quick_demo['work'], key))
+            name = task.metrics[0][0]
+            assert len([r for r in vals if name in r]) >= 2, (key, vals)
     assert len(os.listdir(osp.join(quick_demo['out'], 'pose'))) == 8  # of the test pictures
-    for task in ('cls', 'det', 'seg', 'pose'):
+    # ground truth next to the predictions for every task; per-class tables whose class
+    # means are the reported metrics (detection, segmentation), printed
+    for key, r in res.items():
+        assert osp.getsize(osp.join(quick_demo['out'], f'{key}_gt_vs_pred.png')) > 1000, key
+        kind = demo_results.RESULT_KINDS[DEMO_TASKS[key].scope]
+        if kind.per_class is not None:
+            assert demo_results.check_class_means(r['per_class'], r['raw'], kind.means) == []
+    assert len(res['det']['per_class']) == 4 and len(res['seg']['per_class']) == 5
+    assert 'per class (%), segmentation' in proc.output
+    for task in DEMO_TASKS:
         assert os.listdir(osp.join(quick_demo['out'], 'image_demo', task)), task
     assert 'PASS' in proc.output and quick_demo['out'] in proc.output
 
@@ -615,7 +1060,7 @@ def test_onnx_models_give_the_demos_metrics(quick_demo, tmp_path, monkeypatch):
     image = sorted(glob.glob(osp.join(quick_demo['data'], 'det', 'val', '*.jpg')))[0]
     cases = [('cls', 'configs/demo/quick/scopevit-xt_shapes-cls_quick.py', 'accuracy/top1',
               0., ['--shape', '64', '64']),
-             ('seg', 'configs/demo/quick/upernet_scalablevit-s_shapes_quick.py', 'mIoU', 0.,
+             ('seg', 'configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py', 'mIoU', 0.,
               ['--shape', '64', '64']),
              ('det', 'configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
               'coco/bbox_mAP', 0.001, ['--image', image])]

@@ -155,7 +155,7 @@ def test_tool_exports_a_classifier_a_segmentor_and_a_pose_model(tmp_path):
     assert r.returncode != 0 and 'exists' in r.stderr
 
     seg_out = tmp_path / 'seg.onnx'
-    r = _run_tool('configs/demo/upernet_scalablevit-s_shapes.py', '--out', str(seg_out),
+    r = _run_tool('configs/demo/upernet_scalablevit-xs_shapes.py', '--out', str(seg_out),
                   '--shape', '64', '64', '--check-size', '97', '131', '--check-size', '32',
                   '32', '--check-size', '128', '72')
     assert r.returncode == 0, r.stderr[-3000:]

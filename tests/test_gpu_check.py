@@ -41,7 +41,7 @@ def test_gpu_check_dry_run(tmp_path):
     train = by['train_step']
     assert {(r['config'], r['dtype']) for r in train} == {
         ('mask-rcnn_scopevit-xt_fpn_shapes.py', 'fp32'),
-        ('upernet_scalablevit-s_shapes.py', 'bf16')}
+        ('upernet_scalablevit-xs_shapes.py', 'bf16')}
     for r in train:
         assert len(r['losses']) == 2 and all(v == v and abs(v) < 1e4 for v in r['losses'])
     (comp, ) = by['compile']

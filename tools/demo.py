@@ -3,21 +3,27 @@
 1. writes the seeded synthetic "shapes" dataset (``tools/dataset_converters/
    generate_shapes.py``) in the ImageNet, COCO (instances and keypoints) and ADE20K
    layouts;
-2. trains and tests, through ``tools/train.py`` and ``tools/test.py``, the four demo
-   configs of ``configs/demo/`` (each inherits a real task config):
+2. trains and tests, through ``tools/train.py`` and ``tools/test.py``, the five demo
+   configs of ``configs/demo/`` (each inherits a real task config); every dense model
+   starts from a classifier of its family trained first, as the real recipes start from
+   ImageNet:
 
-   * a ScopeViT-XT image classifier (mmpretrain),
-   * Mask R-CNN + FPN with a ScopeViT-XT backbone (mmdet),
-   * UperNet with a ScalableViT-S backbone (mmseg),
-   * a top-down heatmap pose estimator with a ScopeViT-XT backbone (mmpose): 5 keypoints
-     per object, from the ground-truth boxes;
-3. draws predictions on validation images, the loss curves, and runs
-   ``demo/image_demo.py``'s inference on one image per task;
+   * ``cls``: a ScopeViT-XT image classifier (mmpretrain),
+   * ``cls-scalable``: a ScalableViT-XS image classifier (mmpretrain; a small custom arch
+     declared in its config),
+   * ``det``: Mask R-CNN + FPN with the ScopeViT-XT backbone (mmdet),
+   * ``seg``: UperNet with the ScalableViT-XS backbone (mmseg),
+   * ``pose``: a top-down heatmap pose estimator with the ScopeViT-XT backbone (mmpose):
+     5 keypoints per object, from the ground-truth boxes;
+3. draws ground truth next to the predictions of a fixed set of validation images per
+   task, the loss and validation-metric curves, per-class tables (detection,
+   segmentation), and runs ``demo/image_demo.py``'s inference on a few images per task;
 4. prints a table of the metrics against thresholds that only a model that learned
    passes, and exits non-zero when one is missed.
 
-    python tools/demo.py [--quick] [--tasks cls det seg pose] [--data-root data/shapes]
-        [--work-dir work_dirs/demo] [--out-dir results/demo] [--fresh]
+    python tools/demo.py [--quick] [--tasks cls cls-scalable det seg pose]
+        [--data-root data/shapes] [--work-dir work_dirs/demo] [--out-dir results/demo]
+        [--fresh]
 
 Training always runs with ``--resume``: a demo that was interrupted continues from its
 last checkpoint, and a finished one is not trained again (``--fresh`` starts over).

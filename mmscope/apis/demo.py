@@ -8,14 +8,18 @@ models on a CPU.
    ImageNet, COCO and ADE20K layouts;
 2. trains and tests, through ``tools/train.py`` and ``tools/test.py`` subprocesses (the
    commands are printed, relative to the repository root), the demo configs of
-   ``configs/demo/`` (:data:`DEMO_TASKS`, one per library of
-   :data:`mmscope.apis.libraries.LIBRARIES`: classification, detection, segmentation and
-   keypoints);
-3. draws predictions on validation images, the loss curves, and runs
-   :func:`mmscope.apis.inference.inference` (``demo/image_demo.py``) on a few images per
-   task;
+   ``configs/demo/`` (:data:`DEMO_TASKS`: a classifier of each family, then detection,
+   segmentation and keypoints, each starting from its family's classifier: every library
+   of :data:`mmscope.apis.libraries.LIBRARIES` and both backbone families);
+3. draws predictions on validation images, ground truth next to the predictions of a
+   fixed set of them (``<task>_gt_vs_pred.png``), the loss and validation-metric curves,
+   and runs :func:`mmscope.apis.inference.inference` (``demo/image_demo.py``) on a few
+   images per task; computes per-class tables (detection: AP per category,
+   segmentation: IoU per class) from the predictions ``tools/test.py --out`` dumped
+   (:mod:`mmscope.apis.demo_results`);
 4. prints a table of the metrics against thresholds that only a model that learned
-   passes, writes ``metrics.json`` and returns non-zero when one is missed.
+   passes, and the per-class tables, writes ``metrics.json`` (the same numbers) and
+   returns non-zero when one is missed.
 
 Training always runs with ``--resume``: a demo that was interrupted continues from its
 last checkpoint, and a finished one is not trained again (``fresh`` starts over).
@@ -34,12 +38,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from . import demo_results
 from .libraries import Library, get_library
 
 __all__ = ['DemoTask', 'DEMO_TASKS', 'THRESHOLDS', 'DATA', 'PICTURES_PER_TASK', 'say',
            'fmt_time', 'run_streamed', 'run_with_bar', 'last_checkpoint', 'read_test_metrics',
            'read_train_scalars', 'background_only_miou', 'box_centre_keypoint_ap', 'baselines',
-           'plot_losses', 'pick', 'tile', 'run_demo']
+           'plot_losses', 'tile', 'run_demo']
 
 
 # ----------------------------------------------------------------------------- settings
@@ -86,49 +91,68 @@ class DemoTask:
         return self.library.title
 
 
-#: task (the library's ``task``) -> what is trained, with which config, and which metrics
-#: are checked. Metrics are shown in percent (COCO mAPs are multiplied by 100).
-DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((get_library(t.scope).task, t) for t in (
-    DemoTask(scope='mmpretrain', model='ScopeViT-XT',
-             config='configs/demo/scopevit-xt_shapes-cls.py',
-             quick_config='configs/demo/quick/scopevit-xt_shapes-cls_quick.py',
-             validate=True, metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
-             val_count='cls_val', val_images='cls/val/*/*.jpg',
-             tile_cols=4, tile_min_width=256),
-    DemoTask(scope='mmdet', model='Mask R-CNN + ScopeViT-XT',
-             config='configs/demo/mask-rcnn_scopevit-xt_fpn_shapes.py',
-             quick_config='configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
-             validate=False,
-             metrics=(('coco/bbox_mAP', 'bbox mAP', 100.0),
-                      ('coco/segm_mAP', 'mask mAP', 100.0)),
-             val_count='num_val', val_images='det/val/*.jpg', backbone_from='cls'),
-    DemoTask(scope='mmseg', model='UperNet + ScalableViT-S',
-             config='configs/demo/upernet_scalablevit-s_shapes.py',
-             quick_config='configs/demo/quick/upernet_scalablevit-s_shapes_quick.py',
-             validate=False, metrics=(('mIoU', 'mIoU', 1.0), ),
-             val_count='num_val', val_images='det/val/*.jpg'),
+#: key -> what is trained, with which config, and which metrics are checked, in the
+#: order of training (a task whose backbone starts from a classifier comes after it).
+#: The key is the library's ``task``, with a suffix for a second task of one library.
+#: Metrics are shown in percent (COCO mAPs are multiplied by 100).
+DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((
+    ('cls', DemoTask(
+        scope='mmpretrain', model='ScopeViT-XT',
+        config='configs/demo/scopevit-xt_shapes-cls.py',
+        quick_config='configs/demo/quick/scopevit-xt_shapes-cls_quick.py',
+        validate=True, metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
+        val_count='cls_val', val_images='cls/val/*/*.jpg', tile_cols=4,
+        tile_min_width=256)),
+    # the second family's classifier: the segmentor starts from it
+    ('cls-scalable', DemoTask(
+        scope='mmpretrain', model='ScalableViT-XS',
+        config='configs/demo/scalablevit-xs_shapes-cls.py',
+        quick_config='configs/demo/quick/scalablevit-xs_shapes-cls_quick.py',
+        validate=True, metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
+        val_count='cls_val', val_images='cls/val/*/*.jpg', tile_cols=4,
+        tile_min_width=256)),
+    ('det', DemoTask(
+        scope='mmdet', model='Mask R-CNN + ScopeViT-XT',
+        config='configs/demo/mask-rcnn_scopevit-xt_fpn_shapes.py',
+        quick_config='configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
+        validate=False,
+        metrics=(('coco/bbox_mAP', 'bbox mAP', 100.0), ('coco/segm_mAP', 'mask mAP', 100.0)),
+        val_count='num_val', val_images='det/val/*.jpg', backbone_from='cls')),
+    ('seg', DemoTask(
+        scope='mmseg', model='UperNet + ScalableViT-XS',
+        config='configs/demo/upernet_scalablevit-xs_shapes.py',
+        quick_config='configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py',
+        validate=True, metrics=(('mIoU', 'mIoU', 1.0), ),
+        val_count='num_val', val_images='det/val/*.jpg', backbone_from='cls-scalable')),
     # top-down from the ground-truth boxes: the test draws one picture per object, so
     # the pictures are counted in objects; the image demo has no detector and takes the
     # whole image as the box: it runs on the single-object classification images
-    DemoTask(scope='mmpose', model='top-down heatmaps + ScopeViT-XT',
-             config='configs/demo/td-hm_scopevit-xt_shapes-kpt.py',
-             quick_config='configs/demo/quick/td-hm_scopevit-xt_shapes-kpt_quick.py',
-             validate=False, metrics=(('coco/AP', 'keypoint AP', 100.0), ),
-             val_count='val_objects', val_images='cls/val/*/*.jpg', tile_cols=4,
-             backbone_from='cls'),
+    ('pose', DemoTask(
+        scope='mmpose', model='top-down heatmaps + ScopeViT-XT',
+        config='configs/demo/td-hm_scopevit-xt_shapes-kpt.py',
+        quick_config='configs/demo/quick/td-hm_scopevit-xt_shapes-kpt_quick.py',
+        validate=False, metrics=(('coco/AP', 'keypoint AP', 100.0), ),
+        val_count='val_objects', val_images='cls/val/*/*.jpg', tile_cols=4,
+        backbone_from='cls')),
 ))
 
-#: Pass marks (percent): well under what the demo measured on 2 CPU cores (full, 1
-#: December 2026: 51.5 top-1, 11.2 / 13.8 bbox / mask mAP, 28.2 mIoU, 59.0 keypoint AP
-#: after 160 iterations; quick: 43.3, 5.1 / 6.3, 21.8, 11.5; see the README's demo
-#: section) and over what an untrained model scores (chance: 25% top-1, 0 mAP; the mIoU
-#: of predicting background everywhere, about 17%). Keypoint AP: the baseline of every
-#: keypoint at its box centre scores 0 (:func:`box_centre_keypoint_ap`).
+#: Pass marks (percent) per task and metric: between what an untrained model scores
+#: (chance: 25% top-1, 0 mAP; the mIoU of predicting background everywhere, 17%; keypoint
+#: AP of every keypoint at its box centre, 0: :func:`box_centre_keypoint_ap`) and what the
+#: demo measured on 2 CPU cores (3 December 2026; README's demo section). Full: top-1
+#: 50.5 (ScopeViT-XT) and 51.5 (ScalableViT-XS), bbox / mask mAP 13.9 / 16.2, mIoU 28.2,
+#: keypoint AP 58.5. Quick: 42.2, 37.0, 5.6 / 6.4, 25.3, 12.2.
 THRESHOLDS = {
-    'full': {'accuracy/top1': 40.0, 'coco/bbox_mAP': 6.0, 'coco/segm_mAP': 7.0,
-             'mIoU': 21.0, 'coco/AP': 40.0},
-    'quick': {'accuracy/top1': 33.0, 'coco/bbox_mAP': 2.0, 'coco/segm_mAP': 2.0,
-              'mIoU': 19.0, 'coco/AP': 5.0},
+    'full': {'cls': {'accuracy/top1': 40.0},
+             'cls-scalable': {'accuracy/top1': 40.0},
+             'det': {'coco/bbox_mAP': 8.0, 'coco/segm_mAP': 9.0},
+             'seg': {'mIoU': 22.0},
+             'pose': {'coco/AP': 45.0}},
+    'quick': {'cls': {'accuracy/top1': 33.0},
+              'cls-scalable': {'accuracy/top1': 30.0},
+              'det': {'coco/bbox_mAP': 2.0, 'coco/segm_mAP': 2.0},
+              'seg': {'mIoU': 20.0},
+              'pose': {'coco/AP': 5.0}},
 }
 
 #: Dataset sizes: full demo / quick variant (arguments of ``write_shapes``).
@@ -285,42 +309,16 @@ def baselines(meta: dict, data_root: Optional[str] = None) -> Dict[str, Tuple[fl
 
 
 # ----------------------------------------------------------------------------- pictures
-def plot_losses(task_dirs: Dict[str, str], out_file: str) -> None:
-    """One panel per task (``task -> work dir``): its training losses by iteration."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import numpy as np
-    fig, axes = plt.subplots(1, len(task_dirs), figsize=(5 * len(task_dirs), 3.6),
-                             squeeze=False)
-    for ax, (key, work_dir) in zip(axes[0], task_dirs.items()):
-        recs = read_train_scalars(work_dir)
-        if not recs:
-            continue
-        x = np.array([r.get('iter', r.get('step')) for r in recs])
-        parts = [k for k in recs[0] if k.startswith('loss_')]
-        for k in parts:
-            ax.plot(x, [r.get(k, np.nan) for r in recs], lw=1, alpha=0.7, label=k[5:])
-        ax.plot(x, [r['loss'] for r in recs], 'k', lw=2, label='total')
-        ax.set_title(f'{DEMO_TASKS[key].title}: {DEMO_TASKS[key].model}')
-        ax.set_xlabel('iteration')
-        ax.set_ylabel('training loss')
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
-
-
-def pick(paths: Sequence[str], n: int) -> List[str]:
-    """``n`` of ``paths`` spread evenly, in the natural order of their numbers."""
-    def key(p):
-        nums = re.findall(r'\d+', osp.basename(p))
-        return (int(nums[-1]) if nums else -1, p)
-    paths = sorted(paths, key=key)
-    if len(paths) <= n:
-        return paths
-    return [paths[round(i * (len(paths) - 1) / (n - 1))] for i in range(n)]
+def plot_losses(task_dirs: Dict[str, str], out_file: str) -> dict:
+    """One panel per task (``task -> work dir``): its training losses by iteration; under
+    them, for the tasks that validated during training, their checked metrics
+    (:func:`mmscope.apis.demo_results.plot_curves`, which returns what that row shows)."""
+    return demo_results.plot_curves(OrderedDict(
+        (key, dict(title=f'{DEMO_TASKS[key].title}: {DEMO_TASKS[key].model}',
+                   train=read_train_scalars(work_dir),
+                   val=demo_results.read_val_scalars(work_dir),
+                   metrics=DEMO_TASKS[key].metrics))
+        for key, work_dir in task_dirs.items()), out_file)
 
 
 def tile(images: Sequence[str], out_file: str, cols: int = 4,
@@ -425,7 +423,7 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
             say(f'backbone initialised from the classifier {osp.relpath(cls_ckpt, root)}')
         else:
             cmd += ['--cfg-options', 'model.backbone.init_cfg=None']
-            say('no classifier checkpoint: the detector is trained from scratch')
+            say(f'no checkpoint of {task.backbone_from}: the backbone is trained from scratch')
     rc = run_streamed(cmd, env, osp.join(log_dir, f'{key}_train.log'), root)
     run.timings[f'{key} train'] = time.time() - t0
     ckpt = last_checkpoint(work_dir)
@@ -438,8 +436,14 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
     n_val = run.count(task)
     vis_dir = osp.join(work_dir, 'test_vis')
     shutil.rmtree(vis_dir, ignore_errors=True)
+    # the predictions, for the per-class tables and the ground truth / prediction pairs
+    dump = demo_results.dump_path(task.library, osp.join(work_dir, 'test'))
+    if osp.isdir(dump):
+        shutil.rmtree(dump)
+    elif osp.isfile(dump):
+        os.remove(dump)
     cmd = [sys.executable, osp.join(root, 'tools', 'test.py'), config, ckpt,
-           '--work-dir', osp.join(work_dir, 'test'),
+           '--work-dir', osp.join(work_dir, 'test'), '--out', dump,
            '--cfg-options', 'default_hooks.logger.interval=1']
     if not run.no_pictures:
         cmd[4:4] = ['--show-dir', vis_dir,
@@ -457,8 +461,9 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
     for name, _, _ in task.metrics:
         if name not in metrics:
             run.failures.append(f'{key}: metric {name} missing from the test results')
+    _results_of_predictions(key, dump, run)
     if not run.no_pictures:
-        pics = pick([p for p in glob.glob(osp.join(vis_dir, '**', '*.*'), recursive=True)
+        pics = demo_results.fixed_set([p for p in glob.glob(osp.join(vis_dir, '**', '*.*'), recursive=True)
                      if p.endswith(('.png', '.jpg'))], PICTURES_PER_TASK)
         task_pics = osp.join(run.out_root, key)
         shutil.rmtree(task_pics, ignore_errors=True)
@@ -470,8 +475,35 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
     return None
 
 
+def _results_of_predictions(key: str, dump: str, run: _Run) -> None:
+    """Step 3, from the predictions ``tools/test.py`` dumped to ``dump``: the per-class
+    table of ``key`` (into ``run.results[key]['per_class']``; its class means must be
+    the reported metrics) and its ground truth / prediction picture
+    (``<key>_gt_vs_pred.png``). What fails is added to ``run.failures``."""
+    task, res = DEMO_TASKS[key], run.results[key]
+    try:
+        per_class, problems = demo_results.per_class_results(task.scope, run.data_root,
+                                                             dump, res['raw'])
+    except Exception as e:  # noqa: BLE001 (reported as a failure of the step)
+        run.failures.append(f'{key}: per-class results failed: {type(e).__name__}: {e}')
+    else:
+        if per_class is not None:
+            res['per_class'] = per_class
+        run.failures.extend(f'{key}: {msg}' for msg in problems)
+    if run.no_pictures:
+        return
+    try:
+        demo_results.draw_gt_vs_pred(task.scope, run.data_root, dump,
+                                     osp.join(run.out_root, f'{key}_gt_vs_pred.png'),
+                                     PICTURES_PER_TASK, cols=task.tile_cols)
+    except Exception as e:  # noqa: BLE001
+        run.failures.append(f'{key}: ground truth / prediction picture failed: '
+                            f'{type(e).__name__}: {e}')
+
+
 def _pictures(run: _Run) -> None:
-    """Step 4: the loss curves, and the image demo on a few validation images per task."""
+    """Step 4: the loss and validation-metric curves, and the image demo on a few
+    validation images per task."""
     from .inference import inference
     out_root, data_root = run.out_root, run.data_root
     say()
@@ -481,7 +513,7 @@ def _pictures(run: _Run) -> None:
     for key, res in run.results.items():
         task = DEMO_TASKS[key]
         config = run.config(task)
-        images = pick(glob.glob(osp.join(data_root, task.val_images)), 4)
+        images = demo_results.fixed_set(glob.glob(osp.join(data_root, task.val_images)), 4)
         vis_dir = osp.join(out_root, 'image_demo', key)
         shutil.rmtree(vis_dir, ignore_errors=True)
         say(f'demo/image_demo.py on {len(images)} validation images: {task.title}')
@@ -503,7 +535,7 @@ def _report(run: _Run) -> int:
         for name, label, _ in task.metrics:
             if name not in res['metrics']:
                 continue
-            value, thr = res['metrics'][name], THRESHOLDS[mode][name]
+            value, thr = res['metrics'][name], THRESHOLDS[mode][key][name]
             base_value, base_name = base[name]
             ok = value >= thr
             passed &= ok
@@ -519,6 +551,11 @@ def _report(run: _Run) -> int:
     print('-' * (sum(widths) + 2 * (len(widths) - 1)))
     for r in rows:
         print(line.format(*r))
+    for key, res in run.results.items():
+        if res.get('per_class'):
+            task = DEMO_TASKS[key]
+            print(f'\nper class (%), {task.title}: {task.model}')
+            print('\n'.join(demo_results.per_class_lines(res['per_class'])))
     print('time: ' + ', '.join(f'{k} {fmt_time(v)}' for k, v in run.timings.items()))
     if not run.no_pictures:
         print('pictures: ' + ', '.join(

@@ -55,7 +55,7 @@ PLANS = {
         # mmcv's CPU nms / RoIAlign take fp32 only, and fp16 convolutions on CPU are ~30x
         # slower than bf16 (a 64x64 UperNet step: 34 s): the dry run is fp32 / bf16
         train=[('configs/demo/mask-rcnn_scopevit-xt_fpn_shapes.py', (128, 128), ('fp32', )),
-               ('configs/demo/upernet_scalablevit-s_shapes.py', (64, 64), ('bf16', ))],
+               ('configs/demo/upernet_scalablevit-xs_shapes.py', (64, 64), ('bf16', ))],
         train_batch=2, train_steps=2,
         compile=('ScopeViT', 'xtiny', (64, 64), 1), compile_backend='aot_eager',
         bench_models=['scopevit-xt'], bench_size='64',
