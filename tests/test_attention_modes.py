@@ -36,6 +36,13 @@ def run_path(impl):
 #: model for gradients (some gradients are exactly zero in theory, e.g. that of a bias added
 #: to every logit of a softmax row, and only rounding noise is left to compare).
 TOL = {'fp32': dict(rtol=1e-4, atol=1e-5), 'bf16': dict(rtol=6e-2, atol=1e-2)}
+#: fp32 gradients: a weight gradient is a sum over every position of the map, and where the
+#: terms nearly cancel (measured: ScopeViT-S, the 1x1 conv and BN bias of the first MSSA
+#: CPE of stage 2 at 256x256, their gradients 3.0e-4 / 1.9e-4 apart between the two paths
+#: relative to their norm, while every output agrees to 6e-7 and every other gradient to
+#: 3e-5) the summation order of the two kernels shows at a few 1e-4. A wrong attention
+#: gives relative errors of order 1.
+GRAD_RTOL_FP32 = 1e-3
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -51,8 +58,8 @@ def _norm(t):
     return t.detach().float().norm().item()
 
 
-def assert_close(actual, expected, dtype, what, scale=None):
-    tol = TOL[dtype]
+def assert_close(actual, expected, dtype, what, scale=None, rtol=None):
+    tol = dict(TOL[dtype], **({} if rtol is None else {'rtol': rtol}))
     assert actual.shape == expected.shape, what
     assert torch.isfinite(actual).all(), f'{what}: non-finite values'
     err = _norm(actual.float() - expected.float())
@@ -98,7 +105,7 @@ def compare_modes(model, size, dtype, grad=True):
         return
     rms = (sum(_norm(b)**2 for _, _, b in pairs) / sum(b.numel() for _, _, b in pairs))**0.5
     for name, a, b in pairs:
-        assert_close(a, b, dtype, f'grad of {name}', scale=rms)
+        assert_close(a, b, dtype, f'grad of {name}', scale=rms, rtol=GRAD_RTOL_FP32)
 
 
 def scopevit(arch):
