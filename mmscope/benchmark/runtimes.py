@@ -2,8 +2,11 @@
 
 One case (model x size x batch, inference) runs in one worker process: the backbone in
 eval mode, its compiled form (:func:`mmscope.deploy.compile_backbone` options: inductor,
-``dynamic=True``, the form the tests check) and its ONNX export (TorchScript exporter,
-dynamic H/W, run by an onnxruntime session with the same thread count). Each runtime is
+``dynamic=True``, the form the tests check), the compiled form with inductor's
+``freezing`` (``compile-freezing``: the weights become constants of the graph, so that
+inductor folds them and pre-packs them for oneDNN's convolutions and matmuls; inference
+only) and its ONNX export (TorchScript exporter, dynamic H/W, run by an onnxruntime
+session with the same thread count). Each runtime is
 primed (compilation, session creation and the first run are not timed) and checked
 against eager (largest relative error of the outputs); then the timed rounds alternate
 the runtimes, rotating their order, so that all of them see the same machine load. The
@@ -15,7 +18,7 @@ from typing import Callable, Dict, List
 
 __all__ = ['RUNTIMES', 'measure_runtimes', 'finish_runtimes', 'runtime_table', 'runtimes_done']
 
-RUNTIMES = ('eager', 'compile', 'onnxruntime')
+RUNTIMES = ('eager', 'compile', 'compile-freezing', 'onnxruntime')
 
 
 def _arms(case: Dict, model) -> Dict[str, Callable]:
@@ -27,8 +30,9 @@ def _arms(case: Dict, model) -> Dict[str, Callable]:
     for name in case['runtimes']:
         if name == 'eager':
             arms[name] = lambda: model(x)
-        elif name == 'compile':
-            compiled = torch.compile(model, dynamic=True)
+        elif name in ('compile', 'compile-freezing'):
+            options = {'freezing': True} if name == 'compile-freezing' else None
+            compiled = torch.compile(model, dynamic=True, options=options)
             arms[name] = lambda compiled=compiled: compiled(x)
         elif name == 'onnxruntime':
             data = export_onnx(TensorWrapper(model, 'backbone'), x, check_inputs=[])['onnx']
