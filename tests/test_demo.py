@@ -1046,10 +1046,12 @@ def test_quick_demo_learns(quick_demo):
 
 @pytest.mark.slow
 def test_onnx_models_give_the_demos_metrics(quick_demo, tmp_path, monkeypatch):
-    """The quick demo's classifier, detector (mmdeploy) and segmentor exported with
-    tools/deployment/pytorch2onnx.py, then evaluated with onnxruntime on the demo's
-    validation data (mmscope.deploy.evaluate_onnx): top-1 and mIoU exactly what
-    tools/test.py measured with PyTorch, bbox mAP within 0.1 (points)."""
+    """The quick demo's classifier, detector (mmdeploy), segmentor and pose estimator
+    exported with tools/deployment/pytorch2onnx.py, then evaluated with onnxruntime on
+    the demo's validation data (mmscope.deploy.evaluate_onnx): top-1 and mIoU exactly
+    what tools/test.py measured with PyTorch, bbox mAP and keypoint AP (flip test
+    included) within 0.1 (points): a keypoint's quarter-pixel shift follows the sign of
+    a difference of two neighbouring heatmap values, which rounding can flip."""
     pytest.importorskip('onnxruntime')
     pytest.importorskip('mmdeploy')
     from mmscope.deploy.evaluate import evaluate_onnx
@@ -1063,7 +1065,9 @@ def test_onnx_models_give_the_demos_metrics(quick_demo, tmp_path, monkeypatch):
              ('seg', 'configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py', 'mIoU', 0.,
               ['--shape', '64', '64']),
              ('det', 'configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
-              'coco/bbox_mAP', 0.001, ['--image', image])]
+              'coco/bbox_mAP', 0.001, ['--image', image]),
+             ('pose', 'configs/demo/quick/td-hm_scopevit-xt_shapes-kpt_quick.py', 'coco/AP',
+              0.001, ['--shape', '64', '64'])]
     for task, config, metric, tol, extra in cases:
         checkpoint = results[task]['checkpoint']
         out = str(tmp_path / f'{task}.onnx')
@@ -1075,6 +1079,49 @@ def test_onnx_models_give_the_demos_metrics(quick_demo, tmp_path, monkeypatch):
         got = evaluate_onnx(osp.join(ROOT, config), out, checkpoint, threads=1)[metric]
         want = results[task]['raw'][metric]
         assert abs(got - want) <= tol, (task, metric, got, want)
+
+
+@pytest.mark.slow
+def test_onnx_retinanet_gives_pytorchs_detections(quick_demo, tmp_path, monkeypatch):
+    """RetinaNet + ScopeViT-XT (configs/demo/retinanet_scopevit-xt_fpn_shapes.py, 100
+    iterations from the quick demo's classifier) exported through mmdeploy by
+    tools/deployment/pytorch2onnx.py, which compares its detections on an image with
+    PyTorch's and writes nothing unless they agree (boxes within 1e-4 of the input side,
+    scores within 1e-4); bbox mAP through onnxruntime equals tools/test.py's within 0.1
+    (points)."""
+    pytest.importorskip('onnxruntime')
+    pytest.importorskip('mmdeploy')
+    from mmscope.apis.demo import read_test_metrics
+    from mmscope.deploy.evaluate import evaluate_onnx
+    assert quick_demo['proc'].returncode == 0, quick_demo['proc'].tail(3000)
+    with open(osp.join(quick_demo['out'], 'metrics.json')) as f:
+        cls_checkpoint = json.load(f)['results']['cls']['checkpoint']
+    config = 'configs/demo/retinanet_scopevit-xt_fpn_shapes.py'
+    work = str(tmp_path / 'retinanet')
+    env = one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'],
+                         MMSCOPE_DEMO_CLS_CKPT=cls_checkpoint)
+    proc = run_watched([sys.executable, 'tools/train.py', config, '--work-dir', work,
+                        '--cfg-options', 'train_cfg.max_iters=100'],
+                       cwd=ROOT, env=env, idle_timeout=IDLE_TIMEOUT, total_timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, proc.tail()
+    checkpoint = osp.join(work, 'iter_100.pth')
+    proc = run_watched([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
+                        osp.join(work, 'test')],
+                       cwd=ROOT, env=env, idle_timeout=IDLE_TIMEOUT, total_timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, proc.tail()
+    want = read_test_metrics(osp.join(work, 'test'))['coco/bbox_mAP']
+
+    monkeypatch.setenv('MMSCOPE_SHAPES_ROOT', quick_demo['data'])
+    image = sorted(glob.glob(osp.join(quick_demo['data'], 'det', 'val', '*.jpg')))[0]
+    out = str(tmp_path / 'retinanet.onnx')
+    proc = subprocess.run([sys.executable, 'tools/deployment/pytorch2onnx.py', config,
+                           checkpoint, '--out', out, '--image', image],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout[proc.stdout.rindex('\n{') + 1:])
+    assert report['kind'] == 'detector' and report['n_torch'] == report['n_onnx'] > 0, report
+    got = evaluate_onnx(osp.join(ROOT, config), out, checkpoint, threads=1)['coco/bbox_mAP']
+    assert abs(got - want) <= 0.001, (got, want)
 
 
 def _dist_env(quick_demo, **extra):

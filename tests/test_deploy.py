@@ -172,6 +172,56 @@ def test_tool_exports_a_classifier_a_segmentor_and_a_pose_model(tmp_path):
     assert heatmaps.shape == (2, 5, 24, 16)  # 5 keypoints, a quarter of the input
 
 
+@pytest.mark.slow
+def test_tool_exports_a_whole_segmentor_with_the_dynamo_exporter(tmp_path):
+    """--exporter dynamo (torch.export + onnxscript) on UperNet + ScalableViT-XS: the
+    pyramid pooling's size-generic copy and the resize to the input hold at every
+    checked size (the tool refuses to write otherwise)."""
+    pytest.importorskip('onnxscript')
+    out = tmp_path / 'seg.onnx'
+    r = _run_tool('configs/demo/upernet_scalablevit-xs_shapes.py', '--out', str(out),
+                  '--shape', '64', '64', '--exporter', 'dynamo', '--check-size', '97', '131',
+                  '--check-size', '32', '32', '--check-size', '128', '72')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '"exporter": "dynamo"' in r.stdout and '"kind": "segmentor"' in r.stdout
+    logits = OnnxModel(str(out))(torch.randn(2, 3, 72, 200))[0]
+    assert logits.shape == (2, 5, 72, 200)
+
+
+def test_detector_export_refuses_the_dynamo_exporter(tmp_path):
+    """Detectors go through mmdeploy (TorchScript): asking for dynamo is an error that
+    says why, and nothing is written."""
+    from mmscope.deploy.from_config import export_config
+    out = tmp_path / 'det.onnx'
+    with pytest.raises(ValueError, match='TorchScript exporter'):
+        export_config(osp.join(ROOT, 'configs/demo/retinanet_scopevit-xt_fpn_shapes.py'),
+                      None, str(out), image=__file__, exporter='dynamo')
+    assert not out.exists()
+
+
+def test_detection_matching_tolerates_ties_and_finds_differences():
+    """Detections are matched by label and nearest box, so equal scores listed in another
+    order still match; a moved box, a changed score or a missing detection is reported."""
+    from mmscope.deploy.from_config import _nearest_errors, detection_mismatches
+    boxes = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.], [0., 0., 10., 10.]])
+    scores = torch.tensor([0.5, 0.5, 0.4])
+    labels = torch.tensor([1, 1, 2])
+    order = torch.tensor([1, 0, 2])  # the tie listed the other way round
+    assert _nearest_errors(boxes, scores, labels,
+                           boxes[order], scores[order], labels[order]) == (0., 0.)
+    moved = boxes.clone()
+    moved[1, 0] += 0.5
+    box_err, score_err = _nearest_errors(boxes, scores, labels, moved, scores + 0.01, labels)
+    assert box_err == pytest.approx(0.5) and score_err == pytest.approx(0.01)
+    assert _nearest_errors(boxes, scores, labels, boxes, scores,
+                           torch.tensor([1, 1, 3]))[0] == float('inf')
+    ok = dict(n_torch=3, n_onnx=3, max_box_err=1e-5, max_score_err=1e-7, input_side=128)
+    assert detection_mismatches(ok, 1e-4) == []
+    bad = dict(ok, n_onnx=2, max_box_err=0.5, max_score_err=0.01)
+    assert len(detection_mismatches(bad, 1e-4)) == 3
+    assert detection_mismatches(dict(ok, max_box_err=0.012), 1e-4) == []  # < 1e-4 * 128
+
+
 # ------------------------------------------------------------------------- mmdeploy layer
 def test_sdpa_replacement_computes_pytorchs_function():
     """The rewrite mmscope registers for mmdeploy equals F.scaled_dot_product_attention

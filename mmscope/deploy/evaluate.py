@@ -10,7 +10,10 @@ the checkpoint, computed from the exported graph (``tests/test_demo.py`` compare
 * segmentor: the logits (at the input size) go through the model's own
   ``postprocess_result`` (padding cropped, resized to the image);
 * detector (mmdeploy graph): boxes divided by the scale factor, masks (28x28 per box)
-  pasted into the image and thresholded as mmdet's mask head does.
+  pasted into the image and thresholded as mmdet's mask head does;
+* pose estimator: the heatmaps, with the config's flip test done as mmpose does it (the
+  graph also runs on the mirrored crops; their heatmaps are mirrored back, left and right
+  keypoints swapped, and averaged), decoded by the head's codec into keypoints.
 """
 from typing import Dict, Optional
 
@@ -59,6 +62,20 @@ def _detector_samples(model, outputs, samples, score_thr: float):
     return samples
 
 
+def _pose_samples(model, session, inputs, samples):
+    from mmpose.models.utils.tta import flip_heatmaps
+    test_cfg = model.test_cfg or {}
+    heatmaps = session(inputs)[0]
+    if test_cfg.get('flip_test', False):
+        mirrored = flip_heatmaps(session(inputs.flip(-1))[0],
+                                 flip_mode=test_cfg.get('flip_mode', 'heatmap'),
+                                 flip_indices=samples[0].metainfo['flip_indices'],
+                                 shift_heatmap=test_cfg.get('shift_heatmap', False))
+        heatmaps = (heatmaps + mirrored) * 0.5
+    preds = model.head.decode(heatmaps)
+    return model.add_pred_to_datasample(preds, None, samples)
+
+
 def boxes_scale(sample) -> torch.Tensor:
     """``(sx, sy, sx, sy)``: what mmdet divides the boxes by to return to the image."""
     sx, sy = sample.metainfo.get('scale_factor', (1., 1.))
@@ -82,17 +99,19 @@ def evaluate_onnx(config: str, onnx_file: str, checkpoint: Optional[str] = None,
     evaluator = Evaluator(cfg.test_evaluator)
     evaluator.dataset_meta = loader.dataset.metainfo
     session = OnnxModel(onnx_file, threads)
+    kind = library.export_kind
+    if kind not in ('classifier', 'segmentor', 'mmdeploy', 'pose'):
+        raise ValueError(f'no ONNX evaluation for {library.name} models')
     for batch in loader:
         data = model.data_preprocessor(batch, training=False)
-        outputs = session(data['inputs'])
-        samples = data['data_samples']
-        if library.export_kind == 'classifier':
-            samples = _classifier_samples(outputs, samples)
-        elif library.export_kind == 'segmentor':
-            samples = _segmentor_samples(model, outputs, samples)
-        elif library.export_kind == 'mmdeploy':
-            samples = _detector_samples(model, outputs, samples, score_thr)
+        inputs, samples = data['inputs'], data['data_samples']
+        if kind == 'pose':  # the flip test runs the graph twice
+            samples = _pose_samples(model, session, inputs, samples)
+        elif kind == 'classifier':
+            samples = _classifier_samples(session(inputs), samples)
+        elif kind == 'segmentor':
+            samples = _segmentor_samples(model, session(inputs), samples)
         else:
-            raise ValueError(f'no ONNX evaluation for {library.name} models')
+            samples = _detector_samples(model, session(inputs), samples, score_thr)
         evaluator.process(data_samples=samples, data_batch=batch)
     return evaluator.evaluate(len(loader.dataset))

@@ -5,23 +5,28 @@
   size and at padded / tall / wide / 32x32 sizes before anything is written);
 * detectors: mmdeploy's ``torch2onnx`` with mmscope's deploy configs and compatibility
   layer (:mod:`mmscope.deploy.mmdeploy_compat`), then checked against PyTorch on the
-  same image (:func:`compare_detections`);
+  same image (:func:`compare_detections`); written only if they agree within ``rtol``
+  (:func:`detection_mismatches`);
 * ``backbone_only``: the backbone's feature maps, for any config.
 
 The example input is the ``image`` through the config's test pipeline and
 ``data_preprocessor`` when given, else a standard-normal batch of ``shape``.
 """
+import os
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from mmscope.apis.config import build_model, load_config
 from mmscope.apis.libraries import library_of
-from .onnx import default_check_inputs, export_onnx
+from .onnx import ExportMismatch, default_check_inputs, export_onnx
 from .wrappers import TensorWrapper, wrap_for_export
 
-__all__ = ['load_model', 'preprocess_image', 'export_config', 'compare_detections']
+__all__ = ['load_model', 'preprocess_image', 'export_config', 'compare_detections',
+           'detection_mismatches']
 
 
 def load_model(cfg, checkpoint: Optional[str]):
@@ -77,12 +82,16 @@ def export_config(config: str, checkpoint: Optional[str], out_file: str,
     cfg = load_config(config, cfg_options)
     scope = library_of(cfg).scope
     if scope == 'mmdet' and not backbone_only:
-        from .mmdeploy_compat import export_detector
         if not image:
             raise ValueError('detectors are exported by mmdeploy from a real image: pass '
                              '--image (e.g. a COCO val image)')
-        report = export_detector(cfg, checkpoint, image, out_file, overwrite=overwrite)
-        report.update(compare_detections(cfg, checkpoint, image, out_file))
+        if exporter != 'torchscript':
+            raise ValueError(
+                f'detectors are exported by mmdeploy, whose rewriters need the TorchScript '
+                f'exporter; exporter={exporter!r} is not available for them (torch.export '
+                f'stops at the data-dependent number of boxes in mmdet\'s post-processing; '
+                f'see docs/deployment.md). Use --exporter torchscript, or --backbone-only')
+        report = _export_detector_checked(cfg, checkpoint, image, out_file, rtol, overwrite)
         return dict(report, kind='detector', exporter='torchscript (mmdeploy)', opset=17)
     model = load_model(cfg, checkpoint)
     if backbone_only:
@@ -99,23 +108,85 @@ def export_config(config: str, checkpoint: Optional[str], out_file: str,
     return dict(report, kind=kind)
 
 
+def _export_detector_checked(cfg, checkpoint, image, out_file, rtol, overwrite) -> Dict:
+    """mmdeploy's export into a temporary folder beside ``out_file``, compared with
+    PyTorch on ``image``; moved to ``out_file`` only if it agrees (else
+    :class:`~mmscope.deploy.ExportMismatch`, and nothing is written)."""
+    from .mmdeploy_compat import export_detector
+    if osp.exists(out_file) and not overwrite:
+        raise FileExistsError(f'{out_file} exists; pass --overwrite to replace it')
+    out_dir = osp.dirname(osp.abspath(out_file))
+    os.makedirs(out_dir, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix='.mmscope-export-', dir=out_dir)
+    try:
+        tmp_file = osp.join(tmp_dir, osp.basename(out_file))
+        report = export_detector(cfg, checkpoint, image, tmp_file, work_dir=tmp_dir)
+        check = compare_detections(cfg, checkpoint, image, tmp_file)
+        problems = detection_mismatches(check, rtol)
+        if problems:
+            raise ExportMismatch(
+                f'the exported detector differs from PyTorch on {image}: '
+                + '; '.join(problems) + f' ({check}); {out_file} was not written')
+        os.replace(tmp_file, out_file)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return dict(report, path=out_file, **check)
+
+
+def detection_mismatches(check: Dict, rtol: float) -> List[str]:
+    """What :func:`compare_detections` found out of tolerance: a different number of
+    detections, a box further than ``rtol`` x the input's longer side, a score further
+    than ``rtol``."""
+    problems = []
+    if check['n_torch'] != check['n_onnx']:
+        problems.append(f"{check['n_onnx']} detections, PyTorch {check['n_torch']}")
+    if check['max_box_err'] > rtol * check['input_side']:
+        problems.append(f"a box {check['max_box_err']:.3g} px away")
+    if check['max_score_err'] > rtol:
+        problems.append(f"a score {check['max_score_err']:.3g} away")
+    return problems
+
+
+def _nearest_errors(boxes, scores, labels, other_boxes, other_scores, other_labels):
+    """For each detection, the detection of the other set with its label and the nearest
+    box: the largest box (pixels) and score differences, inf where none has its label."""
+    box_err = score_err = 0.
+    for box, score, label in zip(boxes, scores, labels):
+        same = other_labels == label
+        if not same.any():
+            return float('inf'), float('inf')
+        dist = (other_boxes[same] - box).abs().amax(dim=1)
+        j = int(dist.argmin())
+        box_err = max(box_err, float(dist[j]))
+        score_err = max(score_err, float((other_scores[same][j] - score).abs()))
+    return box_err, score_err
+
+
 def compare_detections(cfg, checkpoint: Optional[str], image: str, onnx_file: str,
-                       score_thr: float = 0.05) -> Dict:
+                       score_thr: float = 0.05, margin: float = 1e-4) -> Dict:
     """PyTorch (``model.predict`` without rescaling) and the exported graph on the same
-    preprocessed image: the boxes and scores above ``score_thr``, matched in score order.
-    Returns ``dict(n_torch, n_onnx, max_box_err (pixels), max_score_err)``."""
+    preprocessed image. Detections scoring at least ``score_thr + margin`` in one are
+    matched, in the other's detections of at least ``score_thr - margin``, to the one of
+    their label with the nearest box (so that equal scores in a different order still
+    match): ``dict(n_torch, n_onnx, max_box_err (pixels), max_score_err, input_side)``,
+    the largest differences of both directions."""
     from .onnx import OnnxModel
     model = load_model(cfg, checkpoint)
     x, samples = preprocess_image(cfg, model, image)
     with torch.no_grad():
         pred = model.predict(x, samples, rescale=False)[0].pred_instances
-    keep = pred.scores >= score_thr
-    boxes, scores = pred.bboxes[keep], pred.scores[keep]
-    dets = OnnxModel(onnx_file)(x)[0][0]  # (N, 5)
-    dets = dets[dets[:, 4] >= score_thr]
-    n = min(len(dets), len(boxes))
-    order_t, order_o = scores.argsort(descending=True)[:n], dets[:, 4].argsort(descending=True)[:n]
-    box_err = float((boxes[order_t] - dets[order_o, :4]).abs().max()) if n else 0.
-    score_err = float((scores[order_t] - dets[order_o, 4]).abs().max()) if n else 0.
-    return dict(n_torch=int(len(boxes)), n_onnx=int(len(dets)), max_box_err=box_err,
-                max_score_err=score_err)
+    outputs = OnnxModel(onnx_file)(x)
+    torch_dets = (pred.bboxes, pred.scores, pred.labels.long())
+    dets = outputs[0][0]
+    onnx_dets = (dets[:, :4], dets[:, 4], outputs[1][0].long())
+
+    def above(d, thr):
+        keep = d[1] >= thr
+        return tuple(t[keep] for t in d)
+
+    errs = [_nearest_errors(*above(a, score_thr + margin), *above(b, score_thr - margin))
+            for a, b in ((torch_dets, onnx_dets), (onnx_dets, torch_dets))]
+    return dict(n_torch=int((torch_dets[1] >= score_thr).sum()),
+                n_onnx=int((onnx_dets[1] >= score_thr).sum()),
+                max_box_err=max(e[0] for e in errs), max_score_err=max(e[1] for e in errs),
+                input_side=int(max(x.shape[-2:])))

@@ -33,7 +33,8 @@ def parse_args():
     p.add_argument('--check-size', type=int, nargs=2, action='append', metavar=('H', 'W'),
                    dest='check_sizes', help='a size to check onnxruntime at (repeatable)')
     p.add_argument('--rtol', type=float, default=1e-4,
-                   help='largest relative error accepted (default 1e-4)')
+                   help='largest relative error accepted (default 1e-4); detectors: box '
+                   'distance relative to the input\'s longer side, and score difference')
     p.add_argument('--backbone-only', action='store_true',
                    help='export the backbone\'s feature maps instead of the whole model')
     p.add_argument('--overwrite', action='store_true', help='replace an existing --out')
