@@ -2,8 +2,10 @@
 
 One case (model x size x batch, inference) runs in one worker process: the backbone in
 eval mode, its compiled form (:func:`mmscope.deploy.compile_backbone` options: inductor,
-``dynamic=True``, the form the tests check), the compiled form with inductor's
-``freezing`` (``compile-freezing``: the weights become constants of the graph, so that
+``dynamic=True``, the form the tests check), the same with ``dynamic=False``
+(``compile-static``: kernels generated for the one input size, which inductor's CPU
+code generator vectorises; a new compilation for every other size), the compiled form
+(``dynamic=True``) with inductor's ``freezing`` (``compile-freezing``: the weights become constants of the graph, so that
 inductor folds them and pre-packs them for oneDNN's convolutions and matmuls; inference
 only) and its ONNX export (TorchScript exporter, dynamic H/W, run by an onnxruntime
 session with the same thread count). Each runtime is
@@ -18,7 +20,7 @@ from typing import Callable, Dict, List
 
 __all__ = ['RUNTIMES', 'measure_runtimes', 'finish_runtimes', 'runtime_table', 'runtimes_done']
 
-RUNTIMES = ('eager', 'compile', 'compile-freezing', 'onnxruntime')
+RUNTIMES = ('eager', 'compile', 'compile-static', 'compile-freezing', 'onnxruntime')
 
 
 def _arms(case: Dict, model) -> Dict[str, Callable]:
@@ -30,9 +32,10 @@ def _arms(case: Dict, model) -> Dict[str, Callable]:
     for name in case['runtimes']:
         if name == 'eager':
             arms[name] = lambda: model(x)
-        elif name in ('compile', 'compile-freezing'):
+        elif name in ('compile', 'compile-static', 'compile-freezing'):
             options = {'freezing': True} if name == 'compile-freezing' else None
-            compiled = torch.compile(model, dynamic=True, options=options)
+            compiled = torch.compile(model, dynamic=name != 'compile-static',
+                                     options=options)
             arms[name] = lambda compiled=compiled: compiled(x)
         elif name == 'onnxruntime':
             data = export_onnx(TensorWrapper(model, 'backbone'), x, check_inputs=[])['onnx']
