@@ -1,7 +1,7 @@
 """Run one of our models on any image and save the picture of its prediction.
 
     python demo/image_demo.py IMAGE [IMAGE ...] CONFIG CHECKPOINT [--out-dir DIR]
-        [--device cpu|cuda] [--score-thr 0.3] [--min-size 384]
+        [--device cpu|cuda] [--score-thr 0.3] [--min-size 384] [--amp [--amp-dtype bf16|fp16]]
 
 The task comes from the config's ``default_scope``: mmpretrain configs go through
 ``ImageClassificationInferencer``, mmdet configs through ``DetInferencer``, mmseg
@@ -36,9 +36,16 @@ def parse_args(argv=None):
                    '(default 0.3)')
     p.add_argument('--min-size', type=int, default=384,
                    help='upscale smaller images to this short side for drawing (0: never)')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision: backbone and neck under autocast (bf16 on the CPU, '
+                   'fp16 on CUDA), heads in fp32')
+    p.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default=None,
+                   help='autocast dtype of --amp (fp16 is refused on the CPU)')
     args = p.parse_args(argv)
     if len(args.inputs) < 3:
         p.error('give IMAGE [IMAGE ...] CONFIG CHECKPOINT')
+    if args.amp_dtype is not None and not args.amp:
+        p.error('--amp-dtype chooses the dtype of --amp: add --amp')
     args.images, args.config, args.checkpoint = args.inputs[:-2], *args.inputs[-2:]
     return args
 
@@ -48,7 +55,7 @@ def main(argv=None):
     args = parse_args(argv)
     task = library_of_config(args.config).title
     for r in inference(args.images, args.config, args.checkpoint, args.out_dir,
-                       args.device, args.score_thr, args.min_size):
+                       args.device, args.score_thr, args.min_size, args.amp, args.amp_dtype):
         print(f"[{task}] {r['image']}: {r['summary']}\n    -> {r['vis']}")
     return 0
 

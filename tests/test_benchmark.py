@@ -396,3 +396,28 @@ def test_worker_reports_a_failed_case():
     res = run_one(case)
     assert res['status'] == 'error' and res['error'].startswith('TypeError: ')
     assert RESULT_TAG == 'BENCHMARK_RESULT '
+
+
+@pytest.mark.parametrize('mode', ['infer', 'train'])
+def test_bf16_cases_run_under_cpu_autocast(mode):
+    """``--dtype bf16`` on the CPU really runs the step under autocast: the Linear layers
+    inside the backbone compute in bf16 (fp32 runs them in fp32)."""
+    import torch
+
+    from mmscope.benchmark.measure import make_step
+    from mmscope.models.backbones import ScopeViT
+    for dtype, want in (('bf16', torch.bfloat16), ('fp32', torch.float32)):
+        model = ScopeViT(arch='xtiny', out_indices=(3, ))
+        seen = []
+
+        def hook(mod, args, out):
+            seen.append((out.dtype, torch.is_autocast_enabled('cpu')))
+
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.register_forward_hook(hook)
+        case = dict(mode=mode, channels_last=False, batch=1, size=(64, 64), compile=False,
+                    dtype=dtype)
+        _, step, _ = make_step(case, model, torch.device('cpu'))
+        step()
+        assert seen and set(seen) == {(want, dtype == 'bf16')}, (dtype, set(seen))

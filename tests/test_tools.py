@@ -107,6 +107,33 @@ def test_train_resume_and_test(workspace):
     assert len(preds) == 8 and 'pred_score' in preds[0]
 
 
+@pytest.mark.slow
+def test_amp_on_the_cpu(workspace):
+    """``--amp`` on a machine without CUDA: bf16 autocast of backbone and neck in
+    training and testing (said in the log), fp16 refused with the way to bf16, and
+    ``--amp-dtype`` alone refused."""
+    if torch.cuda.is_available():
+        pytest.skip('checks the CPU path of --amp; this machine has CUDA')
+    root, cfg = workspace
+    work_dir = osp.join(root, 'amp')
+    code, log = _run(osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--amp',
+                     '--cfg-options', 'train_cfg.max_iters=3', 'val_cfg=None',
+                     'val_dataloader=None', 'val_evaluator=None')
+    assert code == 0, log[-4000:]
+    assert 'mixed precision: backbone+neck under bf16 autocast on the CPU' in log
+    code, log = _run(osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_3.pth'),
+                     '--work-dir', osp.join(root, 'amp_test'), '--amp')
+    assert code == 0, log[-4000:]
+    assert 'mixed precision: backbone+neck under bf16' in log and 'accuracy/top1' in log
+    code, log = _run(osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--amp',
+                     '--amp-dtype', 'fp16')
+    assert code != 0 and 'fp16 mixed precision is not supported on the CPU' in log
+    assert 'use bf16' in log
+    code, log = _run(osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_3.pth'),
+                     '--amp-dtype', 'bf16')
+    assert code != 0 and '--amp-dtype chooses the dtype of --amp: add --amp' in log
+
+
 def test_wrong_scope_is_refused(tmp_path):
     cfg = tmp_path / 'bad.py'
     cfg.write_text("default_scope = 'mmocr'\n")

@@ -1,10 +1,13 @@
 """Test (and evaluate) a checkpoint of any mmscope config, run by its library.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE_OR_DIR]
-        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+        [--show] [--show-dir DIR] [--tta] [--amp [--amp-dtype bf16|fp16]]
+        [--cfg-options k=v ...] [--launcher ...]
 
 ``--out``: mmdet/mmpretrain dump predictions to a ``.pkl`` file; mmseg writes the
-predicted label maps into the given directory.
+predicted label maps into the given directory. ``--amp``: mixed-precision testing (CUDA:
+the whole model, fp16 or ``--amp-dtype bf16``; CPU: bf16 autocast of backbone and neck,
+heads in fp32; see :mod:`mmscope.apis.precision`).
 """
 import argparse
 import os.path as osp
@@ -15,6 +18,7 @@ from mmengine.config import ConfigDict, DictAction
 
 from mmscope.apis import (apply_common_args, library_of, load_config, run_runner,
                           trigger_visualization)
+from mmscope.apis.precision import AMP_DTYPES, configure_amp
 
 
 def parse_args(argv=None):
@@ -31,6 +35,12 @@ def parse_args(argv=None):
     parser.add_argument('--interval', type=int, default=1,
                         help='visualize every N-th sample')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision testing: fp16 on CUDA, bf16 autocast of '
+                        'backbone and neck on the CPU')
+    parser.add_argument('--amp-dtype', choices=sorted(AMP_DTYPES), default=None,
+                        help='autocast dtype of --amp (default: fp16 on CUDA, bf16 on the '
+                        'CPU, where fp16 is refused)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     parser.add_argument('--trust-checkpoint', action='append', metavar='PATH',
@@ -85,7 +95,13 @@ def main(argv=None):
         raise ValueError(f'--out must be a .pkl file for {library.scope} configs, '
                          f'got {args.out}')
 
+    if args.amp_dtype is not None and not args.amp:
+        raise ValueError('--amp-dtype chooses the dtype of --amp: add --amp')
+    amp_prepare = configure_amp(cfg, args.amp_dtype, 'test') if args.amp else None
+
     def add_dump_metric(runner):
+        if amp_prepare is not None:
+            amp_prepare(runner)
         if args.out is not None and dump_kind == 'pkl':
             metric = library.import_object(dump_metric)
             runner.test_evaluator.metrics.append(metric(out_file_path=args.out))

@@ -1,7 +1,12 @@
 """Train any mmscope config, run by the library its ``default_scope`` names.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [--amp-dtype bf16|fp16]]
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
+
+``--amp``: mixed precision. On CUDA the whole model under autocast (fp16 with a dynamic
+loss scaler, or bf16 with ``--amp-dtype bf16``); on the CPU bf16 autocast of the backbone
+and neck, the heads in fp32 (fp16 is refused there). A config whose ``optim_wrapper`` is
+an ``AmpOptimWrapper`` gets the same on the CPU. See :mod:`mmscope.apis.precision`.
 """
 import argparse
 import os.path as osp
@@ -10,6 +15,7 @@ import mmscope  # noqa: F401  (safe checkpoint loading for load_from / resume)
 from mmengine.config import DictAction
 
 from mmscope.apis import apply_common_args, library_of, load_config, run_runner
+from mmscope.apis.precision import AMP_DTYPES, configure_amp
 
 
 def parse_args(argv=None):
@@ -22,7 +28,11 @@ def parse_args(argv=None):
         help='resume from this checkpoint; without a path, from the latest checkpoint '
         'in the work dir')
     parser.add_argument('--amp', action='store_true',
-                        help='enable automatic mixed precision training')
+                        help='mixed precision training: fp16 + dynamic loss scaling on CUDA, '
+                        'bf16 autocast of backbone and neck on the CPU')
+    parser.add_argument('--amp-dtype', choices=sorted(AMP_DTYPES), default=None,
+                        help='autocast dtype of --amp (default: fp16 on CUDA, bf16 on the '
+                        'CPU, where fp16 is refused)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size (auto_scale_lr)')
     parser.add_argument('--no-validate', action='store_true',
@@ -43,13 +53,15 @@ def parse_args(argv=None):
 
 
 def merge_args(cfg, args):
+    """Apply the command line to ``cfg``; returns ``(cfg, prepare)`` where ``prepare`` is
+    None or what :func:`run_runner` calls on the built runner (CPU mixed precision)."""
     apply_common_args(cfg, args)
-    if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config.')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    prepare = None
+    if args.amp_dtype is not None and not args.amp:
+        raise ValueError('--amp-dtype chooses the dtype of --amp: add --amp')
+    in_config = cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper'
+    if args.amp or in_config:
+        prepare = configure_amp(cfg, args.amp_dtype, 'train')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict(enable=False, '
@@ -65,7 +77,7 @@ def merge_args(cfg, args):
         cfg.load_from = args.resume
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    return cfg
+    return cfg, prepare
 
 
 def main(argv=None):
@@ -74,8 +86,8 @@ def main(argv=None):
     library = library_of(cfg)
     if library.before_train is not None:
         library.before_train()
-    cfg = merge_args(cfg, args)
-    run_runner(cfg, 'train', compile=args.compile)
+    cfg, prepare = merge_args(cfg, args)
+    run_runner(cfg, 'train', prepare=prepare, compile=args.compile)
 
 
 if __name__ == '__main__':

@@ -67,13 +67,17 @@ def find_picture(folder: str, name: str) -> str:
 
 def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
               device: Optional[str] = None, score_thr: float = 0.3,
-              min_size: int = 384) -> List[Dict]:
+              min_size: int = 384, amp: bool = False,
+              amp_dtype: Optional[str] = None) -> List[Dict]:
     """Predict ``images`` with ``config`` + ``checkpoint``; draw into ``out_dir``.
 
     Each picture is ``out_dir/<image stem>.png``. ``device`` defaults to CUDA when
     available; ``score_thr`` is the detection (pose: keypoint) score threshold (drawing
     and summary);
     images with a short side under ``min_size`` are upscaled first (see the module doc).
+    ``amp``: the backbone and neck run under autocast (``amp_dtype``: bf16, the CPU
+    default, or fp16, the CUDA default; :func:`mmscope.apis.precision.
+    autocast_feature_extractor`), the heads and their post-processing in fp32.
     Returns one dict per image: ``image``, ``vis`` (the picture written) and ``summary``
     (one line, from the library row's ``summarize``).
     """
@@ -88,6 +92,13 @@ def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
         inferencer_cls = library.import_object(library.inferencer)
         inferencer = inferencer_cls(config, device=device, **{library.weights_arg: checkpoint},
                                     **library.inferencer_kwargs)
+        if amp:
+            from .precision import (autocast_feature_extractor, resolve_amp_dtype,
+                                    warn_if_emulated_bf16)
+            dtype = resolve_amp_dtype(torch.device(device).type, amp_dtype)
+            if torch.device(device).type == 'cpu':
+                warn_if_emulated_bf16('run without --amp to stay in fp32')
+            autocast_feature_extractor(inferencer.model, dtype, torch.device(device).type)
         preds = library.predictions(inferencer(inputs, **library.infer_kwargs(tmp, score_thr)))
         summaries = [library.summarize(p, inferencer, score_thr) for p in preds]
         for path, summary in zip(images, summaries):
