@@ -421,3 +421,45 @@ def test_bf16_cases_run_under_cpu_autocast(mode):
         _, step, _ = make_step(case, model, torch.device('cpu'))
         step()
         assert seen and set(seen) == {(want, dtype == 'bf16')}, (dtype, set(seen))
+
+
+def test_runtimes_bf16_side_by_side_in_inference_and_training():
+    """``--runtimes eager bf16``: fp32 and bf16 autocast alternate in one process, for
+    inference and for training steps; the reported error is that of the outputs (of the
+    gradients for training) against fp32: small but not zero. Training takes no other
+    runtime."""
+    from types import SimpleNamespace
+
+    from mmscope.benchmark.cases import build_cases
+    from mmscope.benchmark.measure import run_case
+    from mmscope.benchmark.runtimes import finish_runtimes
+    options = SimpleNamespace(
+        model=['scopevit-xt'], sizes=['64'], batch_sizes=[2], modes=['infer', 'train'],
+        runtimes=['eager', 'bf16'], attn=['fused'], paired=False, vs_official=False,
+        official_code=None, official_deps=None, with_cp='off', device='cpu', dtype='fp32',
+        channels_last=False, compile=False, threads=1, warmup=0, repeat=1,
+        out_indices=None, backbone_args='drop_path_rate=0.1')
+    cases = build_cases(options)
+    assert [c['mode'] for c in cases] == ['infer', 'train']
+    for case in cases:
+        row = finish_runtimes(case, run_case(case))
+        assert row['status'] == 'ok' and set(row['median_s']) == {'eager', 'bf16'}
+        assert row['rel_err_vs_eager']['eager'] == 0
+        assert 1e-4 < row['rel_err_vs_eager']['bf16'] < 5e-2, (case['mode'], row['rel_err_vs_eager'])
+    options.runtimes = ['eager', 'compile']
+    with pytest.raises(ValueError, match=r"--modes train takes \['eager', 'bf16'\]"):
+        build_cases(options)
+
+
+def test_autocast_profile_names_dtypes_and_casts():
+    """The per-operator profile: matrix products run in bf16 under autocast, casts are
+    counted, and the table says so."""
+    from mmscope.benchmark.autocast_profile import markdown, profile_precisions
+    result = profile_precisions('scopevit-xt', '32', 1, 'train', repeat=1, threads=1)
+    rows = {r['op']: r for r in result['rows']}
+    assert 'bf16' in rows['aten::addmm']['under_autocast']
+    assert rows['aten::addmm']['fp32_calls'] == rows['aten::addmm']['bf16_calls'] > 0
+    assert result['casts']['count'] > 0 and result['casts']['mb'] > 0
+    text = markdown(result, top=5)
+    assert 'scopevit-xt 32 batch 1 train' in text and 'casts under autocast' in text
+    assert len(text.splitlines()) == 2 + 5 + 2

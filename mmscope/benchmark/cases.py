@@ -78,13 +78,18 @@ def build_cases(options) -> List[Dict]:
     backbone_args = parse_kwargs(args.backbone_args or '')
     cases = []
     runtimes = list(getattr(args, 'runtimes', None) or [])
-    if runtimes:  # eager / compile / onnxruntime alternating, inference only
+    if runtimes:  # eager / bf16 / compile / onnxruntime alternating (train: eager / bf16)
+        from .runtimes import TRAIN_RUNTIMES
+        modes = list(getattr(args, 'modes', None) or ['infer'])
+        if 'train' in modes and not set(runtimes) <= set(TRAIN_RUNTIMES):
+            raise ValueError(f'--runtimes with --modes train takes {list(TRAIN_RUNTIMES)} '
+                             f'only, got {runtimes}')
         for spec, library, ours, twin in specs:
             for size in sizes:
-                for batch in args.batch_sizes:
+                for batch, mode in ((b, m) for b in args.batch_sizes for m in modes):
                     cases.append(dict(
                         spec=spec, model=spec['name'], library=library, twin=twin,
-                        size=list(parse_size(size)), batch=batch, mode='infer',
+                        size=list(parse_size(size)), batch=batch, mode=mode,
                         attn='runtimes', runtimes=runtimes, with_cp=False,
                         device=args.device, dtype='fp32', channels_last=False,
                         compile=False, threads=args.threads, warmup=args.warmup,

@@ -4,7 +4,7 @@
         [--sizes 224 256 512 800x1344 | cls | dense] [--batch-sizes 1 8]
         [--modes infer train] [--attn fused reference] [--with-cp off|on|both]
         [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--channels-last] [--compile]
-        [--runtimes eager compile compile-static compile-freezing onnxruntime]
+        [--runtimes eager bf16 compile compile-static compile-freezing onnxruntime]
         [--threads N] [--warmup 2] [--repeat 5] [--out-indices 0 1 2 3]
         [--flops] [--peak-tflops T] [--timeout S] [--json FILE] [--csv FILE]
 
@@ -115,9 +115,10 @@ def parse_args(argv=None):
     p.add_argument('--compile', action='store_true', help='torch.compile the backbone')
     p.add_argument('--runtimes', nargs='+', choices=list(RUNTIMES), default=None,
                    help='instead of the attention modes: these runtimes of each backbone '
-                   'side by side in one process (inference, fp32; eager, torch.compile '
+                   'side by side in one process (eager fp32, bf16 autocast, torch.compile '
                    'dynamic=True, the same with dynamic=False or with inductor freezing, '
-                   'onnxruntime), speed-ups against eager')
+                   'onnxruntime), speed-ups and output errors against eager; with --modes '
+                   'train: eager and bf16 training steps, gradient errors')
     p.add_argument('--threads', type=int, default=None, help='torch intra-op threads')
     p.add_argument('--warmup', type=int, default=2, help='untimed steps after priming')
     p.add_argument('--repeat', type=int, default=5, help='timed steps')
