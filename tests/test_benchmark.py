@@ -445,7 +445,8 @@ def test_runtimes_bf16_side_by_side_in_inference_and_training():
         row = finish_runtimes(case, run_case(case))
         assert row['status'] == 'ok' and set(row['median_s']) == {'eager', 'bf16'}
         assert row['rel_err_vs_eager']['eager'] == 0
-        assert 1e-4 < row['rel_err_vs_eager']['bf16'] < 5e-2, (case['mode'], row['rel_err_vs_eager'])
+        err = row['rel_err_vs_eager']
+        assert 1e-4 < err['bf16'] < 5e-2, (case['mode'], err)
     options.runtimes = ['eager', 'compile']
     with pytest.raises(ValueError, match=r"--modes train takes \['eager', 'bf16'\]"):
         build_cases(options)

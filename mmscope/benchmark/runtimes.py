@@ -7,9 +7,9 @@ compiled form (:func:`mmscope.deploy.compile_backbone` options: inductor,
 ``dynamic=True``, the form the tests check), the same with ``dynamic=False``
 (``compile-static``: kernels generated for the one input size, which inductor's CPU
 code generator vectorises; a new compilation for every other size), the compiled form
-(``dynamic=True``) with inductor's ``freezing`` (``compile-freezing``: the weights become constants of the graph, so that
-inductor folds them and pre-packs them for oneDNN's convolutions and matmuls; inference
-only) and its ONNX export (TorchScript exporter, dynamic H/W, run by an onnxruntime
+(``dynamic=True``) with inductor's ``freezing`` (``compile-freezing``: the weights become
+constants of the graph, so that inductor folds them and pre-packs them for oneDNN's
+convolutions and matmuls; inference only) and its ONNX export (TorchScript exporter, dynamic H/W, run by an onnxruntime
 session with the same thread count). Each runtime is
 primed (compilation, session creation and the first run are not timed) and checked
 against eager (largest relative error of the outputs); then the timed rounds alternate
@@ -28,7 +28,8 @@ import statistics
 import time
 from typing import Callable, Dict, List
 
-__all__ = ['RUNTIMES', 'TRAIN_RUNTIMES', 'measure_runtimes', 'finish_runtimes', 'runtime_table', 'runtimes_done']
+__all__ = ['RUNTIMES', 'TRAIN_RUNTIMES', 'measure_runtimes', 'finish_runtimes', 'runtime_table',
+           'runtimes_done']
 
 RUNTIMES = ('eager', 'bf16', 'compile', 'compile-static', 'compile-freezing', 'onnxruntime')
 #: The runtimes of a training case.
