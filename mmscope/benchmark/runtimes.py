@@ -9,8 +9,8 @@ compiled form (:func:`mmscope.deploy.compile_backbone` options: inductor,
 code generator vectorises; a new compilation for every other size), the compiled form
 (``dynamic=True``) with inductor's ``freezing`` (``compile-freezing``: the weights become
 constants of the graph, so that inductor folds them and pre-packs them for oneDNN's
-convolutions and matmuls; inference only) and its ONNX export (TorchScript exporter, dynamic H/W, run by an onnxruntime
-session with the same thread count). Each runtime is
+convolutions and matmuls; inference only) and its ONNX export (TorchScript exporter,
+dynamic H/W, run by an onnxruntime session with the same thread count). Each runtime is
 primed (compilation, session creation and the first run are not timed) and checked
 against eager (largest relative error of the outputs); then the timed rounds alternate
 the runtimes, rotating their order, so that all of them see the same machine load. The
