@@ -24,6 +24,12 @@ models on a CPU.
 Training always runs with ``--resume``: a demo that was interrupted continues from its
 last checkpoint, and a finished one is not trained again (``fresh`` starts over).
 ``quick`` is the small variant the tests run (less data, a few dozen iterations).
+
+Precision (:func:`choose_precision`): on a CPU with native bf16 (its flags list
+``avx512_bf16`` or ``amx_bf16``) where a classifier training step measured at least
+:data:`MIN_BF16_SPEEDUP` times faster under bf16 autocast, every training, test and
+image demo runs with ``--amp`` (bf16 autocast of backbone and neck,
+:mod:`mmscope.apis.precision`); elsewhere in fp32. The demo says which and why.
 """
 import glob
 import json
@@ -41,7 +47,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from . import demo_results
 from .libraries import Library, get_library
 
-__all__ = ['DemoTask', 'DEMO_TASKS', 'THRESHOLDS', 'DATA', 'PICTURES_PER_TASK', 'say',
+__all__ = ['DemoTask', 'DEMO_TASKS', 'THRESHOLDS', 'DATA', 'PICTURES_PER_TASK',
+           'MIN_BF16_SPEEDUP', 'PRECISIONS', 'choose_precision', 'say',
            'fmt_time', 'run_streamed', 'run_with_bar', 'last_checkpoint', 'read_test_metrics',
            'read_train_scalars', 'background_only_miou', 'box_centre_keypoint_ap', 'baselines',
            'plot_losses', 'tile', 'run_demo']
@@ -162,6 +169,13 @@ DATA = {
 }
 
 PICTURES_PER_TASK = 8
+
+#: ``precision`` choices of :func:`run_demo` (``--precision``).
+PRECISIONS = ('auto', 'fp32', 'bf16')
+#: ``auto`` takes bf16 only where a training step measured at least this much faster.
+MIN_BF16_SPEEDUP = 1.1
+#: What the tools get when the demo runs in bf16 (the CPU default; CUDA's is fp16).
+AMP_ARGS = ['--amp', '--amp-dtype', 'bf16']
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -343,6 +357,40 @@ def tile(images: Sequence[str], out_file: str, cols: int = 4,
     return out_file
 
 
+def choose_precision(request: str, config: str, batch: int = 32,
+                     size: int = 64) -> Tuple[bool, str]:
+    """``(amp, why)``: whether the demo runs with ``--amp`` (bf16 autocast on the CPU),
+    for ``request`` (one of :data:`PRECISIONS`) and the classifier ``config`` whose
+    training step is measured (``batch`` images of ``size`` pixels) when ``auto`` finds
+    native bf16 on a CPU-only machine."""
+    import torch
+
+    from .precision import bf16_step_speedup, cpu_bf16_support, warn_if_emulated_bf16
+    if request not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {request!r}')
+    if request == 'fp32':
+        return False, 'fp32 (--precision fp32)'
+    if torch.cuda.is_available():
+        if request == 'bf16':
+            return True, 'bf16 autocast on CUDA (--precision bf16)'
+        return False, 'fp32 on CUDA (--precision bf16 for mixed precision)'
+    native, why = cpu_bf16_support()
+    if request == 'bf16':
+        warn_if_emulated_bf16('run the demo with --precision auto or fp32')
+        return True, f'bf16 autocast (--precision bf16); {why}'
+    if not native:
+        return False, f'fp32: {why} (bf16 would be emulated, slower)'
+    from .config import build_model, load_config
+    model = build_model(load_config(config))
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    speedup = bf16_step_speedup(model, x)
+    if speedup >= MIN_BF16_SPEEDUP:
+        return True, (f'bf16 autocast: {why}, and a classifier training step measured '
+                      f'{speedup:.2f}x faster than fp32')
+    return False, (f'fp32: {why}, but bf16 autocast measured only {speedup:.2f}x '
+                   f'(< {MIN_BF16_SPEEDUP}x) on a classifier training step')
+
+
 # ----------------------------------------------------------------------------- the steps
 @dataclass
 class _Run:
@@ -357,6 +405,7 @@ class _Run:
     quick: bool = False
     fresh: bool = False
     no_pictures: bool = False
+    amp: bool = False
     meta: dict = field(default_factory=dict)
     baselines: dict = field(default_factory=dict)
     timings: dict = field(default_factory=OrderedDict)
@@ -411,7 +460,7 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
     say(f'2/4 [{n}/{n_tasks}] train {task.title}: {task.model} ({task.scope})')
     t0 = time.time()
     cmd = [sys.executable, osp.join(root, 'tools', 'train.py'), config,
-           '--work-dir', work_dir, '--resume']
+           '--work-dir', work_dir, '--resume'] + (AMP_ARGS if run.amp else [])
     if not task.validate:
         cmd.append('--no-validate')
     if task.backbone_from is not None:
@@ -443,7 +492,8 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
     elif osp.isfile(dump):
         os.remove(dump)
     cmd = [sys.executable, osp.join(root, 'tools', 'test.py'), config, ckpt,
-           '--work-dir', osp.join(work_dir, 'test'), '--out', dump,
+           '--work-dir', osp.join(work_dir, 'test'), '--out', dump] + (
+               AMP_ARGS if run.amp else []) + [
            '--cfg-options', 'default_hooks.logger.interval=1']
     if not run.no_pictures:
         cmd[4:4] = ['--show-dir', vis_dir,
@@ -517,7 +567,8 @@ def _pictures(run: _Run) -> None:
         vis_dir = osp.join(out_root, 'image_demo', key)
         shutil.rmtree(vis_dir, ignore_errors=True)
         say(f'demo/image_demo.py on {len(images)} validation images: {task.title}')
-        for r in inference(images, config, res['checkpoint'], vis_dir):
+        for r in inference(images, config, res['checkpoint'], vis_dir, amp=run.amp,
+                           amp_dtype='bf16'):
             say(f'  {osp.relpath(r["image"], data_root)}: {r["summary"]}')
         tile([osp.join(vis_dir, f) for f in sorted(os.listdir(vis_dir))],
              osp.join(out_root, f'{key}_image_demo.png'), cols=4)
@@ -581,14 +632,15 @@ def _report(run: _Run) -> int:
 def run_demo(root: str, tasks: Optional[Sequence[str]] = None, quick: bool = False,
              data_root: Optional[str] = None, work_dir: Optional[str] = None,
              out_dir: Optional[str] = None, seed: int = 0, fresh: bool = False,
-             no_pictures: bool = False) -> int:
+             no_pictures: bool = False, precision: str = 'auto') -> int:
     """The demo (see the module doc) of ``tasks`` (keys of :data:`DEMO_TASKS`, default
     all), run from the repository ``root`` (which holds ``configs/`` and ``tools/``).
 
     Defaults: data in ``root/data/shapes``, checkpoints and logs in
     ``root/work_dirs/demo``, pictures and metrics in ``root/results/demo`` (each with
     ``-quick`` for ``quick``). ``seed`` is the data set's, ``fresh`` deletes earlier
-    checkpoints, ``no_pictures`` skips all drawing. Returns the exit status: 0 when every
+    checkpoints, ``no_pictures`` skips all drawing, ``precision`` is one of
+    :data:`PRECISIONS` (:func:`choose_precision`). Returns the exit status: 0 when every
     metric passes, 1 when one is below its threshold, 2 when a step failed.
     """
     tasks = list(DEMO_TASKS) if tasks is None else list(tasks)
@@ -612,6 +664,10 @@ def run_demo(root: str, tasks: Optional[Sequence[str]] = None, quick: bool = Fal
         (' + CUDA' if torch.cuda.is_available() else ''))
     say(f'data: {data_root}   checkpoints/logs: {work_root}   results: {out_root}')
 
+    t0 = time.time()
+    run.amp, why = choose_precision(precision, run.config(DEMO_TASKS['cls']))
+    say(f'precision: {why}')
+    run.timings['precision'] = time.time() - t0
     t0 = time.time()
     run.meta = _make_data(data_root, mode, seed)
     run.timings['dataset'] = time.time() - t0

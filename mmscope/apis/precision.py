@@ -31,7 +31,8 @@ from typing import Any, Callable, FrozenSet, Optional, Sequence, Tuple
 
 __all__ = [
     'AMP_DTYPES', 'NATIVE_BF16_FLAGS', 'cpu_flags', 'cpu_bf16_support', 'warn_if_emulated_bf16',
-    'resolve_amp_dtype', 'autocast_feature_extractor', 'amp_context', 'configure_amp'
+    'resolve_amp_dtype', 'autocast_feature_extractor', 'amp_context', 'configure_amp',
+    'bf16_step_speedup'
 ]
 
 #: ``--amp-dtype`` choices and their torch dtypes (by name, so importing this is cheap).
@@ -214,3 +215,34 @@ def _cpu_optim_wrapper(cfg) -> None:
     for key in ('loss_scale', 'dtype', 'use_fsdp'):
         wrapper.pop(key, None)
 
+
+
+def bf16_step_speedup(model, inputs, rounds: int = 3) -> float:
+    """How much faster a training step of the OpenMMLab ``model`` (``forward(inputs,
+    mode='tensor')`` in train mode, backward of the summed outputs; no optimizer step) is with the feature extractor under
+    CPU bf16 autocast than in fp32: the median over ``rounds`` of ``t(fp32) / t(bf16)``,
+    the two alternating after one untimed step each. ``model`` is left as it was (its
+    forward wrappers removed, gradients cleared)."""
+    import copy
+    import statistics
+    import time
+
+    import torch
+    low = copy.deepcopy(model).train()
+    autocast_feature_extractor(low)
+    arms = {'fp32': copy.deepcopy(model).train(), 'bf16': low}
+
+    def step(m):
+        t0 = time.perf_counter()
+        out = m(inputs, mode='tensor')
+        out = out if isinstance(out, (tuple, list)) else (out, )
+        sum(o.float().sum() for o in out).backward()
+        m.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    for m in arms.values():
+        step(m)
+    ratios = []
+    for _ in range(rounds):
+        ratios.append(step(arms['fp32']) / step(arms['bf16']))
+    return statistics.median(ratios)
