@@ -178,7 +178,8 @@ def _not_readable(where, exc: BaseException) -> NotACheckpointError:
 def _is_damage(exc: BaseException) -> bool:
     if isinstance(exc, _DAMAGED):
         return True
-    return isinstance(exc, RuntimeError) and 'PytorchStreamReader' in str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        m in str(exc) for m in ('PytorchStreamReader', 'unexpected EOF', 'corrupted'))
 
 
 def safe_load(f, map_location=None, **kwargs) -> Any:
