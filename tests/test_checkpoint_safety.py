@@ -184,22 +184,25 @@ def test_plain_torch_load_is_untouched():
 
 
 def test_patch_is_explicit_and_can_be_declined():
-    """``import mmscope`` patches mmengine (one named function); MMSCOPE_PATCH_MMENGINE=0
-    declines it, and unpatch_mmengine() undoes it in a running process."""
+    """``import mmscope`` patches mmengine (one named function) and registers our model
+    names; MMSCOPE_PATCH_MMENGINE=0 declines both, and unpatch_mmengine() undoes the patch
+    in a running process."""
     code = ('import mmscope, mmengine.runner.checkpoint as m; '
             'from mmscope.utils import mmengine_is_patched, unpatch_mmengine, patch_mmengine; '
+            'from mmscope.utils import model_names_registered as names; '
             'a = mmengine_is_patched(); unpatch_mmengine(); b = mmengine_is_patched(); '
             'import torch; c = m.torch is torch; patch_mmengine(); patch_mmengine(); '
-            'print(a, b, c, mmengine_is_patched())')
-    for value, expected in ((None, 'True False True True'), ('0', 'False False True True'),
-                            ('1', 'True False True True')):
+            'print(a, b, c, mmengine_is_patched(), names())')
+    for value, expected in ((None, 'True False True True True'),
+                            ('0', 'False False True True False'),
+                            ('1', 'True False True True True')):
         env = {k: v for k, v in os.environ.items() if k != 'MMSCOPE_PATCH_MMENGINE'}
         if value is not None:
             env['MMSCOPE_PATCH_MMENGINE'] = value
         out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                              env=env, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.split()[-4:] == expected.split(), (value, out.stdout)
+        assert out.stdout.split()[-5:] == expected.split(), (value, out.stdout)
 
 
 def test_import_mmscope_is_cheap():

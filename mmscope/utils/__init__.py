@@ -6,6 +6,8 @@ from .checkpoint import (MIN_MATCHED_FRACTION, PATCH_ENV, TRUST_ENV,
                          unpatch_mmengine, weights_of)
 from .configs import (config_bases_registered, config_root, get_config_path,
                       register_config_bases, unregister_config_bases)
+from .model_names import (NoPublishedWeightsError, model_names, model_names_registered,
+                          register_model_names, unregister_model_names)
 
 __all__ = [
     'MIN_MATCHED_FRACTION', 'PATCH_ENV', 'TRUST_ENV', 'CheckpointMismatchError',
@@ -13,5 +15,6 @@ __all__ = [
     'checkpoint_allowlist', 'match_weights', 'mmengine_is_patched', 'patch_mmengine',
     'safe_load', 'trust_checkpoint', 'trusted_files', 'unpatch_mmengine', 'weights_of',
     'config_bases_registered', 'config_root', 'get_config_path', 'register_config_bases',
-    'unregister_config_bases'
+    'unregister_config_bases', 'NoPublishedWeightsError', 'model_names',
+    'model_names_registered', 'register_model_names', 'unregister_model_names'
 ]
