@@ -41,10 +41,19 @@ def _weights(name, folder):
 
 
 def test_names_come_from_the_metafiles():
+    """Every config of every family has its name in the metafiles, and every name its
+    config."""
+    import glob
+
+    from mmscope.models.family import families
+    from mmscope.utils import config_root
     names = model_names()
     assert set(NAMES.values()) <= set(names) and len(names) == len(set(names))
     for name in names:
         assert osp.isfile(model_config(name)), name
+    configs = {osp.splitext(osp.basename(p))[0] for f in families()
+               for p in glob.glob(osp.join(config_root(), f.key, '*.py'))}
+    assert configs == set(names)
     assert model_config(NAMES['mmdet'].upper()) == model_config(NAMES['mmdet'])
     assert model_config('resnet50_8xb32_in1k') is None
 
