@@ -21,7 +21,8 @@ tensors, and warn, naming the keys, about a partial match.
 
 :func:`patch_mmengine` routes mmengine's checkpoint loading (``load_from``, ``--resume``,
 ``tools/test.py``, ``init_cfg=Pretrained``) through :func:`safe_load`. Importing ``mmscope``
-applies it, the one change importing mmscope makes to another package; set
+applies it (with the ``mmscope::`` config bases and the model names, the changes importing
+mmscope makes to other packages, each one named function); set
 ``MMSCOPE_PATCH_MMENGINE=0`` to import mmscope without it, and :func:`unpatch_mmengine`
 undoes it.
 """
