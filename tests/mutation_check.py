@@ -1,5 +1,5 @@
 """Mutation check: plant small, plausible bugs one at a time and make sure the fast suite
-catches every one (a developer's script, not collected by pytest; about 5 minutes).
+catches every one (a developer's script, not collected by pytest; about 6 minutes).
 
     python tests/mutation_check.py [--only NAME ...] [--list]
 
@@ -113,6 +113,24 @@ MUTATIONS = {
         '        return [float(drop_path_rate)] * sum(depths)',
         ['tests/test_backbone_contract.py'],
         'every block drops paths at the full rate instead of a linear schedule'),
+    'layer-ids-after-the-last-block-not-on-top': (
+        'mmscope/models/backbones/base.py',
+        '            layer = seen if is_block or seen < num_blocks else num_blocks + 1',
+        '            layer = seen',
+        ['tests/test_backbone_contract.py'],
+        'the last norm trains at the last block\'s decayed learning rate (every family)'),
+    'pretrained-coverage-unchecked': (
+        'mmscope/utils/checkpoint.py',
+        '    if matched < MIN_MATCHED_FRACTION * len(params):',
+        '    if matched < 0:',
+        ['tests/test_backbone_contract.py'],
+        "another family's checkpoint leaves a backbone with random weights, without an error"),
+    'backbone-no-decay-keys-ignored': (
+        'mmscope/engine/optim_wrapper_constructor.py',
+        '        keys = {k: dict(decay_mult=0.) for k in backbone.no_decay_keys}',
+        '        keys = {}',
+        ['tests/test_layer_decay.py'],
+        'LayerScales, position MLPs and positional convs decay again (the configs rely on it)'),
 }
 
 

@@ -295,6 +295,9 @@ def check_layer_depth(family):
         assert {ids[name] for name in names_of(block)} == {k}
     in_order = [ids[name] for m, _ in order for name in names_of(m)]
     assert in_order == sorted(in_order)  # never decreasing along the forward pass
+    last, last_is_block = order[-1]
+    if not last_is_block:  # the last norm is on top, with the heads
+        assert {ids[name] for name in names_of(last)} == {n + 1}
     assert model.get_layer_depth('head.fc.weight', 'backbone.') == (n + 1, n + 2)
     assert model.get_layer_depth('backbone.' + names[0], 'backbone.') == (0, n + 2)
     with pytest.raises(ValueError, match='has no parameter'):

@@ -65,8 +65,8 @@ class MMScopeBackbone(BaseModule):
 
     Subclasses set the class attributes, call :meth:`_init_backbone` first in
     ``__init__``, build their modules, implement :meth:`_frozen_modules` and
-    :meth:`_layer_order` and call ``self._freeze_stages()`` at the end. Each family also registers a
-    :class:`mmscope.models.family.BackboneFamily` next to its class.
+    :meth:`_layer_order` and call ``self._freeze_stages()`` at the end. Each family also
+    registers a :class:`mmscope.models.family.BackboneFamily` next to its class.
     """
     #: Canonical arch name -> settings (``{key: per-stage list}``).
     arch_zoo: Dict[str, Dict[str, list]] = {}
