@@ -67,8 +67,8 @@ MUTATIONS = {
         "ScopeViT's GSDA attends to padded grid keys"),
     'pad-amount-full-window': (
         'mmscope/models/layers/padding.py',
-        '    return (multiple - size % multiple) % multiple',
-        '    return multiple - size % multiple',
+        '    return (size + multiple - 1) // multiple * multiple - size',
+        '    return size // multiple * multiple + multiple - size',
         ['tests/test_scalablevit.py', 'tests/test_scopevit.py'],
         'sizes that already fit are padded by a whole extra window'),
     'rel-pos-sign-dropped': (
