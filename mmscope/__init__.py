@@ -7,7 +7,7 @@ outside the package, each through one named function:
   on torch >= 2.6 without running arbitrary pickled code;
 * :func:`mmscope.utils.configs.register_config_bases`: ``_base_ = ['mmscope::...']``
   resolves to the configs installed with the package;
-* :func:`mmscope.utils.model_names.register_model_names`: our model names work in
+* :func:`mmscope.utils.model_index.register_model_names`: our model names work in
   mmpretrain's ``get_model`` / ``list_models`` and in the libraries' inferencers.
 
 All run here, so configs that load mmscope through ``custom_imports`` get the first one,
@@ -22,7 +22,7 @@ import os
 
 from .utils.checkpoint import PATCH_ENV, patch_mmengine
 from .utils.configs import register_config_bases
-from .utils.model_names import register_model_names
+from .utils.model_index import register_model_names
 from .version import __version__
 
 if os.environ.get(PATCH_ENV, '1') != '0':

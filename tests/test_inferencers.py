@@ -13,7 +13,7 @@ import torch
 
 import mmscope  # noqa: F401  (registers the names)
 from mmscope.apis import build_model, load_config
-from mmscope.utils.model_names import NoPublishedWeightsError, model_config, model_names
+from mmscope.utils.model_index import NoPublishedWeightsError, model_config, model_names
 
 NAMES = {'mmpretrain': 'scopevit-xt_8xb128_in1k',
          'mmdet': 'retinanet_scopevit-xt_fpn_1x_coco',
@@ -149,3 +149,22 @@ def test_registration_can_be_undone():
         register_model_names()
         register_model_names()
     assert model_names_registered() and ModelHub.has(NAMES['mmpretrain'])
+
+
+def test_a_failing_registration_never_breaks_the_library(monkeypatch):
+    """Adding our names runs inside mmpretrain's import: a failure there is a warning, and
+    a package installed without its configs leaves the libraries' own names working."""
+    import types
+
+    from mmscope.utils import model_index as mn
+
+    def broken(hub):
+        raise OSError('no model-index.yml')
+
+    monkeypatch.setattr(mn, '_add_classifiers', broken)
+    with pytest.warns(UserWarning, match='could not add its model names to mmpretrain: '
+                      'OSError: no model-index.yml'):
+        mn._register_in_model_hub(types.SimpleNamespace(ModelHub=None))
+    monkeypatch.setattr(mn, 'model_index_path', lambda: '/nowhere/model-index.yml')
+    with pytest.warns(UserWarning, match='model names are not available'):
+        assert mn.model_config(NAMES['mmdet']) is None

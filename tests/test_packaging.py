@@ -128,7 +128,7 @@ SCRIPT = textwrap.dedent('''
                                         device='cpu')(photo)[0]
     res['cls_scores'] = len(out['pred_scores'])
     from mmscope.apis import build_model
-    from mmscope.utils.model_names import model_config
+    from mmscope.utils.model_index import model_config
     from mmdet.apis import DetInferencer
     from mmseg.apis import MMSegInferencer
     from mmpose.apis import MMPoseInferencer

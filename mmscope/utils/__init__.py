@@ -6,7 +6,7 @@ from .checkpoint import (MIN_MATCHED_FRACTION, PATCH_ENV, TRUST_ENV,
                          unpatch_mmengine, weights_of)
 from .configs import (config_bases_registered, config_root, get_config_path,
                       register_config_bases, unregister_config_bases)
-from .model_names import (NoPublishedWeightsError, model_names, model_names_registered,
+from .model_index import (NoPublishedWeightsError, model_names, model_names_registered,
                           register_model_names, unregister_model_names)
 
 __all__ = [

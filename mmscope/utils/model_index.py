@@ -30,6 +30,7 @@ import importlib.abc
 import inspect
 import os.path as osp
 import sys
+import warnings
 from typing import Callable, Dict, List, Optional
 
 from .configs import config_root
@@ -65,14 +66,24 @@ def _models(index: str) -> Dict[str, dict]:
     return models
 
 
+def _our_models() -> Dict[str, dict]:
+    """The models of the installed index; none (with a warning) when the package was
+    installed without its configs, so that the libraries' own names keep working."""
+    try:
+        return _models(model_index_path())
+    except OSError as e:
+        warnings.warn(f'mmscope\'s model names are not available: {e}')
+        return {}
+
+
 def model_names() -> List[str]:
     """Every model name of mmscope's metafiles, sorted."""
-    return sorted(m['name'] for m in _models(model_index_path()).values())
+    return sorted(m['name'] for m in _our_models().values())
 
 
 def model_config(name: str) -> Optional[str]:
     """The config file of the model ``name`` (any case), or None if it is not ours."""
-    entry = _models(model_index_path()).get(str(name).lower())
+    entry = _our_models().get(str(name).lower())
     return None if entry is None else entry['config']
 
 
@@ -104,7 +115,7 @@ def config_for_inferencer(name: str, scope: Optional[str], weights) -> Optional[
     config = model_config(name)
     if config is None:
         return None
-    entry = _models(model_index_path())[name.lower()]
+    entry = _our_models()[name.lower()]
     own = model_scope(name)
     if scope is not None and own != scope:
         lib = LIBRARIES.get(own)
@@ -170,11 +181,19 @@ def _model_without_weights(model_cls: type) -> type:
 
 def _register_in_model_hub(module) -> None:
     """Our classification models into mmpretrain's ``ModelHub`` (``module`` is
-    ``mmpretrain.apis.model``)."""
+    ``mmpretrain.apis.model``); a failure is a warning, never a failed import of
+    mmpretrain."""
+    try:
+        _add_classifiers(module.ModelHub)
+    except Exception as e:  # noqa: BLE001 (mmpretrain must import whatever happens here)
+        warnings.warn(f'mmscope could not add its model names to mmpretrain: '
+                      f'{type(e).__name__}: {e}')
+
+
+def _add_classifiers(hub) -> None:
     from modelindex.load_model_index import load
 
     from mmscope.models.family import families
-    hub = module.ModelHub
     root = config_root()
     classifiers = {osp.normpath(osp.join(root, c)) for f in families()
                    for c in f.cls_configs.values()}
