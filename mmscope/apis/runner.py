@@ -69,11 +69,11 @@ def check_resumable(path: str) -> None:
 
 def check_checkpoint_fits(model, path: str) -> None:
     """Refuse a checkpoint that leaves ``model`` mostly unloaded before any metric is
-    computed with it (``tools/test.py``): :class:`mmscope.utils.checkpoint.
-    CheckpointMismatchError` when it matches (name and shape) fewer than half of the
-    model's parameter tensors, a warning naming the keys for a partial match
-    (:func:`mmscope.utils.checkpoint.match_weights`). A file that is not a checkpoint
-    raises :class:`mmscope.utils.checkpoint.NotACheckpointError`.
+    computed with it (``tools/test.py``):
+    :class:`~mmscope.utils.checkpoint.CheckpointMismatchError` when it matches (name and
+    shape) fewer than half of the model's parameter tensors, a warning naming the keys for
+    a partial match (:func:`~mmscope.utils.checkpoint.match_weights`). A file that is not
+    a checkpoint raises :class:`~mmscope.utils.checkpoint.NotACheckpointError`.
 
     Args:
         model: the runner's model (a DDP or test-time-augmentation wrapper is looked
