@@ -7,8 +7,9 @@ The task comes from the config's ``default_scope``: mmpretrain configs go throug
 ``ImageClassificationInferencer``, mmdet configs through ``DetInferencer``, mmseg
 configs through ``MMSegInferencer`` and mmpose configs through ``MMPoseInferencer``
 (top-down, with the whole image as the one box: no detector). Pictures are written under
-``--out-dir`` (default ``results/image_demo``) with the image's file name; a one-line
-summary of each prediction is printed.
+``--out-dir`` (default ``results/image_demo``) with the image's file name, numbered
+(``img_1.png``) where that would overwrite an input image or another image's picture; a
+one-line summary of each prediction is printed.
 
 Small images (like the 64/128-pixel demo images) are upscaled to ``--min-size`` before
 inference, only so the drawing is legible: every config's test pipeline resizes its input

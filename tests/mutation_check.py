@@ -1,5 +1,5 @@
 """Mutation check: plant small, plausible bugs one at a time and make sure the fast suite
-catches every one (a developer's script, not collected by pytest; about 5 minutes).
+catches every one (a developer's script, not collected by pytest; about 6 minutes).
 
     python tests/mutation_check.py [--only NAME ...] [--list]
 
@@ -67,8 +67,8 @@ MUTATIONS = {
         "ScopeViT's GSDA attends to padded grid keys"),
     'pad-amount-full-window': (
         'mmscope/models/layers/padding.py',
-        '    return (multiple - size % multiple) % multiple',
-        '    return multiple - size % multiple',
+        '    return (size + multiple - 1) // multiple * multiple - size',
+        '    return size // multiple * multiple + multiple - size',
         ['tests/test_scalablevit.py', 'tests/test_scopevit.py'],
         'sizes that already fit are padded by a whole extra window'),
     'rel-pos-sign-dropped': (
@@ -113,6 +113,24 @@ MUTATIONS = {
         '        return [float(drop_path_rate)] * sum(depths)',
         ['tests/test_backbone_contract.py'],
         'every block drops paths at the full rate instead of a linear schedule'),
+    'layer-ids-after-the-last-block-not-on-top': (
+        'mmscope/models/backbones/base.py',
+        '            layer = seen if is_block or seen < num_blocks else num_blocks + 1',
+        '            layer = seen',
+        ['tests/test_backbone_contract.py'],
+        'the last norm trains at the last block\'s decayed learning rate (every family)'),
+    'pretrained-coverage-unchecked': (
+        'mmscope/utils/checkpoint.py',
+        '    if matched < MIN_MATCHED_FRACTION * len(params):',
+        '    if matched < 0:',
+        ['tests/test_backbone_contract.py'],
+        "another family's checkpoint leaves a backbone with random weights, without an error"),
+    'backbone-no-decay-keys-ignored': (
+        'mmscope/engine/optim_wrapper_constructor.py',
+        '        keys = {k: dict(decay_mult=0.) for k in backbone.no_decay_keys}',
+        '        keys = {}',
+        ['tests/test_layer_decay.py'],
+        'LayerScales, position MLPs and positional convs decay again (the configs rely on it)'),
 }
 
 

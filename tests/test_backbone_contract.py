@@ -4,8 +4,11 @@ Every family's backbone keeps the same promises (``MMScopeBackbone``): arch name
 dicts with one error format, stage outputs of ``ceil(H / 2 ** (i + 2))`` at any size of
 at least 32x32, ``out_indices`` / ``frozen_stages`` / ``norm_eval``, ``with_cp`` that
 changes nothing but memory, the linear drop-path schedule, the ``attn_impl`` check,
-state-dict round trips and ``Pretrained`` loading, and building from every downstream
-library's registry by ``type='mmscope.<Name>'``. Each check is a function of a family;
+state-dict round trips and ``Pretrained`` loading (a checkpoint that covers fewer than
+half of the weights refused), the argument checks (drop path, empty batches, out_indices),
+the layer ids of layer-wise learning-rate decay (as mmpretrain's constructor reads them)
+and the no-decay keys, and building from every downstream library's registry by
+``type='mmscope.<Name>'``. Each check is a function of a family;
 the tests run them over ``families()``. The per-family test files keep only what is
 specific to each attention.
 """
@@ -71,8 +74,8 @@ def check_out_indices(family):
     model = build(family, out_indices=-1)
     assert model.out_indices == (n - 1, )
     assert build(family, out_indices=0).out_indices == (0, )
-    model = build(family, out_indices=(-1, 0, n - 1)).eval()
-    assert model.out_indices == (0, n - 1)  # sorted, without repeats
+    model = build(family, out_indices=(n - 1, 0)).eval()
+    assert model.out_indices == (0, n - 1)  # sorted
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
     widths = small_arch(family)['embed_dims']
@@ -81,6 +84,11 @@ def check_out_indices(family):
         build(family, out_indices=(n, ))
     with pytest.raises(ValueError, match='out_indices'):
         build(family, out_indices=('a', ))
+    with pytest.raises(ValueError, match='out_indices is empty: name at least one stage'):
+        build(family, out_indices=())
+    for twice in ((1, 1), (-1, 0, n - 1)):  # the same stage by index or from the end
+        with pytest.raises(ValueError, match=rf'names stage {twice[-1] % n} twice'):
+            build(family, out_indices=twice)
 
 
 def check_arch_parsing(family):
@@ -180,6 +188,17 @@ def check_drop_path_schedule(family):
     assert used and set(used) <= set(rates) and max(used) == pytest.approx(0.3)
     assert used == sorted(used)  # increasing with depth
     assert not any(isinstance(m, DropPath) for m in build(family).modules())
+    # a probability of the last block: 1 would drop every path of it, > 1 is no probability
+    for bad in (-0.1, 1.0, 1.5, '0.1', True):
+        with pytest.raises(ValueError, match=r'drop_path_rate .* must be a number in \[0, 1\)'):
+            build(family, drop_path_rate=bad)
+    assert family.backbone.drop_path_rates(0.999, [1, 1])[-1] == pytest.approx(0.999)
+
+
+def check_empty_batch(family):
+    model = build(family).eval()
+    with pytest.raises(ValueError, match=r'empty batch \(shape \(0, 3, 64, 64\)\)'):
+        model(torch.zeros(0, 3, 64, 64))
 
 
 def check_state_dict_round_trip_and_pretrained(family, tmp_path):
@@ -210,6 +229,104 @@ def check_state_dict_round_trip_and_pretrained(family, tmp_path):
     with pytest.raises(ValueError, match='same time'):
         family.backbone(arch=small_arch(family), pretrained='a.pth',
                         init_cfg=dict(type='Pretrained', checkpoint='a.pth'))
+    check_pretrained_coverage(family, model, tmp_path)
+
+
+def check_pretrained_coverage(family, model, tmp_path):
+    """A ``Pretrained`` checkpoint must cover the backbone: exactly half of the parameter
+    tensors (name and shape) loads with a warning naming the missing keys; one fewer, no
+    matching name, or matching names of other shapes (another variant) is refused, saying
+    what was expected and what was found."""
+    from mmscope.utils.checkpoint import CheckpointMismatchError
+    params = [n for n, _ in model.named_parameters()]
+    sd = model.state_dict()
+    half = math.ceil(len(params) / 2)
+
+    def load(weights, name):
+        path = tmp_path / f'{name}.pth'
+        torch.save({'state_dict': {'backbone.' + k: v for k, v in weights.items()}}, path)
+        return build(family, out_indices=all_stages(family), init_cfg=dict(
+            type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+
+    dropped = params[half:]  # the first half stays
+    with pytest.warns(UserWarning, match=rf'only in part: {half} of its {len(params)} '
+                      rf'parameter tensors are loaded. Missing .*{dropped[0]}'):
+        partial = load({k: v for k, v in sd.items() if k not in dropped}, 'half')
+    assert all(torch.equal(partial.state_dict()[k], sd[k]) for k in params[:half])
+    dropped = params[half - 1:]
+    with pytest.raises(CheckpointMismatchError,
+                       match=rf'{half - 1} of its {len(params)} parameter tensors match'):
+        load({k: v for k, v in sd.items() if k not in dropped}, 'under-half')
+    with pytest.raises(CheckpointMismatchError, match=r'0 of its .* Expected \(model\): '
+                       rf'{params[0]}.* Found \(checkpoint.*\): other\.{params[0]}'):
+        load({'other.' + k: v for k, v in sd.items()}, 'other-names')
+    wider = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if v.dim() else v
+             for k, v in sd.items()}
+    with pytest.raises(CheckpointMismatchError, match=rf'Shape mismatches: {params[0]} '):
+        load(wider, 'other-shapes')
+
+
+def check_layer_depth(family):
+    """Layer ids as mmpretrain's LearningRateDecayOptimWrapperConstructor reads them (stem
+    0, blocks 1..N in forward order, the top N + 1 for what follows the last block and
+    for everything outside the backbone), and that constructor on a classifier: each
+    block's learning rate is ``rate`` times the next one's."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.engine.optimizers import LearningRateDecayOptimWrapperConstructor
+    from mmpretrain.registry import MODELS
+    arch = small_arch(family)
+    n = sum(arch['depths'])
+    model = build(family, out_indices=all_stages(family))
+    ids = model.layer_ids()
+    names = [name for name, _ in model.named_parameters()]
+    assert set(ids) == set(names)  # every parameter has a layer
+    assert model.num_layers() == n + 2
+    order = model._layer_order()
+    blocks = [m for m, is_block in order if is_block]
+    assert len(blocks) == n
+    assert ids[names[0]] == 0  # the stem
+    module_name = {id(m): k for k, m in model.named_modules()}
+
+    def names_of(module):
+        prefix = module_name[id(module)]
+        return [f'{prefix}.{p}' if prefix else p for p, _ in module.named_parameters()]
+
+    for k, block in enumerate(blocks, 1):
+        assert {ids[name] for name in names_of(block)} == {k}
+    in_order = [ids[name] for m, _ in order for name in names_of(m)]
+    assert in_order == sorted(in_order)  # never decreasing along the forward pass
+    last, last_is_block = order[-1]
+    if not last_is_block:  # the last norm is on top, with the heads
+        assert {ids[name] for name in names_of(last)} == {n + 1}
+    assert model.get_layer_depth('head.fc.weight', 'backbone.') == (n + 1, n + 2)
+    assert model.get_layer_depth('backbone.' + names[0], 'backbone.') == (0, n + 2)
+    with pytest.raises(ValueError, match='has no parameter'):
+        model.get_layer_depth('backbone.no.such.weight', 'backbone.')
+
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type=f'mmscope.{family.name}', arch=arch),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=3, in_channels=arch['embed_dims'][-1])))
+    wrapper = LearningRateDecayOptimWrapperConstructor(
+        dict(optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05)),
+        dict(layer_decay_rate=0.5))(classifier)
+    lr = {g['param_name']: g['lr'] for g in wrapper.optimizer.param_groups}
+    first, *_, last = [m for m, is_block in classifier.backbone._layer_order() if is_block]
+    name_of = {id(p): k for k, p in classifier.named_parameters()}
+    lr_first = {lr[name_of[id(p)]] for p in first.parameters()}
+    lr_last = {lr[name_of[id(p)]] for p in last.parameters()}
+    assert lr_first == {0.5**n} and lr_last == {0.5}  # a factor 0.5 ** (n - 1) apart
+    assert lr['backbone.' + names[0]] == 0.5**(n + 1) and lr['head.fc.weight'] == 1.0
+
+
+def check_no_decay_keys(family):
+    """The backbone's no-decay keys name real parameters of every arch."""
+    assert family.no_decay_keys == tuple(family.backbone.no_decay_keys)
+    names = ['.' + n for n, _ in build(family).named_parameters()]
+    for key in family.no_decay_keys:
+        assert any(key in n for n in names), key
 
 
 def check_registries(family):
@@ -226,7 +343,7 @@ def check_registries(family):
 
 CHECKS = [check_shapes, check_out_indices, check_arch_parsing,
           check_frozen_stages_and_norm_eval, check_with_cp, check_drop_path_schedule,
-          check_registries]
+          check_empty_batch, check_layer_depth, check_no_decay_keys, check_registries]
 
 
 def run_contract(family, tmp_path):

@@ -184,22 +184,25 @@ def test_plain_torch_load_is_untouched():
 
 
 def test_patch_is_explicit_and_can_be_declined():
-    """``import mmscope`` patches mmengine (one named function); MMSCOPE_PATCH_MMENGINE=0
-    declines it, and unpatch_mmengine() undoes it in a running process."""
+    """``import mmscope`` patches mmengine (one named function) and registers our model
+    names; MMSCOPE_PATCH_MMENGINE=0 declines both, and unpatch_mmengine() undoes the patch
+    in a running process."""
     code = ('import mmscope, mmengine.runner.checkpoint as m; '
             'from mmscope.utils import mmengine_is_patched, unpatch_mmengine, patch_mmengine; '
+            'from mmscope.utils import model_names_registered as names; '
             'a = mmengine_is_patched(); unpatch_mmengine(); b = mmengine_is_patched(); '
             'import torch; c = m.torch is torch; patch_mmengine(); patch_mmengine(); '
-            'print(a, b, c, mmengine_is_patched())')
-    for value, expected in ((None, 'True False True True'), ('0', 'False False True True'),
-                            ('1', 'True False True True')):
+            'print(a, b, c, mmengine_is_patched(), names())')
+    for value, expected in ((None, 'True False True True True'),
+                            ('0', 'False False True True False'),
+                            ('1', 'True False True True True')):
         env = {k: v for k, v in os.environ.items() if k != 'MMSCOPE_PATCH_MMENGINE'}
         if value is not None:
             env['MMSCOPE_PATCH_MMENGINE'] = value
         out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                              env=env, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.split()[-4:] == expected.split(), (value, out.stdout)
+        assert out.stdout.split()[-5:] == expected.split(), (value, out.stdout)
 
 
 def test_import_mmscope_is_cheap():
@@ -296,3 +299,57 @@ def test_crafted_payloads_are_refused_without_side_effect(tmp_path, monkeypatch,
     with pytest.raises(pickle.UnpicklingError):
         _load_checkpoint(path, map_location='cpu')  # mmengine's loader, patched
     assert not osp.exists(marker)
+
+
+# --------------------------------------------------------------- files that are no checkpoint
+def _no_checkpoints(tmp_path):
+    """``{kind: path}``: a text file, an empty file, a checkpoint cut in half, one missing
+    only its last byte (a near miss of a valid file) and a legacy-format one cut short."""
+    good, legacy = tmp_path / 'good.pth', tmp_path / 'legacy.pth'
+    torch.save({'state_dict': {'w': torch.arange(1000.)}}, good)
+    torch.save({'state_dict': {'w': torch.arange(1000.)}}, legacy,
+               _use_new_zipfile_serialization=False)
+    zipped, old = good.read_bytes(), legacy.read_bytes()
+    assert old[0] == 0x80  # a raw pickle, as torch < 1.6 wrote
+    files = {'text': b'not a checkpoint\n', 'empty': b'', 'half': zipped[:len(zipped) // 2],
+             'last byte missing': zipped[:-1], 'legacy cut short': old[:len(old) // 2]}
+    paths = {}
+    for kind, data in files.items():
+        paths[kind] = tmp_path / (kind.replace(' ', '_') + '.pth')
+        paths[kind].write_bytes(data)
+    return good, paths
+
+
+def test_files_that_are_no_checkpoint_are_named_so_trusted_or_not(tmp_path, monkeypatch):
+    """Text, empty and truncated files are "not a PyTorch checkpoint": never reported as
+    untrusted, never with advice to trust them, and trusting them gives the same answer
+    (not a bare EOFError / ValueError from the full unpickler)."""
+    from mmscope.utils.checkpoint import NotACheckpointError
+    good, paths = _no_checkpoints(tmp_path)
+    assert safe_load(str(good))['state_dict']['w'][-1] == 999  # the intact file loads
+    for kind, path in paths.items():
+        for trusted in (False, True):
+            monkeypatch.delenv(TRUST_ENV, raising=False)
+            if trusted:
+                trust_checkpoint(str(path))
+            for load in (safe_load, _load_checkpoint):
+                with pytest.raises(NotACheckpointError) as info:
+                    load(str(path))
+                msg = str(info.value)
+                assert str(path) in msg and 'PyTorch checkpoint' in msg, (kind, msg)
+                assert 'trust' not in msg.lower() and TRUST_ENV not in msg, (kind, msg)
+                assert not isinstance(info.value, UntrustedCheckpointError)
+    assert 'an empty file' in str(pytest.raises(NotACheckpointError, safe_load,
+                                                str(paths['empty'])).value)
+
+
+def test_a_crafted_file_is_still_untrusted_not_damaged(tmp_path):
+    """The near miss the other way: a well-formed file that needs a global (zip or legacy
+    format) is refused as untrusted, with the opt-in, and nothing runs."""
+    for fmt in (True, False):
+        path, marker = str(tmp_path / f'evil{fmt}.pth'), str(tmp_path / 'PWNED')
+        torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': _SideEffect(marker)}, path,
+                   _use_new_zipfile_serialization=fmt)
+        with pytest.raises(UntrustedCheckpointError, match=TRUST_ENV):
+            safe_load(path)
+        assert not osp.exists(marker)

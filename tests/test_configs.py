@@ -66,9 +66,9 @@ _FAMILY_RE = '|'.join(FAMILIES)
 NAME_RE = re.compile(
     rf'^(?:(?P<cls>(?P<f1>{_FAMILY_RE})-(?P<v1>\w+)_8xb128_in1k)'
     rf'|(?P<det>(?P<det_model>mask-rcnn|retinanet)_(?P<f2>{_FAMILY_RE})-(?P<v2>\w+)'
-    r'_fpn_(?P<sched>1x|ms-crop-3x)_coco)'
+    r'_fpn_(?:(?P<t2>layer-decay)-)?(?P<sched>1x|ms-crop-3x)_coco)'
     rf'|(?P<seg>(?P<seg_model>upernet|fpn)_(?P<f3>{_FAMILY_RE})-(?P<v3>\w+)'
-    r'_8xb(?P<bs>\d+)-(?P<iters>\d+)k_ade20k-512x512))\.py$')
+    r'_8xb(?P<bs>\d+)-(?:(?P<t3>layer-decay)-)?(?P<iters>\d+)k_ade20k-512x512))\.py$')
 
 
 def parse_name(path):
@@ -81,7 +81,8 @@ def parse_name(path):
     task = 'cls' if g['cls'] else 'det' if g['det'] else 'seg'
     model = 'cls' if task == 'cls' else (g['det_model'] or g['seg_model'])
     return dict(family=family, variant=variant, arch=VARIANTS[family][variant], task=task,
-                model=model, sched=g['sched'], bs=g['bs'], iters=g['iters'])
+                model=model, sched=g['sched'], bs=g['bs'], iters=g['iters'],
+                tag=g['t2'] or g['t3'])
 
 
 def widths(family, arch):
@@ -100,6 +101,15 @@ RECIPES = {
     ('scalablevit', 'upernet'): (6e-5, 0.01), ('scalablevit', 'fpn'): (1e-4, 1e-4),
 }
 LIBRARY = {'cls': 'mmpretrain', 'det': 'mmdet', 'seg': 'mmseg'}
+# Recipes without weight decay on the backbone's no-decay keys (through
+# mmscope.BackboneOptimWrapperConstructor): (family, model[, schedule])
+NO_DECAY_RECIPES = {('scopevit', 'cls'), ('scalablevit', 'cls'), ('scopevit', 'mask-rcnn'),
+                    ('scopevit', 'retinanet'), ('scopevit', 'upernet'),
+                    ('scalablevit', 'mask-rcnn', 'ms-crop-3x'),
+                    ('scalablevit', 'retinanet', 'ms-crop-3x'), ('scalablevit', 'upernet')}
+# The layer-wise learning-rate decay variants (``..._layer-decay-...``): file -> rate
+LAYER_DECAY = {'mask-rcnn_scopevit-t_fpn_layer-decay-1x_coco.py': 0.9,
+               'upernet_scalablevit-s_8xb2-layer-decay-160k_ade20k-512x512.py': 0.95}
 DROP_PATH_CLS = {('scopevit', 'xt'): 0.05, ('scopevit', 't'): 0.1, ('scopevit', 's'): 0.1,
                  ('scalablevit', 's'): 0.2, ('scalablevit', 'b'): 0.5,
                  ('scalablevit', 'l'): 0.5}
@@ -134,7 +144,8 @@ def test_all_variants_and_tasks_present():
             expected.append(f'fpn_{family}-{v}_8xb{fpn_bs}-80k_ade20k-512x512.py')
             missing = [e for e in expected if e not in names]
             assert not missing, missing
-    assert len(CONFIGS) == 42
+    assert len(CONFIGS) == 42 + len(LAYER_DECAY)
+    assert set(LAYER_DECAY) <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=IDS)
@@ -154,6 +165,15 @@ def test_config_follows_recipe(path):
     key = (family, info['model'], info['sched'])
     lr, wd = RECIPES[key] if key in RECIPES else RECIPES[key[:2]]
     assert opt.lr == pytest.approx(lr) and opt.weight_decay == pytest.approx(wd)
+    constructor = cfg.optim_wrapper.get('constructor', None)
+    paramwise = cfg.optim_wrapper.get('paramwise_cfg', None) or {}
+    if key in NO_DECAY_RECIPES or key[:2] in NO_DECAY_RECIPES:
+        assert constructor == 'mmscope.BackboneOptimWrapperConstructor'
+        assert 'custom_keys' not in paramwise  # the backbone's keys, not a copy of them
+    else:
+        assert constructor is None and not paramwise
+    assert paramwise.get('layer_decay_rate') == LAYER_DECAY.get(osp.basename(path))
+    assert bool(info['tag']) == (osp.basename(path) in LAYER_DECAY)
 
     if task == 'cls':
         assert bb.out_indices == (3, )
@@ -282,6 +302,8 @@ def _step_params():
     out = []
     for path, name in zip(CONFIGS, IDS):
         info = parse_name(path)
+        if info['tag']:  # the same model as its config without the tag (tests/test_layer_decay.py)
+            continue
         heavy = info['family'] == 'scalablevit' and info['variant'] in ('b', 'l')
         out.append(pytest.param(path, id=name, marks=[pytest.mark.slow] if heavy else []))
     return out
@@ -306,19 +328,21 @@ def test_train_and_test_step(path):
         cfg.optim_wrapper.type = 'OptimWrapper'  # the README's CPU override
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
 
-    # every no-decay key of the recipe names real parameters, which then get wd 0; a recipe
-    # with no-decay keys has all of its family's (the descriptor's ``no_decay_keys``)
+    # every custom key of the recipe, and the backbone's no-decay keys where the recipe's
+    # constructor adds them, names real parameters, which then get wd 0 where asked
     paramwise = cfg.optim_wrapper.get('paramwise_cfg', None) or {}
-    no_decay = {k for k, o in paramwise.get('custom_keys', {}).items()
-                if o.get('decay_mult', 1) == 0}
-    assert not no_decay or set(get_family(info['family']).no_decay_keys) <= no_decay
+    custom_keys = dict(paramwise.get('custom_keys', {}))
+    if cfg.optim_wrapper.get('constructor') == 'mmscope.BackboneOptimWrapperConstructor':
+        custom_keys = {**{k: dict(decay_mult=0.) for k in model.backbone.no_decay_keys},
+                       **custom_keys}
+        assert custom_keys
     names = [n for n, _ in model.named_parameters()]
     wd_of = {}
     for group in optim_wrapper.optimizer.param_groups:
         for p in group['params']:
             wd_of[id(p)] = group['weight_decay']
     params = dict(model.named_parameters())
-    for key, opts in paramwise.get('custom_keys', {}).items():
+    for key, opts in custom_keys.items():
         hit = [n for n in names if key in '.' + n]
         assert hit, f'custom key {key!r} matches no parameter'
         if opts.get('decay_mult', 1) == 0:

@@ -439,6 +439,72 @@ def test_image_demo_cli_classifier(small_shapes, tmp_path):
         assert min(Image.open(osp.join(vis, name)).size) >= 384
 
 
+def _digest(path):
+    import hashlib
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_image_demo_one_result_per_image_and_no_input_overwritten(small_shapes, tmp_path):
+    """Two images of the same name in two folders keep their own predictions and
+    pictures; an image inside the output folder, named like its picture, is not
+    overwritten (its picture takes the next free name)."""
+    import shutil
+
+    from mmscope.apis.inference import inference, picture_paths
+    out, _ = small_shapes
+    config = osp.join(ROOT, 'configs/demo/quick/scopevit-xt_shapes-cls_quick.py')
+    ckpt = _random_checkpoint(config, str(tmp_path / 'cls.pth'), shapes.CLASSES)
+    sources = [osp.join(out, 'cls', 'val', c, f'{i:06d}.jpg')
+               for i, c in enumerate(('circle', 'square', 'star'))]
+    images = [str(tmp_path / 'a' / 'img.jpg'), str(tmp_path / 'b' / 'img.jpg'),
+              str(tmp_path / 'ow' / 'img.png')]
+    for src, dst in zip(sources, images):
+        os.makedirs(osp.dirname(dst), exist_ok=True)
+        if dst.endswith('.png'):
+            Image.open(src).save(dst)
+        else:
+            shutil.copyfile(src, dst)
+    before = _digest(images[2])
+    out_dir = str(tmp_path / 'ow')
+    res = inference(images, config, ckpt, out_dir, device='cpu')
+    # ow/img.png is an input: the pictures take the next free names
+    assert [r['vis'] for r in res] == [osp.join(out_dir, n)
+                                       for n in ('img_1.png', 'img_2.png', 'img_3.png')]
+    assert _digest(images[2]) == before  # the input is untouched
+    assert len({_digest(r['vis']) for r in res}) == 3  # three different pictures
+    # each image's prediction is the one it gets alone
+    for image, r in zip(images, res):
+        (alone, ) = inference([image], config, ckpt, str(tmp_path / 'alone'), device='cpu')
+        assert alone['summary'] == r['summary'], (image, alone, r)
+    assert picture_paths(['x/p.jpg', 'y/p.png', 'p.gif'], 'x') == ['x/p.png', 'x/p_1.png',
+                                                                   'x/p_2.png']
+
+
+@pytest.mark.parametrize('key,config', [
+    ('seg', 'configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py'),
+    ('det', 'configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py')])
+def test_inference_checkpoint_without_class_names(small_shapes, tmp_path, key, config):
+    """A checkpoint without ``dataset_meta`` is named with the config's classes, not
+    the library's default dataset (Cityscapes' 19 names made the summary of a 5-class
+    segmentor fail; COCO's would name wrong objects)."""
+    import torch
+
+    from mmscope.apis import build_model, load_config
+    from mmscope.apis.inference import inference
+    out, _ = small_shapes
+    torch.manual_seed(0)
+    model = build_model(load_config(osp.join(ROOT, config)), init_weights=True)
+    ckpt = str(tmp_path / 'weights_only.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    images = [osp.join(out, 'det', 'val', '000000.jpg')]
+    (res, ) = inference(images, osp.join(ROOT, config), ckpt, str(tmp_path / 'vis'),
+                        device='cpu', score_thr=0.0, min_size=0)
+    classes = shapes.SEG_CLASSES if key == 'seg' else shapes.CLASSES
+    named = re.findall(r'([a-z]+) \d', res['summary'])
+    assert named and set(named) <= set(classes), res['summary']
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('key,config', [
     ('det', 'configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py'),

@@ -225,6 +225,21 @@ def test_detector_export_refuses_the_dynamo_exporter(tmp_path):
     assert not out.exists()
 
 
+def test_dynamo_exporter_without_onnxscript_names_the_install_step(tmp_path, monkeypatch):
+    """--exporter dynamo where onnxscript is missing: the install step, before the model is
+    built (not torch's ModuleNotFoundError from inside the export); nothing written."""
+    import sys
+
+    from mmscope.deploy.from_config import export_config
+    monkeypatch.setitem(sys.modules, 'onnxscript', None)  # as if not installed
+    out = tmp_path / 'seg.onnx'
+    with pytest.raises(ModuleNotFoundError, match=r'--exporter dynamo needs onnxscript, '
+                       r'which is not installed: make setup installs it') as info:
+        export_config(osp.join(ROOT, 'configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py'),
+                      None, str(out), shape=(64, 64), exporter='dynamo')
+    assert info.value.name == 'onnxscript' and not out.exists()
+
+
 def test_detection_matching_tolerates_ties_and_finds_differences():
     """Detections are matched by label and nearest box, so equal scores listed in another
     order still match; a moved box, a changed score or a missing detection is reported."""

@@ -4,9 +4,12 @@ The wheel is built from a copy of the checkout (``pip wheel --no-deps
 --no-build-isolation``, no network) and installed with ``--no-deps --target`` into a
 temporary folder. From there, in a fresh interpreter whose ``sys.path`` holds nothing of
 the checkout (its editable install removed too), mmscope must import, resolve an
-``mmscope::`` config base, build a backbone from it and convert a checkpoint with the
-shipped converter tool. Any path into the source tree fails the test: the checkout is not
-importable there, and the installed copy has no source tree around it.
+``mmscope::`` config base, build a backbone from it, convert a checkpoint with the
+shipped converter tool, and give our model names to mmpretrain (``get_model``,
+``list_models``) and to the four libraries' inferencers, run on a photograph that
+matplotlib installs, from the installed configs. Any path into the source tree fails the
+test: the checkout is not importable there, and the installed copy has no source tree
+around it.
 """
 import json
 import os
@@ -112,6 +115,40 @@ SCRIPT = textwrap.dedent('''
     res['convert_rc'], res['convert_out'] = out.returncode, out.stdout + out.stderr
     loaded = torch.load('converted.pth', weights_only=True)['state_dict']
     res['same_weights'] = all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    # our model names, from the installed metafiles, in each library's own entry point
+    import matplotlib
+    import numpy as np
+    photo = osp.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')
+    from mmpretrain import ImageClassificationInferencer, get_model, list_models
+    res['listed'] = list_models('scopevit*')
+    classifier = get_model('scopevit-xt_8xb128_in1k')
+    res['cls_config'] = classifier._config.filename
+    torch.save({'state_dict': classifier.state_dict()}, 'cls.pth')
+    out = ImageClassificationInferencer('scopevit-xt_8xb128_in1k', pretrained='cls.pth',
+                                        device='cpu')(photo)[0]
+    res['cls_scores'] = len(out['pred_scores'])
+    from mmscope.apis import build_model
+    from mmscope.utils.model_index import model_config
+    from mmdet.apis import DetInferencer
+    from mmseg.apis import MMSegInferencer
+    from mmpose.apis import MMPoseInferencer
+    for name, make, read in (
+            ('retinanet_scopevit-xt_fpn_1x_coco',
+             lambda w: DetInferencer(name, weights=w, device='cpu', show_progress=False),
+             lambda inf: len(inf(photo, pred_score_thr=0.)['predictions'][0]['labels'])),
+            ('fpn_scopevit-xt_8xb4-80k_ade20k-512x512',
+             lambda w: MMSegInferencer(name, weights=w, device='cpu'),
+             lambda inf: list(np.shape(inf(photo)['predictions']))),
+            ('td-hm_scopevit-xt_8xb32-210e_coco-256x192',
+             lambda w: MMPoseInferencer(pose2d=name, pose2d_weights=w,
+                                        det_model='whole_image', device='cpu'),
+             lambda inf: list(np.shape(next(inf(photo))['predictions'][0][0]['keypoints'])))):
+        from mmengine.config import Config
+        torch.save({'state_dict': build_model(Config.fromfile(model_config(name))).state_dict()},
+                   'w.pth')
+        inferencer = make('w.pth')
+        res[name] = dict(config=inferencer.cfg.filename if hasattr(inferencer, 'cfg') else
+                         inferencer.inferencer.cfg.filename, output=read(inferencer))
     res['from_checkout'] = sorted(
         name for name, m in list(sys.modules.items())
         if getattr(m, '__file__', None) and in_source_tree(m.__file__))
@@ -143,6 +180,17 @@ def test_installed_wheel_works_outside_the_source_tree(installed):
     assert res['convert_rc'] == 0, res['convert_out']
     assert 'variant: xtiny' in res['convert_out'] and res['same_weights']
     assert res['from_checkout'] == []
+    installed = osp.join(str(site), 'mmscope', '.mim', 'configs', 'scopevit')
+    assert res['listed'] == ['scopevit-s_8xb128_in1k', 'scopevit-t_8xb128_in1k',
+                             'scopevit-xt_8xb128_in1k']
+    assert res['cls_config'] == osp.join(installed, 'scopevit-xt_8xb128_in1k.py')
+    assert res['cls_scores'] == 1000
+    for name, output in (('retinanet_scopevit-xt_fpn_1x_coco', None),
+                         ('fpn_scopevit-xt_8xb4-80k_ade20k-512x512', [600, 512]),
+                         ('td-hm_scopevit-xt_8xb32-210e_coco-256x192', [17, 2])):
+        assert res[name]['config'] == osp.join(installed, name + '.py'), res[name]
+        assert (res[name]['output'] > 0) if output is None else \
+            (res[name]['output'] == output), res[name]
 
 
 def test_mmscope_bases_in_this_process(tmp_path):

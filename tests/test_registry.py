@@ -1,4 +1,6 @@
-"""mmscope components build from mmpretrain, mmdet and mmseg registries by scoped name."""
+"""mmscope components build from mmpretrain, mmdet and mmseg registries by scoped name:
+the backbones (``MODELS``) and the optimizer wrapper constructor
+(``OPTIM_WRAPPER_CONSTRUCTORS``)."""
 import subprocess
 import sys
 
@@ -40,3 +42,21 @@ def test_unknown_scoped_type_is_a_clear_error():
     from mmdet.registry import MODELS as DET
     with pytest.raises(KeyError, match='NoSuchBackbone'):
         DET.build(dict(type='mmscope.NoSuchBackbone'))
+
+
+@pytest.mark.parametrize('library', ['mmdet', 'mmseg'])
+def test_fresh_process_builds_the_optim_wrapper_constructor(library):
+    """``constructor='mmscope.BackboneOptimWrapperConstructor'`` under another library's
+    default scope, as its runner builds it, with nothing of mmscope imported before."""
+    code = ('from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, init_default_scope; '
+            f'init_default_scope("{library}"); '
+            'c = OPTIM_WRAPPER_CONSTRUCTORS.build(dict('
+            'type="mmscope.BackboneOptimWrapperConstructor", '
+            'optim_wrapper_cfg=dict(optimizer=dict(type="AdamW", lr=1.)), '
+            'paramwise_cfg=dict(layer_decay_rate=0.5))); '
+            'print(type(c).__module__, c.layer_decay_rate)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == \
+        'mmscope.engine.optim_wrapper_constructor 0.5'

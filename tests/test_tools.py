@@ -151,6 +151,84 @@ def test_missing_config_and_checkpoint_are_clear(tmp_path, workspace):
     assert code != 0 and 'checkpoint not found' in log
 
 
+def _tool(name):
+    """The ``main`` of ``tools/<name>.py``, run in this process (no interpreter start)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'mmscope_tool_{name}',
+                                                  osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _checkpoint(cfg, path, other_family=False):
+    """A checkpoint of the config's classifier (seeded initial weights, the classes in
+    its meta), or of a ScalableViT classifier (``other_family``) with the same head."""
+    from mmscope.apis import build_model, load_config
+    from mmscope.models.backbones import ScalableViT
+    torch.manual_seed(0)
+    sd = build_model(load_config(cfg)).state_dict()
+    if other_family:
+        other = ScalableViT(arch='small', out_indices=(3, )).state_dict()
+        sd = {**{'backbone.' + k: v for k, v in other.items()},
+              **{k: v for k, v in sd.items() if not k.startswith('backbone.')}}
+    torch.save({'state_dict': sd, 'meta': {'dataset_meta': {'classes': ['left', 'right']}}},
+               path)
+    return path
+
+
+def test_test_tool_refuses_what_is_not_its_model(workspace, tmp_path):
+    """tools/test.py reports no metric for a checkpoint that leaves the model mostly
+    unloaded (another family's), and calls a text file what it is, trusted or not."""
+    from mmscope.utils.checkpoint import CheckpointMismatchError, NotACheckpointError
+    root, cfg = workspace
+    test = _tool('test')
+    work = ['--work-dir', str(tmp_path / 'w')]
+    other = _checkpoint(cfg, str(tmp_path / 'other.pth'), other_family=True)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'other.pth does not fit the ImageClassifier: 2 of its \d+ '
+                       r'parameter tensors match.*another family or variant'):
+        test([cfg, other] + work)
+    text = tmp_path / 'notes.pth'
+    text.write_text('epoch 12, top-1 51.5\n')
+    for trust in ([], ['--trust-checkpoint', str(text)]):
+        with pytest.raises(NotACheckpointError, match='notes.pth: not a PyTorch checkpoint') \
+                as info:
+            test([cfg, str(text)] + work + trust)
+        assert 'trust' not in str(info.value).lower()
+    assert not osp.exists(osp.join(str(tmp_path / 'w'), 'vis'))
+
+
+def test_test_tool_show_dir_is_inside_the_work_dir(workspace, tmp_path, monkeypatch):
+    """--show-dir DIR (relative) draws into WORK_DIR/DIR, not under the current folder;
+    the model's own checkpoint is tested (metrics reported)."""
+    root, cfg = workspace
+    ckpt = _checkpoint(cfg, str(tmp_path / 'own.pth'))
+    cwd = tmp_path / 'cwd'
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    work_dir = str(tmp_path / 'w')
+    metrics = _tool('test')([cfg, ckpt, '--work-dir', work_dir, '--show-dir', 'vis'])
+    assert 'accuracy/top1' in metrics
+    drawn = [f for _, _, files in os.walk(osp.join(work_dir, 'vis')) for f in files]
+    # mmpretrain names a picture after the image's file name: 4 names in 2 class folders
+    assert len(drawn) == 4 and all(f.endswith('.png') for f in drawn)
+    assert os.listdir(cwd) == []
+
+
+def test_resume_from_weights_only_is_refused(workspace, tmp_path):
+    """--resume needs a training state; a weights-only file gets the way to start from
+    it (load_from) instead of mmengine's KeyError: 'epoch'."""
+    root, cfg = workspace
+    ckpt = _checkpoint(cfg, str(tmp_path / 'weights.pth'))
+    with pytest.raises(ValueError, match=r'weights.pth: the file holds no training state '
+                       r'to resume \(missing: meta.epoch, meta.iter, message_hub, optimizer\)'
+                       r'.*--cfg-options load_from=.*weights.pth'):
+        _tool('train')([cfg, '--resume', ckpt, '--work-dir', str(tmp_path / 'w')])
+    with pytest.raises(FileNotFoundError, match='--resume checkpoint not found'):
+        _tool('train')([cfg, '--resume', str(tmp_path / 'nope.pth')])
+
+
 def test_dist_scripts_usage():
     for script, nargs in (('dist_train.sh', 2), ('dist_test.sh', 3), ('slurm_train.sh', 4),
                           ('slurm_test.sh', 4)):

@@ -30,7 +30,8 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='dump predictions (.pkl for mmdet/mmpretrain; a '
                         'directory of label maps for mmseg)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='save painted predictions to this directory')
+    parser.add_argument('--show-dir', help='save painted predictions to this directory '
+                        '(a relative one: inside the work dir)')
     parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
     parser.add_argument('--interval', type=int, default=1,
                         help='visualize every N-th sample')

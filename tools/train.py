@@ -9,13 +9,13 @@ and neck, the heads in fp32 (fp16 is refused there). A config whose ``optim_wrap
 an ``AmpOptimWrapper`` gets the same on the CPU. See :mod:`mmscope.apis.precision`.
 """
 import argparse
-import os.path as osp
 
 import mmscope  # noqa: F401  (safe checkpoint loading for load_from / resume)
 from mmengine.config import DictAction
 
 from mmscope.apis import apply_common_args, library_of, load_config, run_runner
 from mmscope.apis.precision import AMP_DTYPES, configure_amp
+from mmscope.apis.runner import check_resumable
 
 
 def parse_args(argv=None):
@@ -71,8 +71,7 @@ def merge_args(cfg, args):
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
+        check_resumable(args.resume)  # a file with a training state, not weights only
         cfg.resume = True
         cfg.load_from = args.resume
     if args.no_validate:

@@ -22,10 +22,12 @@ optim_wrapper = dict(
     # scaling); on a CPU use --cfg-options optim_wrapper.type=OptimWrapper
     type='AmpOptimWrapper',
     optimizer=dict(lr=5e-4 * 1024 / 512),
-    # no weight decay on norms, biases, every 1-D parameter and the positional-encoding
-    # convolutions (the official ``no_weight_decay()`` lists ``pos_block``, which is
-    # ``stages.{i}.pos_conv`` in mmscope)
-    paramwise_cfg=dict(custom_keys={'.pos_conv.': dict(decay_mult=0.0)}),
+    # no weight decay on norms, biases, every 1-D parameter (the schedule's paramwise_cfg)
+    # nor on the backbone's no-decay keys, the positional-encoding convolutions (the
+    # official ``no_weight_decay()`` lists ``pos_block``, which is ``stages.{i}.pos_conv``
+    # in mmscope), which this constructor takes from the backbone
+    # (ScalableViT.no_decay_keys)
+    constructor='mmscope.BackboneOptimWrapperConstructor',
     clip_grad=dict(max_norm=5.0))
 
 param_scheduler = [

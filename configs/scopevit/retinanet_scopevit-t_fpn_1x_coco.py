@@ -24,5 +24,6 @@ model = dict(
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
                    weight_decay=0.05),
+    constructor='mmscope.BackboneOptimWrapperConstructor',
     paramwise_cfg=_base_.scopevit_paramwise_cfg,
     clip_grad=None)

@@ -13,13 +13,12 @@ _base_ = [
 
 optim_wrapper = dict(
     optimizer=dict(lr=5e-4 * 1024 / 512),
-    # no weight decay on norms, biases and every 1-D parameter (this covers the
-    # LayerScale ``gamma``s, which timm's optimizer factory also exempts); the named keys
-    # also exempt LayerScales and the relative-position MLP of the global attention
-    paramwise_cfg=dict(custom_keys={
-        '.gamma': dict(decay_mult=0.0),
-        '.rel_pos.': dict(decay_mult=0.0),
-    }),
+    # no weight decay on norms, biases and every 1-D parameter (the schedule's
+    # paramwise_cfg; this covers the LayerScale ``gamma``s, which timm's optimizer factory
+    # also exempts), nor on the backbone's no-decay keys (LayerScales and the
+    # relative-position MLP of the global attention), which this constructor takes from
+    # the backbone (ScopeViT.no_decay_keys)
+    constructor='mmscope.BackboneOptimWrapperConstructor',
     clip_grad=None)
 
 param_scheduler = [

@@ -29,6 +29,7 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
+    constructor='mmscope.BackboneOptimWrapperConstructor',
     paramwise_cfg=_base_.scopevit_paramwise_cfg)
 
 param_scheduler = [

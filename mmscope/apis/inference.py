@@ -10,6 +10,13 @@ the checkpoint, the call that makes it draw, and how one prediction is summarise
 Small images (like the 64/128-pixel demo images) are upscaled to ``min_size`` before
 inference, only so the drawing is legible: every config's test pipeline resizes its input
 to the model's own input size anyway.
+
+Every image gets its own prediction and its own picture, whatever the names: the
+inferencer sees each image under a name of its own (:func:`staged`), and the pictures are
+named after the images without ever taking the path of an input or of another picture
+(:func:`picture_paths`). A checkpoint without ``dataset_meta`` (class names) is given the
+config's test dataset meta (:func:`config_dataset_meta`) instead of the library's default
+(Cityscapes or COCO names, which would name wrong classes).
 """
 import os
 import os.path as osp
@@ -20,7 +27,8 @@ from typing import Dict, List, Optional, Sequence
 from .config import cache_external_config_lookup
 from .libraries import LIBRARIES, Library
 
-__all__ = ['library_of_config', 'upscaled', 'find_picture', 'inference']
+__all__ = ['library_of_config', 'upscaled', 'staged', 'picture_paths', 'find_picture',
+           'config_dataset_meta', 'inference']
 
 
 def library_of_config(config: str) -> Library:
@@ -37,20 +45,63 @@ def upscaled(images: Sequence[str], min_size: int, tmp: str) -> List[str]:
     """``images``, those whose short side is under ``min_size`` replaced by upscaled
     (bicubic) copies of the same file name in the folder ``tmp``; ``min_size=0`` never
     upscales. FileNotFoundError for an image OpenCV cannot read."""
+    return [_upscale(path, min_size, osp.join(tmp, osp.basename(path))) for path in images]
+
+
+def _upscale(path: str, min_size: int, dst: str) -> str:
+    """``path``, or its copy upscaled to a short side of ``min_size`` written to ``dst``."""
     import cv2
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f'cannot read image {path}')
+    short = min(img.shape[:2])
+    if not min_size or short >= min_size:
+        return path
+    f = min_size / short
+    cv2.imwrite(dst, cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC))
+    return dst
+
+
+def staged(images: Sequence[str], min_size: int, tmp: str) -> List[str]:
+    """What the inferencer reads: every image under a name of its own in ``tmp``
+    (``<index>_<name>``: ``a/img.jpg`` and ``b/img.jpg`` stay two images, as do their
+    pictures), upscaled like :func:`upscaled` or else linked (copied where links fail).
+
+    Args:
+        images: the image files.
+        min_size: upscale images whose short side is smaller (0: never).
+        tmp: an empty folder that lives as long as the inference.
+    """
+    out = []
+    for i, path in enumerate(images):
+        dst = osp.join(tmp, f'{i:04d}_{osp.basename(path)}')
+        if _upscale(path, min_size, dst) == path:
+            try:
+                os.symlink(osp.abspath(path), dst)
+            except OSError:
+                shutil.copyfile(path, dst)
+        out.append(dst)
+    return out
+
+
+def picture_paths(images: Sequence[str], out_dir: str) -> List[str]:
+    """One picture path per image: ``out_dir/<image stem>.png``, or ``<stem>_1.png``,
+    ``<stem>_2.png``... where that path is an input image (never overwritten) or the
+    picture of an earlier image (two inputs named alike).
+
+    Args:
+        images: the image files, in order.
+        out_dir: the folder of the pictures.
+    """
+    taken = {osp.realpath(p) for p in images}
     out = []
     for path in images:
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f'cannot read image {path}')
-        short = min(img.shape[:2])
-        if not min_size or short >= min_size:
-            out.append(path)
-            continue
-        f = min_size / short
-        big = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
-        dst = osp.join(tmp, osp.basename(path))
-        cv2.imwrite(dst, big)
+        stem = osp.splitext(osp.basename(path))[0]
+        dst, k = osp.join(out_dir, stem + '.png'), 0
+        while osp.realpath(dst) in taken:
+            k += 1
+            dst = osp.join(out_dir, f'{stem}_{k}.png')
+        taken.add(osp.realpath(dst))
         out.append(dst)
     return out
 
@@ -65,16 +116,61 @@ def find_picture(folder: str, name: str) -> str:
     raise FileNotFoundError(f'no visualisation of {name} in {folder}')
 
 
+def config_dataset_meta(config: str, library: Library) -> Dict:
+    """The dataset meta (``classes``, ``palette``...) of ``config``'s test dataset: its
+    dataset class's ``METAINFO`` updated with the config's own ``metainfo``.
+
+    Args:
+        config: the config file.
+        library: its library row (whose ``DATASETS`` registry knows the dataset type).
+    """
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    cfg = Config.fromfile(config)
+    data = (cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}).get('dataset', {})
+    while 'dataset' in data:  # wrappers (RepeatDataset, ...)
+        data = data['dataset']
+    datasets = library.import_module(f'{library.scope}.registry').DATASETS
+    with DefaultScope.overwrite_default_scope(library.scope):
+        dataset_cls = datasets.get(data.get('type')) if data.get('type') else None
+    meta = dict(getattr(dataset_cls, 'METAINFO', None) or {})
+    meta.update(data.get('metainfo') or {})
+    return meta
+
+
+def _checkpoint_has_classes(checkpoint: str) -> bool:
+    """Whether the checkpoint records its dataset meta (class names)."""
+    from .runner import read_checkpoint
+    ckpt = read_checkpoint(checkpoint)
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    return isinstance(meta, dict) and bool(meta.get('dataset_meta') or meta.get('CLASSES'))
+
+
+def _use_dataset_meta(inferencer, meta: Dict) -> None:
+    """Make the inferencer name and draw the classes of ``meta``: mmdet and mmseg read the
+    model's ``dataset_meta`` (mmdet's visualizer keeps its own copy), mmpretrain its
+    ``classes``."""
+    inferencer.model.dataset_meta = dict(meta)
+    visualizer = getattr(inferencer, 'visualizer', None)
+    if visualizer is not None:
+        visualizer.dataset_meta = dict(meta)
+    if hasattr(inferencer, 'classes'):
+        inferencer.classes = meta.get('classes')
+
+
 def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
               device: Optional[str] = None, score_thr: float = 0.3,
               min_size: int = 384, amp: bool = False,
               amp_dtype: Optional[str] = None) -> List[Dict]:
     """Predict ``images`` with ``config`` + ``checkpoint``; draw into ``out_dir``.
 
-    Each picture is ``out_dir/<image stem>.png``. ``device`` defaults to CUDA when
-    available; ``score_thr`` is the detection (pose: keypoint) score threshold (drawing
-    and summary);
+    Each picture is ``out_dir/<image stem>.png``, or a numbered variant where that path
+    is an input or another image's picture (:func:`picture_paths`). ``device``
+    defaults to CUDA when available; ``score_thr`` is the detection (pose: keypoint)
+    score threshold (drawing and summary);
     images with a short side under ``min_size`` are upscaled first (see the module doc).
+    A checkpoint without class names gets those of the config's test dataset
+    (:func:`config_dataset_meta`; mmpose does this itself).
     ``amp``: the backbone and neck run under autocast (``amp_dtype``: bf16, the CPU
     default, or fp16, the CUDA default; :func:`mmscope.apis.precision.
     autocast_feature_extractor`), the heads and their post-processing in fp32.
@@ -87,11 +183,13 @@ def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
     os.makedirs(out_dir, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        inputs = upscaled(images, min_size, tmp)
+        inputs = staged(images, min_size, tmp)
         vis_dir = osp.join(tmp, 'vis')
         inferencer_cls = library.import_object(library.inferencer)
         inferencer = inferencer_cls(config, device=device, **{library.weights_arg: checkpoint},
                                     **library.inferencer_kwargs)
+        if library.meta_fallback and not _checkpoint_has_classes(checkpoint):
+            _use_dataset_meta(inferencer, config_dataset_meta(config, library))
         if amp:
             from .precision import (autocast_feature_extractor, resolve_amp_dtype,
                                     warn_if_emulated_bf16)
@@ -101,9 +199,9 @@ def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
             autocast_feature_extractor(inferencer.model, dtype, torch.device(device).type)
         preds = library.predictions(inferencer(inputs, **library.infer_kwargs(tmp, score_thr)))
         summaries = [library.summarize(p, inferencer, score_thr) for p in preds]
-        for path, summary in zip(images, summaries):
-            dst = osp.join(out_dir, osp.splitext(osp.basename(path))[0] + '.png')
-            src = find_picture(vis_dir, osp.basename(path))
+        for path, staged_path, dst, summary in zip(images, inputs,
+                                                   picture_paths(images, out_dir), summaries):
+            src = find_picture(vis_dir, osp.basename(staged_path))
             if src.endswith('.png'):
                 shutil.copyfile(src, dst)
             else:

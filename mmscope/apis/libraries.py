@@ -201,6 +201,10 @@ class Library:
             inferencer call returned.
         summarize: ``(prediction, inferencer, score_thr) -> str``, a one-line summary of
             one prediction (the predicted class, the objects, the class shares).
+        meta_fallback: whether :func:`mmscope.apis.inference.inference` gives its
+            inferencer the config's class names when the checkpoint has none (the
+            library's own default would be another dataset's names); False where the
+            library does this itself (mmpose).
         before_train: called once before a training run is built (or None).
         export_kind: how ``tools/deployment/pytorch2onnx.py`` exports its models
             (:mod:`mmscope.deploy`): ``'classifier'``, ``'segmentor'``, ``'pose'`` (a
@@ -223,6 +227,7 @@ class Library:
     infer_kwargs: Callable = _out_dir_kwargs
     predictions: Callable = _predictions_entry
     summarize: Callable = _no_summary
+    meta_fallback: bool = True
     before_train: Optional[Callable] = None
     tta: Optional[Callable] = None
     export_kind: str = 'classifier'
@@ -293,7 +298,7 @@ LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
             # no detector: the whole image is the one box of the top-down model
             weights_arg='pose2d_weights', inferencer_kwargs=dict(det_model='whole_image'),
             infer_kwargs=_pose_infer_kwargs, predictions=_pose_predictions,
-            summarize=_pose_summary, export_kind='pose',
+            summarize=_pose_summary, meta_fallback=False, export_kind='pose',
             install='make setup installs mmpose 1.3.2 (tools/setup_env.sh, step 5: '
             'pip install --no-deps mmpose==1.3.2 plus requirements/pose.txt)'),
 )}

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 from mmengine.config import Config
 
-from ..utils.checkpoint import trust_checkpoint
+from ..utils.checkpoint import match_weights, safe_load, trust_checkpoint, weights_of
 from .libraries import library_of
 
 
@@ -26,6 +26,64 @@ def apply_common_args(cfg: Config, args) -> Config:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(getattr(args, 'local_rank', 0))
     return cfg
+
+
+def read_checkpoint(path: str) -> dict:
+    """A checkpoint file for a look at its content: a local ``torch.save`` archive is
+    memory-mapped (nothing copied), anything else goes through mmengine's loader (safe
+    after ``import mmscope``)."""
+    import zipfile
+    if osp.isfile(path) and zipfile.is_zipfile(path):
+        return safe_load(path, map_location='cpu', mmap=True)
+    from mmengine.runner.checkpoint import _load_checkpoint
+    return _load_checkpoint(path, map_location='cpu')
+
+
+#: What a checkpoint written by training holds besides the weights, which ``--resume``
+#: needs: ``meta`` (with ``epoch`` and ``iter``), ``message_hub`` and ``optimizer``.
+RESUME_ENTRIES = ('meta.epoch', 'meta.iter', 'message_hub', 'optimizer')
+
+
+def check_resumable(path: str) -> None:
+    """``tools/train.py --resume PATH``: ValueError, naming what is missing and the way to
+    start from the weights instead, unless ``path`` holds a training state
+    (:data:`RESUME_ENTRIES`), e.g. a published or converted weights-only file.
+
+    Args:
+        path: the checkpoint given to ``--resume``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'--resume checkpoint not found: {path}')
+    ckpt = read_checkpoint(path)
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    have = set(ckpt) if isinstance(ckpt, dict) else set()
+    have |= {f'meta.{k}' for k in meta} if isinstance(meta, dict) else set()
+    missing = [k for k in RESUME_ENTRIES if k not in have]
+    if missing:
+        raise ValueError(
+            f'--resume {path}: the file holds no training state to resume (missing: '
+            f'{", ".join(missing)}); it is a weights-only checkpoint (published, converted '
+            f'or saved without the optimizer). To start a new training from its weights, '
+            f'use --cfg-options load_from={path} instead of --resume.')
+
+
+def check_checkpoint_fits(model, path: str) -> None:
+    """Refuse a checkpoint that leaves ``model`` mostly unloaded before any metric is
+    computed with it (``tools/test.py``):
+    :class:`~mmscope.utils.checkpoint.CheckpointMismatchError` when it matches (name and
+    shape) fewer than half of the model's parameter tensors, a warning naming the keys for
+    a partial match (:func:`~mmscope.utils.checkpoint.match_weights`). A file that is not
+    a checkpoint raises :class:`~mmscope.utils.checkpoint.NotACheckpointError`.
+
+    Args:
+        model: the runner's model (a DDP or test-time-augmentation wrapper is looked
+            through, as mmengine's loader does).
+        path: the checkpoint (``load_from``).
+    """
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    match_weights(model, weights_of(read_checkpoint(path)), f'checkpoint {path}')
 
 
 def take_compile_options(cfg: Config, flag: bool = False) -> Optional[dict]:
@@ -64,7 +122,13 @@ def compile_model(runner, options: dict) -> None:
 
 def trigger_visualization(cfg: Config, show: bool, show_dir: Optional[str],
                           wait_time: float = 2., interval: int = 1) -> Config:
-    """Turn on the config's VisualizationHook (its fields differ per library)."""
+    """Turn on the config's VisualizationHook (its fields differ per library).
+
+    A relative ``show_dir`` is a folder of the work dir (``cfg.work_dir``), as the
+    libraries' own tools document it, for every library (left alone, mmseg and mmdet's
+    visualizer and mmpretrain's hook would write it under the current folder)."""
+    if show_dir and not osp.isabs(show_dir) and cfg.get('work_dir'):
+        show_dir = osp.abspath(osp.join(cfg.work_dir, show_dir))
     hooks = cfg.get('default_hooks', {})
     if 'visualization' not in hooks:
         raise RuntimeError('--show/--show-dir need a VisualizationHook in default_hooks: '
@@ -170,6 +234,9 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
     leave the process in order: what ``tools/train.py`` and ``tools/test.py`` do.
 
     ``prepare(runner)`` runs between building and running (e.g. to add a metric).
+    Testing (``'test'``, ``'val'``) with ``load_from`` first checks that the checkpoint
+    covers the model (:func:`check_checkpoint_fits`): no metric of a model whose weights
+    did not load.
     ``compile`` (``--compile``) or the config's ``compile`` key compiles the backbone
     (:func:`take_compile_options`).
     Returns the metrics of ``test`` / ``val``, None for ``train``.
@@ -188,6 +255,8 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
     try:
         compile_options = take_compile_options(cfg, compile)
         runner = build_runner(cfg)
+        if mode != 'train' and cfg.get('load_from'):
+            check_checkpoint_fits(runner.model, cfg.load_from)
         if compile_options is not None:
             compile_model(runner, compile_options)
         if prepare is not None:
@@ -223,6 +292,7 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
     raise SystemExit(1)
 
 
-__all__ = ['apply_common_args', 'take_compile_options', 'compile_model',
+__all__ = ['apply_common_args', 'read_checkpoint', 'check_resumable', 'check_checkpoint_fits',
+           'take_compile_options', 'compile_model',
            'trigger_visualization', 'init_cpu_distributed', 'build_runner',
            'shutdown_distributed', 'run_runner']

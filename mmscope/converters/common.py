@@ -6,13 +6,13 @@ import os
 import os.path as osp
 import pickle
 import tempfile
-import zipfile
 from collections import OrderedDict
 from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 
-from ..utils.checkpoint import UntrustedCheckpointError, safe_load
+from ..utils.checkpoint import (NotACheckpointError, UntrustedCheckpointError,
+                                check_checkpoint_file, safe_load)
 
 #: Where official / timm-style training scripts keep the weights, in order of preference.
 WRAPPER_KEYS = ('state_dict_ema', 'model_ema', 'model', 'state_dict', 'module')
@@ -39,15 +39,8 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
     """
     if not osp.isfile(path):
         raise ConversionError(f'{path}: no such file')
-    if not zipfile.is_zipfile(path):
-        with open(path, 'rb') as f:
-            head = f.read(2)
-        # legacy (pre torch 1.6) checkpoints are raw pickles starting with PROTO 0x80
-        if not head or head[0] != 0x80:
-            raise ConversionError(
-                f'{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a '
-                'legacy pickle)')
     try:
+        check_checkpoint_file(path)
         if trust:
             obj = torch.load(path, map_location='cpu', weights_only=False)
         else:
@@ -55,6 +48,8 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
                 obj = safe_load(path, map_location='cpu')
     except UntrustedCheckpointError as exc:
         raise ConversionError(f'{exc}\n(or pass --trust to the converter)') from None
+    except NotACheckpointError as exc:
+        raise ConversionError(str(exc)) from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
         raise ConversionError(f'{path}: not a readable PyTorch checkpoint: {exc}') from None
     if not isinstance(obj, dict):

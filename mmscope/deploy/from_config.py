@@ -22,7 +22,7 @@ import torch
 
 from mmscope.apis.config import build_model, load_config
 from mmscope.apis.libraries import library_of
-from .onnx import ExportMismatch, default_check_inputs, export_onnx
+from .onnx import ExportMismatch, default_check_inputs, export_onnx, require_exporter
 from .wrappers import TensorWrapper, wrap_for_export
 
 __all__ = ['load_model', 'preprocess_image', 'export_config', 'compare_detections',
@@ -93,6 +93,7 @@ def export_config(config: str, checkpoint: Optional[str], out_file: str,
                 f'see docs/deployment.md). Use --exporter torchscript, or --backbone-only')
         report = _export_detector_checked(cfg, checkpoint, image, out_file, rtol, overwrite)
         return dict(report, kind='detector', exporter='torchscript (mmdeploy)', opset=17)
+    require_exporter(exporter)  # before the model is built
     model = load_model(cfg, checkpoint)
     if backbone_only:
         module = reference = TensorWrapper(model.backbone, 'backbone').eval()

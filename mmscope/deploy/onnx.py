@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ['EXPORTERS', 'ExportMismatch', 'OnnxModel', 'export_onnx', 'check_onnx',
+__all__ = ['EXPORTERS', 'EXPORTER_MODULES', 'ExportMismatch', 'OnnxModel', 'export_onnx',
+           'require_exporter', 'check_onnx',
            'relative_error', 'onnx_input_names']
 
 #: ``exporter`` name -> what it is.
@@ -31,6 +32,23 @@ EXPORTERS = {
 }
 #: Smallest input side the backbones accept (their ``min_input_size``).
 MIN_SIDE = 32
+#: The modules each exporter needs beyond torch (``onnx`` and ``onnxruntime`` for the
+#: check), all installed by ``make setup`` from requirements/deploy.txt.
+EXPORTER_MODULES = {'torchscript': ('onnx', 'onnxruntime'),
+                    'dynamo': ('onnx', 'onnxruntime', 'onnxscript')}
+
+
+def require_exporter(exporter: str) -> None:
+    """ModuleNotFoundError naming the install step when a module that ``exporter`` needs
+    (:data:`EXPORTER_MODULES`) is missing, before torch fails on it in the middle of an
+    export."""
+    import importlib.util
+    missing = [m for m in EXPORTER_MODULES[exporter] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f'--exporter {exporter} needs {", ".join(missing)}, which is not installed: make '
+            'setup installs it (tools/setup_env.sh, step 6: the onnx, onnxruntime and '
+            'onnxscript versions pinned in requirements/deploy.txt)', name=missing[0])
 
 
 class ExportMismatch(RuntimeError):
@@ -176,6 +194,7 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, out_file: Option
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {sorted(EXPORTERS)}, got {exporter!r}')
+    require_exporter(exporter)
     if example.dim() != 4 or min(example.shape[-2:]) < MIN_SIDE:
         raise ValueError(f'the example input must be (B, C, H, W) with H, W >= {MIN_SIDE}, '
                          f'got {tuple(example.shape)}')

@@ -18,14 +18,16 @@ What a descriptor holds, and what it derives from the backbone class:
   tensor the classifier lacks);
 * ``cls_configs``: the classification config of every canonical arch, relative to the
   installed config root (:func:`mmscope.utils.configs.config_root`);
-* ``no_decay_keys``: parameter-name fragments trained without weight decay (the
-  ``paramwise_cfg.custom_keys`` of the family's recipes);
+* ``no_decay_keys`` (from the backbone class, :attr:`MMScopeBackbone.no_decay_keys`):
+  parameter-name fragments trained without weight decay, which
+  :class:`mmscope.engine.BackboneOptimWrapperConstructor` adds to a recipe's
+  ``paramwise_cfg``;
 * ``official``: where the released code lives and how its models are built
   (:class:`OfficialCode`), or None for a family without released code.
 """
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 __all__ = ['OfficialCode', 'BackboneFamily', 'register_family', 'unregister_family',
            'families', 'get_family', 'family_of_type', 'config_root']
@@ -67,7 +69,6 @@ class BackboneFamily:
     key_rules: object
     cls_configs: Mapping[str, str]
     head_weight: str = 'head.fc.weight'
-    no_decay_keys: Sequence[str] = ()
     official: Optional[OfficialCode] = None
     init_dense_extra: Optional[Callable] = None
 
@@ -91,6 +92,11 @@ class BackboneFamily:
     def aliases(self) -> Dict[str, str]:
         """Other spelling -> canonical arch name."""
         return dict(getattr(self.backbone, 'arch_aliases', {}))
+
+    @property
+    def no_decay_keys(self) -> Tuple[str, ...]:
+        """Parameter-name fragments trained without weight decay (the backbone's)."""
+        return tuple(self.backbone.no_decay_keys)
 
     def arch_names(self) -> List[str]:
         """Every accepted spelling (canonical names and aliases), sorted."""

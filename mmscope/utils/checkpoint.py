@@ -11,10 +11,18 @@ A checkpoint that needs any other global is refused with :class:`UntrustedCheckp
 which names the global and the explicit opt-in: list the file in the environment variable
 ``MMSCOPE_TRUSTED_CHECKPOINTS`` (paths separated by ``os.pathsep``), or pass
 ``--trust-checkpoint PATH`` to our tools. Only listed files are ever unpickled in full.
+A file that is no checkpoint at all (text, empty, truncated, damaged) is refused with
+:class:`NotACheckpointError`, trusted or not: trusting it would not make it readable.
+
+:func:`match_weights` is the one check of what a checkpoint covers: a backbone's
+``Pretrained`` initialisation and ``tools/test.py`` refuse a checkpoint that matches
+(name and shape) fewer than :data:`MIN_MATCHED_FRACTION` of the model's parameter
+tensors, and warn, naming the keys, about a partial match.
 
 :func:`patch_mmengine` routes mmengine's checkpoint loading (``load_from``, ``--resume``,
 ``tools/test.py``, ``init_cfg=Pretrained``) through :func:`safe_load`. Importing ``mmscope``
-applies it, the one change importing mmscope makes to another package; set
+applies it (with the ``mmscope::`` config bases and the model names, the changes importing
+mmscope makes to other packages, each one named function); set
 ``MMSCOPE_PATCH_MMENGINE=0`` to import mmscope without it, and :func:`unpatch_mmengine`
 undoes it.
 """
@@ -23,7 +31,10 @@ import os
 import os.path as osp
 import pickle
 import re
-from typing import Any, Callable, List, Union
+import warnings
+import zipfile
+from collections import OrderedDict
+from typing import Any, Callable, List, Mapping, Union
 
 import numpy as np
 import torch
@@ -33,6 +44,14 @@ TRUST_ENV = 'MMSCOPE_TRUSTED_CHECKPOINTS'
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs a global outside the allowlist and was not trusted."""
+
+
+class NotACheckpointError(ValueError):
+    """A file that is not a (readable) PyTorch checkpoint: text, empty, truncated..."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that leaves most of a model's weights unloaded."""
 
 
 def _history_buffer_cls():
@@ -99,13 +118,22 @@ def _is_trusted(f) -> bool:
     return isinstance(f, (str, os.PathLike)) and osp.realpath(f) in trusted_files()
 
 
-def _offending_global(message: str) -> str:
+#: What torch's unpicklers say about broken data (nothing refused).
+_DAMAGE_MESSAGES = ('Unsupported operand', 'String is too long', 'Memo value not found',
+                    'unsupported persistent id', 'truncated', 'invalid load key')
+
+
+def _offending_global(message: str):
+    """What an unpickler error says it refused (a global, a getattr, or an unknown
+    refusal), or None when it only says that the data is broken."""
     for pattern in (r'Unsupported global: GLOBAL ([\w\.]+)', r'GLOBAL ([\w\.]+)',
                     r'(getattr\([\w\.]+, \'\w+\'\))',
                     r"global '([\w\.]+)'", r'([\w\.]+) was not an allowed global'):
         m = re.search(pattern, message)
         if m:
             return m.group(1)
+    if not message.strip() or any(d in message for d in _DAMAGE_MESSAGES):
+        return None
     return '<unknown: see the message below>'
 
 
@@ -118,22 +146,71 @@ def _unpickler_detail(message: str) -> str:
     return ' '.join(keep) or message.strip()
 
 
+def check_checkpoint_file(path: Union[str, os.PathLike]) -> None:
+    """Raise :class:`NotACheckpointError` unless ``path`` is a ``torch.save`` zip archive
+    or a legacy (pre torch 1.6) pickle, which starts with the pickle PROTO opcode 0x80.
+
+    Args:
+        path: the file to check.
+    """
+    if zipfile.is_zipfile(path):
+        return
+    with open(path, 'rb') as f:
+        head = f.read(2)
+    if not head or head[0] != 0x80:
+        kind = 'an empty file' if not head else 'neither a torch.save zip archive nor a ' \
+            'legacy pickle (a text file, a truncated download, another format?)'
+        raise NotACheckpointError(f'{path}: not a PyTorch checkpoint ({kind})')
+
+
+#: Errors of ``torch.load`` on a file of the right kind whose content is damaged
+#: (truncated pickles, broken archives); an ``UnpicklingError`` that names no global
+#: is one too.
+_DAMAGED = (EOFError, KeyError, IndexError, ValueError, zipfile.BadZipFile)
+
+
+def _not_readable(where, exc: BaseException) -> NotACheckpointError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+    return NotACheckpointError(
+        f'{where}: not a readable PyTorch checkpoint ({type(exc).__name__}'
+        f'{": " + detail if detail else ""}); the file is truncated or damaged')
+
+
+def _is_damage(exc: BaseException) -> bool:
+    if isinstance(exc, _DAMAGED):
+        return True
+    return isinstance(exc, RuntimeError) and any(
+        m in str(exc) for m in ('PytorchStreamReader', 'unexpected EOF', 'corrupted'))
+
+
 def safe_load(f, map_location=None, **kwargs) -> Any:
     """``torch.load`` with ``weights_only=True`` plus :func:`checkpoint_allowlist`.
 
     Files listed in ``MMSCOPE_TRUSTED_CHECKPOINTS`` are loaded in full
     (``weights_only=False``). Anything else that needs an unlisted global raises
-    :class:`UntrustedCheckpointError` before any of its code can run.
+    :class:`UntrustedCheckpointError` before any of its code can run. A file that is not
+    a readable checkpoint (:func:`check_checkpoint_file`, or damaged inside) raises
+    :class:`NotACheckpointError`, trusted or not.
     """
     kwargs.pop('weights_only', None)
+    is_path = isinstance(f, (str, os.PathLike))
+    where = f if is_path else '<stream>'
+    if is_path:
+        check_checkpoint_file(f)
     if _is_trusted(f):
-        return torch.load(f, map_location=map_location, weights_only=False, **kwargs)
+        try:
+            return torch.load(f, map_location=map_location, weights_only=False, **kwargs)
+        except (pickle.UnpicklingError, *_DAMAGED, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and not _is_damage(exc):
+                raise
+            raise _not_readable(where, exc) from None
     try:
         with torch.serialization.safe_globals(checkpoint_allowlist()):
             return torch.load(f, map_location=map_location, weights_only=True, **kwargs)
     except pickle.UnpicklingError as exc:
         name = _offending_global(str(exc))
-        where = f if isinstance(f, (str, os.PathLike)) else '<stream>'
+        if name is None:  # no global was refused: the data itself is broken
+            raise _not_readable(where, exc) from None
         raise UntrustedCheckpointError(
             f'Refusing to load checkpoint {where}: it needs the global `{name}`, which is '
             'not in mmscope\'s allowlist of checkpoint types, and unpickling it could run '
@@ -141,6 +218,10 @@ def safe_load(f, map_location=None, **kwargs) -> Any:
             f'`export {TRUST_ENV}={osp.realpath(where) if where != "<stream>" else "PATH"}` '
             '(several files separated by ":") or `--trust-checkpoint PATH` in mmscope\'s '
             f'tools.\nDetail: {_unpickler_detail(str(exc))}') from None
+    except (*_DAMAGED, RuntimeError) as exc:
+        if not _is_damage(exc):
+            raise
+        raise _not_readable(where, exc) from None
 
 
 class _TorchWithSafeLoad:
@@ -174,6 +255,77 @@ def safe_load_url(url: str, model_dir: str = None, map_location=None,
     if not osp.exists(cached):
         download_url_to_file(url, cached, None, progress=progress)
     return safe_load(cached, map_location=map_location)
+
+
+#: A checkpoint that matches (name and shape) fewer than this fraction of a model's
+#: parameter tensors is refused (:class:`CheckpointMismatchError`): it is another
+#: family's or variant's, or not meant for this model. Exactly half is enough (a partial
+#: match, with a warning).
+MIN_MATCHED_FRACTION = 0.5
+
+
+def weights_of(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
+    """The tensors a checkpoint holds for a model, named as mmengine loads them: its
+    ``state_dict`` entry (else the checkpoint itself), a leading ``module.`` (DDP)
+    removed, non-tensor entries left out.
+
+    Args:
+        checkpoint: a loaded checkpoint (a dict).
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise NotACheckpointError(f'a checkpoint must hold a dict of weights, got a '
+                                  f'{type(checkpoint).__name__}')
+    sd = checkpoint.get('state_dict', checkpoint)
+    sd = sd if isinstance(sd, Mapping) else {}
+    return OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in sd.items()
+                       if isinstance(k, str) and isinstance(v, torch.Tensor))
+
+
+def _examples(names, n: int = 5) -> str:
+    names = list(names)
+    shown = ', '.join(names[:n])
+    return (shown + f', ... ({len(names)} in all)') if len(names) > n else (shown or 'none')
+
+
+def match_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
+                  source: str) -> 'OrderedDict[str, torch.Tensor]':
+    """The entries of ``state_dict`` that fit ``model`` (same name, same shape).
+
+    Raises :class:`CheckpointMismatchError` when they cover fewer than
+    :data:`MIN_MATCHED_FRACTION` of the model's parameter tensors, saying what was
+    expected and what was found (examples of both, and the shape mismatches). A partial
+    match warns (``UserWarning``) with the model's keys it leaves unloaded and the
+    checkpoint's keys it does not use.
+
+    Args:
+        model: the model (or backbone) the weights are for.
+        state_dict: the weights, named as in ``model.state_dict()``.
+        source: what they come from, for the messages (``'backbone.* of a.pth'``).
+    """
+    own = model.state_dict()
+    params = [n for n, _ in model.named_parameters()]
+    fits = OrderedDict((k, v) for k, v in state_dict.items()
+                       if k in own and tuple(v.shape) == tuple(own[k].shape))
+    reshaped = [f'{k} {tuple(v.shape)} (model: {tuple(own[k].shape)})'
+                for k, v in state_dict.items() if k in own and k not in fits]
+    missing = [k for k in own if k not in fits]
+    unused = [k for k in state_dict if k not in own]
+    matched = sum(n in fits for n in params)
+    name = type(model).__name__
+    if matched < MIN_MATCHED_FRACTION * len(params):
+        raise CheckpointMismatchError(
+            f'{source} does not fit the {name}: {matched} of its {len(params)} parameter '
+            f'tensors match (name and shape; at least {MIN_MATCHED_FRACTION:.0%} must). '
+            f'Expected (model): {_examples(own)}. Found (checkpoint, {len(state_dict)} '
+            f'tensors): {_examples(state_dict)}. Shape mismatches: {_examples(reshaped)}. '
+            'Is it a checkpoint of another family or variant, or of another model?')
+    if missing or unused:
+        warnings.warn(
+            f'{source} fits the {name} only in part: {matched} of its {len(params)} '
+            f'parameter tensors are loaded. Missing (left as initialised): '
+            f'{_examples(missing, 10)}. Unused in the checkpoint: {_examples(unused, 10)}. '
+            f'Shape mismatches: {_examples(reshaped, 10)}.', UserWarning, stacklevel=2)
+    return fits
 
 
 #: Set to ``0`` to import mmscope without :func:`patch_mmengine` (nor the ``mmscope::``
@@ -218,7 +370,9 @@ def mmengine_is_patched() -> bool:
 
 
 __all__ = [
-    'PATCH_ENV', 'TRUST_ENV', 'UntrustedCheckpointError', 'checkpoint_allowlist',
-    'mmengine_is_patched', 'patch_mmengine', 'safe_load', 'safe_load_url',
-    'trust_checkpoint', 'trusted_files', 'unpatch_mmengine'
+    'PATCH_ENV', 'TRUST_ENV', 'MIN_MATCHED_FRACTION', 'UntrustedCheckpointError',
+    'NotACheckpointError', 'CheckpointMismatchError', 'check_checkpoint_file',
+    'checkpoint_allowlist', 'match_weights', 'mmengine_is_patched', 'patch_mmengine',
+    'safe_load', 'safe_load_url', 'trust_checkpoint', 'trusted_files', 'unpatch_mmengine',
+    'weights_of'
 ]

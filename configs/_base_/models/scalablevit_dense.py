@@ -4,7 +4,8 @@
 # library bases in ``_base_`` without clashing with their ``model`` and ``optim_wrapper``;
 # a task config then writes
 #     model = dict(backbone=_base_.scalablevit_backbone, ...)
-#     optim_wrapper = dict(..., paramwise_cfg=_base_.scalablevit_paramwise_cfg)
+#     optim_wrapper = dict(..., constructor='mmscope.BackboneOptimWrapperConstructor',
+#                          paramwise_cfg=_base_.scalablevit_paramwise_cfg)
 # and changes single keys with ``backbone=dict(_base_.scalablevit_backbone, key=value)``.
 # ``scalablevit_backbone`` and ``scalablevit_paramwise_cfg`` stay in the merged config as
 # plain top-level values (nothing builds them). The values are ScalableViT-S's (the B / L
@@ -30,7 +31,7 @@ scalablevit_backbone = dict(
     init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.'))
 
 # No decay on norms and on the positional-encoding convolutions (the official
-# ``no_weight_decay()`` lists ``pos_block``, which is ``stages.{i}.pos_conv`` in mmscope);
+# ``no_weight_decay()`` lists ``pos_block``, which is ``stages.{i}.pos_conv`` in mmscope;
+# the backbone's ``no_decay_keys``, which mmscope.BackboneOptimWrapperConstructor adds);
 # used by the recipes that exempt them (3x detection, UperNet).
-scalablevit_paramwise_cfg = dict(
-    norm_decay_mult=0.0, custom_keys={'.pos_conv.': dict(decay_mult=0.0)})
+scalablevit_paramwise_cfg = dict(norm_decay_mult=0.0)

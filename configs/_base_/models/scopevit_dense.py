@@ -4,7 +4,8 @@
 # library bases in ``_base_`` without clashing with their ``model`` and ``optim_wrapper``;
 # a task config then writes
 #     model = dict(backbone=_base_.scopevit_backbone, ...)
-#     optim_wrapper = dict(..., paramwise_cfg=_base_.scopevit_paramwise_cfg)
+#     optim_wrapper = dict(..., constructor='mmscope.BackboneOptimWrapperConstructor',
+#                          paramwise_cfg=_base_.scopevit_paramwise_cfg)
 # and changes single keys with ``backbone=dict(_base_.scopevit_backbone, key=value)``.
 # ``scopevit_backbone`` and ``scopevit_paramwise_cfg`` stay in the merged config as plain
 # top-level values (nothing builds them). The values are ScopeViT-T's (the XT / S configs
@@ -30,10 +31,7 @@ scopevit_backbone = dict(
 
 # No decay on norms, LayerScales (``.gamma``) and the GSDA relative-position MLP
 # (``.rel_pos.``): the intent of the official ``paramwise_cfg``, whose key names did not
-# match ScopeViT's parameter names (see configs/scopevit/README.md).
-scopevit_paramwise_cfg = dict(
-    norm_decay_mult=0.0,
-    custom_keys={
-        '.gamma': dict(decay_mult=0.0),
-        '.rel_pos.': dict(decay_mult=0.0),
-    })
+# match ScopeViT's parameter names (see configs/scopevit/README.md). The last two are the
+# backbone's ``no_decay_keys``, which mmscope.BackboneOptimWrapperConstructor adds; add
+# ``layer_decay_rate`` here for layer-wise learning-rate decay.
+scopevit_paramwise_cfg = dict(norm_decay_mult=0.0)

@@ -45,19 +45,28 @@ class MMScopeBackbone(BaseModule):
       (negative values count from the end), ``frozen_stages``, ``norm_eval``
       (:meth:`_init_backbone`);
     * ``drop_path_rate``: stochastic depth increasing linearly from 0 over all blocks
-      (:meth:`drop_path_rates`);
+      (:meth:`drop_path_rates`), a probability in ``[0, 1)``;
     * ``with_cp``: gradient checkpointing of every block (:func:`checkpointed`);
     * ``attn_impl``: checked once here, used by every attention;
     * ``pretrained=`` (deprecated) -> ``init_cfg``; the released (timm-style) weight
       initialisation, applied by :meth:`init_weights` before ``init_cfg``;
     * :meth:`train` that keeps frozen modules (:meth:`_frozen_modules`) and, with
       ``norm_eval``, the norm layers of :attr:`norm_eval_types` in eval mode;
-    * inputs ``(B, C, H, W)`` of at least :attr:`min_input_size`; a tuple of NCHW maps.
+    * inputs ``(B, C, H, W)`` (B >= 1) of at least :attr:`min_input_size`; a tuple of
+      NCHW maps;
+    * ``Pretrained`` checkpoints that must cover the backbone: fewer than half of its
+      parameter tensors matched (name and shape) is an error, a partial match a warning
+      naming the missing keys (:func:`mmscope.utils.checkpoint.match_weights`);
+    * layer-wise learning-rate decay: :meth:`get_layer_depth` (the stem is layer 0, the
+      blocks follow in forward order, the last norm and everything after the backbone
+      are the top layer), from the family's :meth:`_layer_order`; and the
+      :attr:`no_decay_keys` of its recipes (both read by
+      :class:`mmscope.engine.BackboneOptimWrapperConstructor`).
 
     Subclasses set the class attributes, call :meth:`_init_backbone` first in
-    ``__init__``, build their modules, implement :meth:`_frozen_modules` and call
-    ``self._freeze_stages()`` at the end. Each family also registers a
-    :class:`mmscope.models.family.BackboneFamily` next to its class.
+    ``__init__``, build their modules, implement :meth:`_frozen_modules` and
+    :meth:`_layer_order` and call ``self._freeze_stages()`` at the end. Each family also
+    registers a :class:`mmscope.models.family.BackboneFamily` next to its class.
     """
     #: Canonical arch name -> settings (``{key: per-stage list}``).
     arch_zoo: Dict[str, Dict[str, list]] = {}
@@ -72,6 +81,11 @@ class MMScopeBackbone(BaseModule):
     norm_eval_types: Tuple[type, ...] = (_BatchNorm, )
     #: Truncated-normal initialiser of the Linear weights (std 0.02, cut at +-2).
     trunc_normal_init = staticmethod(trunc_normal_)
+    #: Parameter-name fragments that train without weight decay besides norms and biases
+    #: (LayerScale factors, position-bias MLPs, positional convolutions): the custom keys
+    #: (``decay_mult=0``) that :class:`mmscope.engine.BackboneOptimWrapperConstructor`
+    #: adds to a recipe's ``paramwise_cfg``.
+    no_decay_keys: Tuple[str, ...] = ()
 
     def __init__(self,
                  init_cfg: Optional[Union[dict, list]] = None,
@@ -131,7 +145,13 @@ class MMScopeBackbone(BaseModule):
 
     @staticmethod
     def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> List[float]:
-        """Stochastic depth of every block: linear from 0 to ``drop_path_rate``."""
+        """Stochastic depth of every block: linear from 0 to ``drop_path_rate``, the
+        probability of the last block (ValueError unless ``0 <= drop_path_rate < 1``:
+        at 1 the last block would drop every path)."""
+        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) \
+                or not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate is the stochastic-depth probability of the last '
+                             f'block and must be a number in [0, 1), got {drop_path_rate!r}')
         return torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
 
     def _init_backbone(self, arch: Union[str, Mapping], out_indices: Union[int, Sequence[int]],
@@ -150,21 +170,25 @@ class MMScopeBackbone(BaseModule):
 
     def _init_stage_options(self, num_stages: int, out_indices: Union[int, Sequence[int]],
                             frozen_stages: int, norm_eval: bool):
-        """Check and set ``num_stages``, ``out_indices`` (sorted non-negative tuple without
-        repeats; negative values count from the end), ``frozen_stages`` and
-        ``norm_eval``."""
+        """Check and set ``num_stages``, ``out_indices`` (a sorted non-negative tuple;
+        negative values count from the end; at least one stage, none named twice),
+        ``frozen_stages`` and ``norm_eval``."""
         self.num_stages = num_stages
         given = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
+        stages = f'{num_stages} stages: 0 .. {num_stages - 1}, or -{num_stages} .. -1 from the end'
+        if not given:
+            raise ValueError(f'out_indices is empty: name at least one stage to output ({stages})')
         indices = []
         for i in given:
-            if not isinstance(i, int):
+            if isinstance(i, bool) or not isinstance(i, int):
                 raise ValueError(f'out_indices must be an int or a sequence of ints, got {given}')
             if not -num_stages <= i < num_stages:
-                raise ValueError(
-                    f'out_indices {given}: {i!r} is out of range for {num_stages} stages '
-                    f'(use 0 .. {num_stages - 1}, or -{num_stages} .. -1 from the end)')
+                raise ValueError(f'out_indices {given}: {i!r} is out of range for {stages}')
+            if i % num_stages in indices:
+                raise ValueError(f'out_indices {given} names stage {i % num_stages} twice: each '
+                                 'stage is output once (outputs come in stage order)')
             indices.append(i % num_stages)
-        self.out_indices = tuple(sorted(set(indices)))  # outputs come in stage order
+        self.out_indices = tuple(sorted(indices))  # outputs come in stage order
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
         self.frozen_stages = frozen_stages
@@ -180,6 +204,9 @@ class MMScopeBackbone(BaseModule):
         if x.dim() != 4 or min(x.shape[-2:]) < size:
             raise ValueError(f'{type(self).__name__} needs (B, C, H, W) inputs of at least '
                              f'{size}x{size} (H, W >= {size}), got shape {tuple(x.shape)}')
+        if x.shape[0] == 0:
+            raise ValueError(f'{type(self).__name__} got an empty batch (shape '
+                             f'{tuple(x.shape)}): give at least one image')
 
     # ------------------------------------------------------------------------------------
     def _frozen_modules(self) -> List[nn.Module]:
@@ -205,10 +232,118 @@ class MMScopeBackbone(BaseModule):
     # ------------------------------------------------------------------------------------
     def init_weights(self):
         """The released initialisation (trunc-normal 0.02 Linear weights, unit norms,
-        fan-out normal convolutions, zero biases), then ``init_cfg`` on top of it."""
-        if not self._is_init:
+        fan-out normal convolutions, zero biases), then ``init_cfg`` on top of it.
+
+        A ``Pretrained`` entry of ``init_cfg`` (``checkpoint``, optional ``prefix`` and
+        ``map_location``) is loaded last, through the safe loader, and must cover the
+        backbone: :func:`mmscope.utils.checkpoint.match_weights` refuses a checkpoint
+        that matches fewer than half of its parameter tensors and warns about a partial
+        match."""
+        first = not self._is_init
+        if first:
             self._released_init()
-        super().init_weights()
+        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else [self.init_cfg]
+        pretrained = [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained']
+        if not (first and pretrained):
+            super().init_weights()
+            return
+        others = [c for c in cfgs if c is not None and c not in pretrained]
+        init_cfg, self.init_cfg = self.init_cfg, (others or None)
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        for cfg in pretrained:
+            self.load_pretrained(cfg['checkpoint'], cfg.get('prefix'),
+                                 cfg.get('map_location', 'cpu'))
+
+    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
+                        map_location: Any = 'cpu') -> None:
+        """Load the weights of ``checkpoint`` (those under ``prefix``, e.g.
+        ``'backbone.'`` in a classifier's checkpoint) into this backbone.
+
+        Args:
+            checkpoint: path or URL of the checkpoint (read by mmengine's loader, which
+                ``import mmscope`` makes safe).
+            prefix: keep only the keys that start with it, without it. Defaults to None
+                (every key).
+            map_location: where the tensors are loaded. Defaults to ``'cpu'``.
+
+        Raises :class:`mmscope.utils.checkpoint.CheckpointMismatchError` when the
+        checkpoint matches (name and shape) fewer than half of the backbone's parameter
+        tensors; warns about a partial match (see
+        :func:`mmscope.utils.checkpoint.match_weights`).
+        """
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        from mmscope.utils.checkpoint import match_weights, weights_of
+        weights = weights_of(_load_checkpoint(checkpoint, map_location=map_location))
+        source = f'checkpoint {checkpoint}'
+        if prefix:
+            source = f'the {prefix}* weights of {source}'
+            weights = type(weights)((k[len(prefix):], v) for k, v in weights.items()
+                                    if k.startswith(prefix))
+        self.load_state_dict(match_weights(self, weights, source), strict=False)
+
+    # ------------------------------------------------------------------------------------
+    def _layer_order(self) -> List[Tuple[nn.Module, bool]]:
+        """Every module of the backbone that holds parameters, in the order the forward
+        pass runs them, each with whether it is a *block* (a layer of layer-wise
+        learning-rate decay). Modules before the first block (the stem) are layer 0, a
+        block is the layer after the one before it, any other module belongs to the last
+        block before it, and modules after the last block (the last norm) to the top.
+        Implemented by each family."""
+        raise NotImplementedError
+
+    def num_layers(self) -> int:
+        """The number of layers of layer-wise learning-rate decay: the blocks, the stem
+        and the top (see :meth:`get_layer_depth`)."""
+        return sum(bool(is_block) for _, is_block in self._layer_order()) + 2
+
+    def layer_ids(self) -> Dict[str, int]:
+        """``{parameter name: layer id}`` for every parameter of the backbone (see
+        :meth:`_layer_order` and :meth:`get_layer_depth`)."""
+        order = self._layer_order()
+        num_blocks = sum(is_block for _, is_block in order)
+        module_names = {id(m): name for name, m in self.named_modules()}
+        ids, seen = {}, 0
+        for module, is_block in order:
+            seen += bool(is_block)
+            layer = seen if is_block or seen < num_blocks else num_blocks + 1
+            prefix = module_names[id(module)]
+            for name, _ in module.named_parameters():
+                ids.setdefault(f'{prefix}.{name}' if prefix else name, layer)
+        return ids
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """The layer of a parameter for layer-wise learning-rate decay, as mmpretrain's
+        ``LearningRateDecayOptimWrapperConstructor`` asks for it.
+
+        Layers: the stem is 0, block ``k`` (counted over all stages in forward order,
+        from 1) is ``k``, modules between blocks (downsampling, positional convolutions,
+        stage norms) belong to the block before them, and the last norm and every
+        parameter outside the backbone (necks, heads) are the top layer,
+        ``num_layers - 1``. ``num_layers`` is the number of blocks + 2.
+
+        Args:
+            param_name: the parameter's name in the whole model (e.g.
+                ``'backbone.stages.0.blocks.1.mlp.fc1.weight'``).
+            prefix: the backbone's prefix in the model (``'backbone.'``); names without
+                it are outside the backbone. Defaults to ``''``.
+
+        Returns:
+            tuple[int, int]: the layer id and the number of layers.
+        """
+        if self.__dict__.get('_layer_id_cache') is None:
+            self.__dict__['_layer_id_cache'] = (self.layer_ids(), self.num_layers())
+        cache, num_layers = self.__dict__['_layer_id_cache']
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if name not in cache:
+            raise ValueError(f'{type(self).__name__} has no parameter {name!r} (from '
+                             f'{param_name!r} without the prefix {prefix!r})')
+        return cache[name], num_layers
 
     def _released_init(self):
         for m in self.modules():

@@ -404,6 +404,9 @@ class ScalableViT(MMScopeBackbone):
                  'window_sizes')
     # every norm is a LayerNorm
     norm_eval_types = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
+    # the positional convolutions train without weight decay (the released
+    # ``no_weight_decay()`` lists ``pos_block``, which is ``stages.{i}.pos_conv`` here)
+    no_decay_keys = ('.pos_conv.', )
 
     def __init__(self,
                  arch: Union[str, Dict] = 'small',
@@ -459,6 +462,18 @@ class ScalableViT(MMScopeBackbone):
         return [self.stages[0].patch_embed] + list(self.stages[:self.frozen_stages]) + [
             getattr(self, f'norm{i}') for i in self.out_indices if i < self.frozen_stages
         ]
+
+    def _layer_order(self):
+        order = []
+        for i, stage in enumerate(self.stages):
+            order.append((stage.patch_embed, False))
+            for j, block in enumerate(stage.blocks):
+                order.append((block, True))
+                if j == 0:
+                    order.append((stage.pos_conv, False))
+            if i in self.out_indices:
+                order.append((getattr(self, f'norm{i}'), False))
+        return order
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)
@@ -546,8 +561,6 @@ FAMILY = register_family(BackboneFamily(
     },
     # the released head: Linear(C, 4096) -> LN -> GELU -> Linear(4096, classes)
     head_weight='head.layers.1.fc.weight',
-    # the positional convolutions train without weight decay
-    no_decay_keys=('.pos_conv.', ),
     init_dense_extra=_init_dense_extra,
     official=OfficialCode(
         repo='github.com/Yangr116/ScalableViT',

@@ -508,6 +508,8 @@ class ScopeViT(MMScopeBackbone):
                  'gsda_dilation')
     # ScopeViT draws its Linear weights with torch's trunc_normal_ (seeded inits unchanged)
     trunc_normal_init = staticmethod(nn.init.trunc_normal_)
+    # LayerScale factors and the GSDA position MLP train without weight decay
+    no_decay_keys = ('.gamma', '.rel_pos.')
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -572,6 +574,15 @@ class ScopeViT(MMScopeBackbone):
     def _frozen_modules(self):
         return ([self.stem] if self.frozen_stages >= 0 else []) + list(
             self.stages[:max(self.frozen_stages, 0)])
+
+    def _layer_order(self):
+        order = [(self.stem, False)]
+        for stage in self.stages:
+            if stage.downsample is not None:
+                order.append((stage.downsample, False))
+            order += [(block, True) for block in stage.blocks]
+            order.append((stage.norm, False))
+        return order
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(B, C, H, W)`` with ``H, W >= 32`` -> tuple of NCHW maps for ``out_indices``."""
@@ -669,8 +680,6 @@ FAMILY = register_family(BackboneFamily(
     },
     # the released classifier is one Linear on the pooled last stage (LinearClsHead)
     head_weight='head.fc.weight',
-    # LayerScale factors and the GSDA position MLP train without weight decay
-    no_decay_keys=('.gamma', '.rel_pos.'),
     official=OfficialCode(
         repo='github.com/xuesongnie/ScopeViT', path='models/scopevit.py', file='scopevit.py',
         factories={'xtiny': 'scopevit_xtiny', 'tiny': 'scopevit_tiny',
