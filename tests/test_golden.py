@@ -115,13 +115,20 @@ def test_outputs_equal_the_pre_refactor_record(eager_record, family, arch):
         assert len(outs) == len(record[name]) == 4, name
         for i, (out, rec) in enumerate(zip(outs, record[name])):
             assert tuple(out.shape) == tuple(rec['shape']), (name, i)
+            # CPUs with other vector units (AVX2 / AVX-512) sum in other orders: measured
+            # up to 2.2e-6 of an output's largest value apart from the record (1.4e-5 at
+            # an element of 0.076 of ScopeViT-XT's last map, on an AVX2-only CPU); a
+            # changed function is off by 1e-2 or more. So the absolute tolerance scales
+            # with the output.
+            stored = rec['whole'] if 'whole' in rec else rec['sample']
+            atol = 1e-5 * max(1., stored.abs().max().item())
             if 'whole' in rec:
-                torch.testing.assert_close(out, rec['whole'], rtol=1e-5, atol=1e-5,
+                torch.testing.assert_close(out, rec['whole'], rtol=1e-5, atol=atol,
                                            msg=lambda m: f'{name} out {i}: {m}')
                 continue
             flat = out.flatten()
             torch.testing.assert_close(flat[gen.sample_index(flat.numel())], rec['sample'],
-                                       rtol=1e-5, atol=1e-5,
+                                       rtol=1e-5, atol=atol,
                                        msg=lambda m: f'{name} out {i}: {m}')
             total, mass = flat.double().sum().item(), flat.double().abs().sum().item()
             assert abs(total - rec['sum']) <= 1e-5 * rec['abs_sum'], (name, i)
