@@ -220,6 +220,26 @@ def test_cls_folders_are_valid(small_shapes):
         assert img.size == (SMALL['cls_size'], ) * 2 and img.mode == 'RGB'
 
 
+def test_cls_objects_fill_the_frame(monkeypatch):
+    """A classification image is object-centric: its object (whole, inside the image)
+    covers 9-62% of it, between a small triangle and a large circle of
+    :data:`shapes.CLS_RADIUS`; over 40 images, the circles cover more than 25%."""
+    areas = []
+    paint = shapes._paint
+
+    def recording_paint(img, poly, bg_mean, rng):
+        mask = paint(img, poly, bg_mean, rng)
+        assert poly.min() > 0 and poly.max() < img.shape[0]  # the whole object is in
+        areas.append(mask.mean())
+        return mask
+
+    monkeypatch.setattr(shapes, '_paint', recording_paint)
+    labels = [shapes.render_single(0, 'train', i, 64)[1] for i in range(40)]
+    assert all(0.09 <= a <= 0.62 for a in areas), (min(areas), max(areas))
+    circles = [a for a, k in zip(areas, labels) if shapes.CLASSES[k] == 'circle']
+    assert len(circles) == 10 and min(circles) > 0.25
+
+
 def test_layouts_load_in_openmmlab_datasets(small_shapes):
     """The dataset classes the real configs use read the three layouts."""
     out, _ = small_shapes
