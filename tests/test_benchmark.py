@@ -456,11 +456,11 @@ def test_autocast_profile_names_dtypes_and_casts():
     """The per-operator profile: matrix products run in bf16 under autocast, casts are
     counted, and the table says so."""
     from mmscope.benchmark.autocast_profile import markdown, profile_precisions
-    result = profile_precisions('scopevit-xt', '32', 1, 'train', repeat=1, threads=1)
+    result = profile_precisions('scopevit-xt', '32', 2, 'train', repeat=1, threads=1)
     rows = {r['op']: r for r in result['rows']}
     assert 'bf16' in rows['aten::addmm']['under_autocast']
     assert rows['aten::addmm']['fp32_calls'] == rows['aten::addmm']['bf16_calls'] > 0
     assert result['casts']['count'] > 0 and result['casts']['mb'] > 0
     text = markdown(result, top=5)
-    assert 'scopevit-xt 32 batch 1 train' in text and 'casts under autocast' in text
+    assert 'scopevit-xt 32 batch 2 train' in text and 'casts under autocast' in text
     assert len(text.splitlines()) == 2 + 5 + 2
