@@ -98,6 +98,9 @@ if __name__ == '__main__':
             'tests': parse_requirements('requirements/tests.txt'),
             # mmdeploy is left out: its protobuf<=3.20.2 pin conflicts with onnx 1.23, so
             # the set-up installs it with --no-deps (tools/setup_env.sh, step 6)
+            # timm's own requirements are torch/torchvision (already pinned and installed)
+            # and hub helpers; the set-up installs it with --no-deps (tools/setup_env.sh)
+            'timm': parse_requirements('requirements/timm.txt'),
             'deploy': [r for r in parse_requirements('requirements/deploy.txt')
                        if r.split('=')[0] in ('onnx', 'onnxruntime', 'onnxscript')],
         },

@@ -169,6 +169,19 @@ from mmdeploy.apis import torch2onnx  # noqa: F401
 print(f'[setup] onnxruntime {ort.__version__} and mmdeploy load with numpy {numpy.__version__}')
 EOF
 
+# 7. timm (the extra mmscope[timm]: both families under the released timm names), --no-deps
+if have <<'EOF'
+import importlib.metadata as m
+assert m.version('timm') == '1.0.31'
+import mmscope.timm  # noqa
+EOF
+then say "timm 1.0.31 present (mmscope.timm)"
+else
+  say "installing timm==1.0.31 (--no-deps: its requirements would resolve another torch)"
+  pip_install --no-deps -r requirements/timm.txt
+  "$PYTHON" -c "import mmscope.timm" || die "mmscope.timm does not import with the installed timm (see above)"
+fi
+
 if have <<'EOF'
 import importlib.util
 assert importlib.util.find_spec('transformers') is None

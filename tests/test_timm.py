@@ -1,0 +1,287 @@
+"""Both families as timm models (``import mmscope.timm``): the released names, the released
+weights loading as they are (golden logits), features at any size, timm's model interface.
+
+Skipped only when timm is absent (it is the optional extra ``mmscope[timm]``; the set-up
+installs it, so CI runs these)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+import warnings
+from collections import OrderedDict
+
+import pytest
+import torch
+
+timm = pytest.importorskip('timm', reason='timm is not installed: pip install "mmscope[timm]" '
+                           '(tools/setup_env.sh installs it)')
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+GOLDEN = osp.join(ROOT, 'tests', 'golden')
+sys.path.insert(0, GOLDEN)
+
+from synth import VARIANTS, seeded_input, synthesize  # noqa: E402
+
+import mmscope.timm as mt  # noqa: E402
+from mmscope.converters.common import ConversionError  # noqa: E402
+from mmscope.models.family import get_family  # noqa: E402
+
+NAMES = {
+    'scopevit_xtiny': ('scopevit', 'xtiny'), 'scopevit_tiny': ('scopevit', 'tiny'),
+    'scopevit_small': ('scopevit', 'small'), 'scalable_vit_small': ('scalablevit', 'small'),
+    'scalable_vit_base': ('scalablevit', 'base'), 'scalable_vit_large': ('scalablevit', 'large'),
+}
+SIZE = {f'{f}-{a}': s for f, vs in VARIANTS.items() for a, s in vs}
+
+
+def _golden(name):
+    with open(osp.join(GOLDEN, name)) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def golden():
+    return _golden('official_shapes.json'), _golden('official_logits.json')['variants']
+
+
+def _released_file(tmp_path, shapes, family, arch, wrapper=None):
+    """A released-layout checkpoint of the golden seeded weights, wrapped as the released
+    training script writes it."""
+    wrapper = wrapper or get_family(family).official.wrapper
+    path = str(tmp_path / f'{family}-{arch}.pth')
+    torch.save({wrapper: synthesize(shapes[f'{family}-{arch}']), 'epoch': 299}, path)
+    return path
+
+
+def test_the_six_released_names_with_the_released_parameter_counts(golden):
+    shapes, _ = golden
+    assert mt.TIMM_NAMES == NAMES
+    assert set(timm.list_models('scopevit_*')) | set(timm.list_models('scalable_vit_*')) \
+        >= set(NAMES)
+    for name, (family, arch) in NAMES.items():
+        model = timm.create_model(name)
+        released = sum(torch.Size(s).numel() for k, s, _, kind in shapes[f'{family}-{arch}']
+                       if kind == 'param')
+        assert sum(p.numel() for p in model.parameters()) == released, name
+        cfg = model.pretrained_cfg
+        size = SIZE[f'{family}-{arch}']  # the golden data's sizes are the released ones
+        assert cfg['input_size'] == (3, size, size)
+        assert cfg['num_classes'] == 1000 and cfg['interpolation'] == 'bicubic'
+        assert model.get_classifier() is model.get_submodule(cfg['classifier'])
+        assert isinstance(model.get_submodule(cfg['first_conv']), torch.nn.Conv2d)
+
+
+@pytest.mark.parametrize('name', list(NAMES))
+def test_released_checkpoint_loads_as_it_is_and_gives_the_released_logits(tmp_path, golden,
+                                                                          name):
+    """A released checkpoint (official keys, the training script's wrapper) through timm's
+    pretrained path gives the released model's logits (tests/golden)."""
+    shapes, logits = golden
+    family, arch = NAMES[name]
+    path = _released_file(tmp_path, shapes, family, arch)
+    model = timm.create_model(name, pretrained=True,
+                              pretrained_cfg_overlay=dict(file=path)).eval()
+    with torch.no_grad():
+        got = model(seeded_input(SIZE[f'{family}-{arch}']))
+    expected = torch.tensor(logits[f'{family}-{arch}']['logits'])
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_checkpoint_path_and_load_state_dict_take_the_released_layout(tmp_path, golden):
+    shapes, logits = golden
+    path = _released_file(tmp_path, shapes, 'scopevit', 'xtiny')
+    expected = torch.tensor(logits['scopevit-xtiny']['logits'])
+    model = timm.create_model('scopevit_xtiny', checkpoint_path=path).eval()
+    with torch.no_grad():
+        assert (model(seeded_input(256)) - expected).abs().max().item() <= 1e-4
+    other = timm.create_model('scopevit_xtiny').eval()
+    other.load_state_dict(synthesize(shapes['scopevit-xtiny']))
+    with torch.no_grad():
+        assert (other(seeded_input(256)) - expected).abs().max().item() <= 1e-4
+
+
+def test_another_variants_released_weights_are_refused(tmp_path, golden):
+    shapes, _ = golden
+    path = _released_file(tmp_path, shapes, 'scopevit', 'tiny')
+    with pytest.raises(ConversionError, match='released ScopeViT-xtiny'):
+        timm.create_model('scopevit_xtiny', pretrained=True,
+                          pretrained_cfg_overlay=dict(file=path))
+    with pytest.raises(ConversionError, match='neither in mmscope'):
+        timm.create_model('scalable_vit_small').load_state_dict(
+            synthesize(shapes['scopevit-xtiny']))
+
+
+def _our_classifier(family, arch):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(Config.fromfile(get_family(family).config_path(arch)).model)
+    model.init_weights()
+    return model.eval()
+
+
+@pytest.mark.parametrize('family,arch,name', [('scopevit', 'xtiny', 'scopevit_xtiny'),
+                                              ('scalablevit', 'small', 'scalable_vit_small')])
+def test_a_training_checkpoint_of_ours_loads(tmp_path, family, arch, name):
+    """An mmengine training checkpoint of an mmpretrain classifier (message hub, numpy
+    scalars: what ``torch.load(weights_only=True)`` alone refuses) loads through the
+    pretrained file path, and the timm model gives the classifier's logits."""
+    from mmengine.logging import HistoryBuffer
+    clf = _our_classifier(family, arch)
+    buffer = HistoryBuffer()
+    buffer.update(0.5)
+    path = str(tmp_path / 'epoch_1.pth')
+    torch.save({'meta': {'epoch': 1}, 'state_dict': clf.state_dict(),
+                'message_hub': {'log_scalars': {'train/loss': buffer}}}, path)
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), clf(x, mode='tensor'))
+    # another class count: the backbone loads, the classifier stays new, with a warning
+    with pytest.warns(UserWarning, match='another class count'):
+        ten = timm.create_model(name, pretrained=True, num_classes=10,
+                                pretrained_cfg_overlay=dict(file=path))
+    assert ten.get_classifier().out_features == 10
+    assert torch.equal(ten.backbone.state_dict()[next(iter(ten.backbone.state_dict()))],
+                       clf.backbone.state_dict()[next(iter(clf.backbone.state_dict()))])
+    with torch.no_grad():
+        assert torch.equal(ten.eval().forward_features(x), model.forward_features(x))
+
+
+def test_pretrained_without_a_file_says_nothing_is_published():
+    with pytest.raises(mt.NoPublishedWeightsError,
+                       match='no weights are published.*pretrained_cfg_overlay=dict'):
+        timm.create_model('scopevit_tiny', pretrained=True)
+
+
+@pytest.mark.parametrize('name,family,arch', [('scopevit_xtiny', 'scopevit', 'xtiny'),
+                                              ('scalable_vit_small', 'scalablevit', 'small')])
+def test_features_only_gives_the_dense_backbones_maps_at_any_size(tmp_path, golden, name,
+                                                                  family, arch):
+    """``features_only`` from a released classifier checkpoint: the four maps equal those
+    of our dense backbone (``out_indices=(0, 1, 2, 3)``) initialised from the converted
+    checkpoint, at 224, 256 and an odd size."""
+    from mmscope.converters.engine import convert_to_mmscope
+    shapes, _ = golden
+    path = _released_file(tmp_path, shapes, family, arch)
+    feats = timm.create_model(name, features_only=True, pretrained=True,
+                              pretrained_cfg_overlay=dict(file=path)).eval()
+    spec = get_family(family)
+    assert feats.feature_info.channels() == spec.widths(arch)
+    assert feats.feature_info.reduction() == [4, 8, 16, 32]
+    dense = spec.backbone(arch=arch, out_indices=(0, 1, 2, 3)).eval()
+    sd = convert_to_mmscope(spec, synthesize(shapes[f'{family}-{arch}']), arch=arch,
+                            backbone_only=True).state_dict
+    dense.load_state_dict(OrderedDict((k[len('backbone.'):], v) for k, v in sd.items()))
+    for size in (224, 256, 97):
+        x = torch.randn(1, 3, size, size)
+        with torch.no_grad():
+            got, expected = feats(x), dense(x)
+        assert [tuple(t.shape) for t in got] == [
+            (1, c, -(-size // r), -(-size // r)) for c, r in zip(spec.widths(arch), (4, 8, 16, 32))]
+        for g, e in zip(got, expected):
+            assert torch.equal(g, e)
+    some = timm.create_model(name, features_only=True, out_indices=(1, 3))
+    assert some.feature_info.channels() == spec.widths(arch)[1::2]
+    assert len(some(torch.randn(1, 3, 64, 64))) == 2
+
+
+def test_forward_intermediates_refuses_a_stage_that_was_not_built():
+    model = timm.create_model('scopevit_xtiny')
+    last, maps = model.forward_intermediates(torch.randn(1, 3, 64, 64), indices=1)
+    assert torch.equal(last, maps[0]) and last.shape == (1, 256, 2, 2)
+    with pytest.raises(ValueError, match=r'stages \[0\] are not outputs.*features_only=True'):
+        model.forward_intermediates(torch.randn(1, 3, 64, 64), indices=[0, 3])
+
+
+def test_timm_interface_head_pooling_and_pre_logits():
+    model = timm.create_model('scalable_vit_small', num_classes=7, drop_rate=0.1,
+                              drop_path_rate=0.1).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape == (2, 512, 2, 2)
+        assert model.forward_head(feats, pre_logits=True).shape == (2, 4096)
+        assert torch.equal(model(x), model.forward_head(feats))
+    assert model(x).shape == (2, 7)
+    model.reset_classifier(0)
+    assert model(x).shape == (2, 4096) and model.num_classes == 0
+    model.reset_classifier(3)
+    assert model(x).shape == (2, 3)
+    with pytest.raises(ValueError, match="only 'avg'"):
+        timm.create_model('scopevit_xtiny', global_pool='max')
+
+
+def test_grad_checkpointing_changes_memory_not_values():
+    torch.manual_seed(0)
+    model = timm.create_model('scopevit_xtiny', num_classes=4).train()
+    x = torch.randn(2, 3, 64, 64)
+
+    def grads():
+        model.zero_grad()
+        torch.manual_seed(1)
+        model(x).square().sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    plain = grads()
+    model.set_grad_checkpointing(True)
+    assert all(m.with_cp for m in model.backbone.modules() if hasattr(m, 'with_cp'))
+    for a, b in zip(plain, grads()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_decay_in_timms_optimiser_factory_follows_the_backbones_layers():
+    from timm.optim import create_optimizer_v2
+    model = timm.create_model('scalable_vit_small')
+    opt = create_optimizer_v2(model, 'adamw', lr=1e-3, weight_decay=0.05, layer_decay=0.5)
+    scale = {}
+    for group in opt.param_groups:
+        for p in group['params']:
+            scale[p] = (group['lr_scale'], group['weight_decay'])
+    named = dict(model.named_parameters())
+    depth, num_layers = model.backbone.get_layer_depth(
+        'backbone.stages.0.patch_embed.projection.weight', prefix='backbone.')
+    assert depth == 0
+    assert scale[named['backbone.stages.0.patch_embed.projection.weight']][0] == \
+        0.5**(num_layers - 1)
+    last_block = max((n for n in named if n.startswith('backbone.stages.3.blocks.')),
+                     key=lambda n: int(n.split('.')[4]))
+    assert scale[named[last_block]][0] == 0.5
+    assert scale[named['head.layers.1.fc.weight']] == (1.0, 0.05)
+    # the backbone's no-decay names (positional convs) and every norm/bias: no weight decay
+    assert scale[named['backbone.stages.1.pos_conv.proj.weight']][1] == 0.0
+    assert scale[named['backbone.norm3.weight']][1] == 0.0
+
+
+def test_pretrained_cfg_is_our_configs_evaluation_transform():
+    """input_size / crop_pct of each name = the classification config's test pipeline
+    (resize the short edge to size / crop_pct, centre-crop size)."""
+    from mmengine.config import Config
+    for name, (family, arch) in NAMES.items():
+        cfg = timm.create_model(name).pretrained_cfg
+        pipeline = Config.fromfile(get_family(family).config_path(arch)).test_pipeline
+        resize = next(t for t in pipeline if t['type'] == 'ResizeEdge')
+        crop = next(t for t in pipeline if t['type'] == 'CenterCrop')
+        assert cfg['input_size'][1:] == (crop['crop_size'], ) * 2, name
+        assert int(crop['crop_size'] / cfg['crop_pct']) == resize['scale'], name
+        assert resize['interpolation'] == cfg['interpolation'] == 'bicubic'
+
+
+def test_without_timm_the_import_names_the_extra():
+    code = ('import sys; sys.modules["timm"] = None\n'
+            'try:\n    import mmscope.timm\nexcept ImportError as e:\n    print(e)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert 'pip install "mmscope[timm]"' in out.stdout, out.stdout + out.stderr
+    # and `import mmscope` alone does not import timm
+    code = 'import sys, mmscope, mmscope.models; print("timm" in sys.modules)'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.stdout.strip() == 'False', out.stdout + out.stderr
+
+
+def test_warnings_free_creation():
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        timm.create_model('scopevit_xtiny', num_classes=5)
