@@ -49,6 +49,13 @@ def test_gpu_check_dry_run(tmp_path):
     (thr, ) = by['throughput']
     assert thr['images_per_s'] > 0 and thr['gmacs_per_image'] > 0
     assert thr['mfu'] is None  # no known peak for a CPU
+    # fp32 vs bf16 autocast, inference and a training step, with the output difference
+    prec = by['precision']
+    assert {(r['model'], r['mode']) for r in prec} == {('scopevit-xt', 'infer'),
+                                                       ('scopevit-xt', 'train')}
+    for r in prec:
+        assert r['bf16_speedup'] > 0 and r['fp32_images_per_s'] > 0
+        assert 1e-5 < r['rel_err'] < 0.1, r  # bf16 really ran, and ran right
 
 
 def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):

@@ -11,7 +11,11 @@ in one short script, with a CPU dry run (``--device cpu``, small sizes) in the t
 3. ``torch.compile`` of one backbone: output and gradients against eager, graph breaks,
    compile time, step-time ratio;
 4. classification throughput (bf16 inference) at the given batch sizes with model FLOPs
-   utilisation, measured by ``tools/analysis_tools/benchmark.py``.
+   utilisation, measured by ``tools/analysis_tools/benchmark.py``;
+5. fp32 against bf16 autocast, inference and a training step, our backbones and the
+   same-FLOPs peers side by side in one process (``benchmark.py --runtimes eager bf16``):
+   the speed-up and the output (training: gradient) difference, the CUDA counterpart of
+   the CPU table in docs/benchmarks.md.
 
 Every check records its figures; the run fails (exit 1) if any check fails.
 """
@@ -47,7 +51,11 @@ PLANS = {
         train_batch=2, train_steps=3,
         compile=('ScopeViT', 'tiny', (224, 224), 8), compile_backend='inductor',
         bench_models=['scopevit-t', 'scalablevit-s'], bench_size='224',
-        bench_batches=[64, 128], bench_warmup=10, bench_repeat=30),
+        bench_batches=[64, 128], bench_warmup=10, bench_repeat=30,
+        precision_models=['scopevit-t', 'scalablevit-s', 'mmpretrain:SwinTransformer:tiny',
+                          'mmpretrain:ConvNeXt:tiny', 'mmpretrain:ResNet:50'],
+        precision_size='224', precision_batch=32, precision_warmup=3, precision_repeat=10,
+        precision_rounds=3),
     'cpu': dict(
         families=[('ScopeViT', 'xtiny', (64, 64), (97, 131)),
                   ('ScalableViT', 'small', (56, 56), (64, 72))],
@@ -59,7 +67,9 @@ PLANS = {
         train_batch=2, train_steps=2,
         compile=('ScopeViT', 'xtiny', (64, 64), 1), compile_backend='aot_eager',
         bench_models=['scopevit-xt'], bench_size='64',
-        bench_batches=[2], bench_warmup=0, bench_repeat=1),
+        bench_batches=[2], bench_warmup=0, bench_repeat=1,
+        precision_models=['scopevit-xt'], precision_size='64', precision_batch=2,
+        precision_warmup=0, precision_repeat=1, precision_rounds=1),
 }
 
 
@@ -308,8 +318,40 @@ def check_throughput(device, plan, out_dir: str, peak: Optional[float]) -> List[
     return rows
 
 
+def check_precision(device, plan, out_dir: str) -> List[Dict]:
+    """fp32 vs bf16 autocast per model and mode: speed-up (median of the paired rounds)
+    and relative error against fp32 (outputs; training: gradients)."""
+    out = osp.join(out_dir, 'precision.json')
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py'),
+           '--device', device.type, '--runtimes', 'eager', 'bf16', '--modes', 'infer', 'train',
+           '--sizes', plan['precision_size'], '--batch-sizes', str(plan['precision_batch']),
+           '--warmup', str(plan['precision_warmup']), '--repeat', str(plan['precision_repeat']),
+           '--paired-repeat', str(plan['precision_rounds']), '--json', out,
+           '--model', *plan['precision_models']]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [dict(check='precision', ok=False, error=(proc.stdout + proc.stderr)[-3000:])]
+    with open(out) as f:
+        results = json.load(f)
+    rows = []
+    for r in results['paired']:
+        ok = r.get('status') == 'ok'
+        speedup = (r.get('speedup_median') or {}).get('bf16')
+        err = (r.get('rel_err_vs_eager') or {}).get('bf16')
+        ips = r.get('images_per_s') or {}
+        rows.append(dict(check='precision', model=r.get('model'), mode=r.get('mode'),
+                         size=r.get('size'), batch=r.get('batch'),
+                         fp32_images_per_s=ips.get('eager'), bf16_images_per_s=ips.get('bf16'),
+                         bf16_speedup=speedup, rel_err=err,
+                         # bf16 keeps 8 bits of mantissa: ~1e-2 of the output; far more is
+                         # a broken kernel, not rounding
+                         ok=ok and speedup is not None and err is not None and err < 0.1))
+    return rows
+
+
 # ----------------------------------------------------------------------------- run
-def run(device: str = 'cuda', checks=('attention', 'train', 'compile', 'throughput'),
+def run(device: str = 'cuda',
+        checks=('attention', 'train', 'compile', 'throughput', 'precision'),
         out_dir: str = 'work_dirs/gpu_check', peak: Optional[float] = None,
         compile_backend: Optional[str] = None) -> Dict:
     dev = torch.device(device)
@@ -324,7 +366,8 @@ def run(device: str = 'cuda', checks=('attention', 'train', 'compile', 'throughp
     steps = dict(attention=lambda: check_attention(dev, plan),
                  train=lambda: check_train_steps(dev, plan),
                  compile=lambda: check_compile(dev, plan, compile_backend),
-                 throughput=lambda: check_throughput(dev, plan, out_dir, peak))
+                 throughput=lambda: check_throughput(dev, plan, out_dir, peak),
+                 precision=lambda: check_precision(dev, plan, out_dir))
     for name in checks:
         t0 = time.time()
         try:

@@ -3,7 +3,7 @@ and backward), Mask R-CNN and UperNet mixed-precision training steps, torch.comp
 bf16 classification throughput with MFU. Under 8 minutes on one GPU.
 
     python tools/analysis_tools/gpu_check.py [--device cuda|cpu]
-        [--checks attention train compile throughput] [--out-dir work_dirs/gpu_check]
+        [--checks attention train compile throughput precision] [--out-dir work_dirs/gpu_check]
         [--peak-tflops T] [--compile-backend inductor]
 
 ``--device cpu`` is the dry run at small sizes (the test suite runs it). Writes
@@ -20,8 +20,8 @@ from mmscope.benchmark import gpu_check
 def main(argv=None):
     p = argparse.ArgumentParser(description='mmscope GPU check (or its CPU dry run)')
     p.add_argument('--device', choices=['cuda', 'cpu'], default='cuda')
-    p.add_argument('--checks', nargs='+', default=['attention', 'train', 'compile', 'throughput'],
-                   choices=['attention', 'train', 'compile', 'throughput'])
+    checks = ['attention', 'train', 'compile', 'throughput', 'precision']
+    p.add_argument('--checks', nargs='+', default=checks, choices=checks)
     p.add_argument('--out-dir', default='work_dirs/gpu_check')
     p.add_argument('--peak-tflops', type=float, default=None,
                    help='dense bf16 peak of the device (default: known for H100/H200/A100)')
