@@ -23,7 +23,7 @@ _base_ = [
 ]
 
 data_root = '{{$MMSCOPE_SHAPES_ROOT:data/shapes}}/seg'
-pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls-scalable/epoch_15.pth}}'
+pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls-scalable/epoch_20.pth}}'
 classes = ('background', 'circle', 'square', 'star', 'triangle')
 palette = [(0, 0, 0), (220, 20, 60), (0, 130, 230), (250, 170, 30), (0, 170, 80)]
 img_scale = (64, 64)
