@@ -149,6 +149,15 @@ SCRIPT = textwrap.dedent('''
         inferencer = make('w.pth')
         res[name] = dict(config=inferencer.cfg.filename if hasattr(inferencer, 'cfg') else
                          inferencer.inferencer.cfg.filename, output=read(inferencer))
+    # timm: the released names, built from the installed configs; the released checkpoint
+    # above loads as it is
+    import timm
+    import mmscope.timm  # noqa: F401
+    net = timm.create_model('scopevit_xtiny', pretrained=True, num_classes=7,
+                            pretrained_cfg_overlay=dict(file='released.pth')).eval()
+    with torch.no_grad():
+        res['timm_same_logits'] = bool(torch.equal(
+            net(torch.ones(1, 3, 64, 64)), model.eval()(torch.ones(1, 3, 64, 64), mode='tensor')))
     res['from_checkout'] = sorted(
         name for name, m in list(sys.modules.items())
         if getattr(m, '__file__', None) and in_source_tree(m.__file__))
@@ -180,6 +189,7 @@ def test_installed_wheel_works_outside_the_source_tree(installed):
     assert res['convert_rc'] == 0, res['convert_out']
     assert 'variant: xtiny' in res['convert_out'] and res['same_weights']
     assert res['from_checkout'] == []
+    assert res['timm_same_logits']
     installed = osp.join(str(site), 'mmscope', '.mim', 'configs', 'scopevit')
     assert res['listed'] == ['scopevit-s_8xb128_in1k', 'scopevit-t_8xb128_in1k',
                              'scopevit-xt_8xb128_in1k']
