@@ -131,6 +131,12 @@ MUTATIONS = {
         '        keys = {}',
         ['tests/test_layer_decay.py'],
         'LayerScales, position MLPs and positional convs decay again (the configs rely on it)'),
+    'timm-released-layout-not-converted': (
+        'mmscope/timm.py',
+        "    if not any(k.startswith(BACKBONE) for k in weights):",
+        "    if False:",
+        ['tests/test_timm.py'],
+        'a released checkpoint given to timm is not converted by the key tables'),
 }
 
 
