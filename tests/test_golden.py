@@ -7,7 +7,6 @@ model files (see its docstring to regenerate). Here the same seeded weights are 
 from the table, converted by our converter (so its key rules meet checkpoints shaped by
 the released code, not by our own mapping) and run through our classifiers.
 """
-import json
 import os.path as osp
 import sys
 
@@ -18,7 +17,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GOLDEN = osp.join(ROOT, 'tests', 'golden')
 sys.path.insert(0, GOLDEN)
 
-from synth import VARIANTS, seeded_input, synthesize  # noqa: E402
+from synth import VARIANTS, load_golden, seeded_input, synthesize  # noqa: E402
 
 from mmscope.converters.engine import convert_to_mmscope, convert_to_official  # noqa: E402
 from mmscope.models.family import get_family  # noqa: E402
@@ -27,14 +26,9 @@ SPECS = {name: get_family(name) for name in VARIANTS}
 CASES = [(family, arch, size) for family, vs in VARIANTS.items() for arch, size in vs]
 
 
-def _load(name):
-    with open(osp.join(GOLDEN, name)) as f:
-        return json.load(f)
-
-
 @pytest.fixture(scope='module')
 def golden():
-    return _load('official_shapes.json'), _load('official_logits.json')['variants']
+    return load_golden()
 
 
 def _classifier(family, arch):

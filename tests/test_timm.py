@@ -3,7 +3,6 @@ weights loading as they are (golden logits), features at any size, timm's model 
 
 Skipped only when timm is absent (it is the optional extra ``mmscope[timm]``; the set-up
 installs it, so CI runs these)."""
-import json
 import os.path as osp
 import subprocess
 import sys
@@ -20,7 +19,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GOLDEN = osp.join(ROOT, 'tests', 'golden')
 sys.path.insert(0, GOLDEN)
 
-from synth import VARIANTS, seeded_input, synthesize  # noqa: E402
+from synth import VARIANTS, load_golden, seeded_input, synthesize  # noqa: E402
 
 import mmscope.timm as mt  # noqa: E402
 from mmscope.converters.common import ConversionError  # noqa: E402
@@ -34,14 +33,9 @@ NAMES = {
 SIZE = {f'{f}-{a}': s for f, vs in VARIANTS.items() for a, s in vs}
 
 
-def _golden(name):
-    with open(osp.join(GOLDEN, name)) as f:
-        return json.load(f)
-
-
 @pytest.fixture(scope='module')
 def golden():
-    return _golden('official_shapes.json'), _golden('official_logits.json')['variants']
+    return load_golden()
 
 
 def _released_file(tmp_path, shapes, family, arch, wrapper=None):

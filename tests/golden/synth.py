@@ -5,6 +5,8 @@ weights into the released model and stores its logits; ``tests/test_golden.py`` 
 it) rebuilds the same weights from the stored key/shape table, converts them with our
 converter and compares our logits with the stored ones.
 """
+import json
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
@@ -46,3 +48,14 @@ def synthesize(table: Sequence[Sequence], seed: int = WEIGHT_SEED) -> 'OrderedDi
 def seeded_input(size: int, seed: int = INPUT_SEED) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(BATCH, 3, size, size, generator=g)
+
+
+def load_golden() -> Tuple[dict, dict]:
+    """The stored golden data: ``(official_shapes.json, official_logits.json['variants'])``
+    (key/shape/dtype tables and released logits per ``family-arch``)."""
+    here = osp.dirname(osp.abspath(__file__))
+    with open(osp.join(here, 'official_shapes.json')) as f:
+        shapes = json.load(f)
+    with open(osp.join(here, 'official_logits.json')) as f:
+        logits = json.load(f)['variants']
+    return shapes, logits
