@@ -20,15 +20,15 @@ setup:
 	@bash tools/setup_env.sh
 
 test: setup
-	@echo "[test] $(PY) -m pytest tests $(PYTEST_ARGS)"
-	@$(PY) -m pytest tests $(PYTEST_ARGS)
+	@echo "[test] $(PY) -m pytest tests projects/shapes_demo/tests $(PYTEST_ARGS)"
+	@$(PY) -m pytest tests projects/shapes_demo/tests $(PYTEST_ARGS)
 
 test-fast: setup
-	@$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	@$(PY) -m pytest tests projects/shapes_demo/tests -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
-	@echo "[demo] $(PY) tools/demo.py"
-	@$(PY) tools/demo.py
+	@echo "[demo] $(PY) projects/shapes_demo/demo.py"
+	@$(PY) projects/shapes_demo/demo.py
 
 clean-venv:
 	rm -rf $(VENV)

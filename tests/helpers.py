@@ -9,6 +9,19 @@ from typing import Optional, Sequence
 
 import pytest
 
+#: the small shapes set (``projects/shapes_demo``'s generator) of the ``small_shapes``
+#: fixture (conftest.py): images that the data, inference and demo-result tests read
+SMALL_SHAPES = dict(num_train=12, num_val=6, size=128, cls_size=48)
+
+
+def seg_of(out: str, split: str, image_id: int):
+    """The segmentation label PNG (as an array) of COCO image ``image_id`` of a shapes set."""
+    import numpy as np
+    from PIL import Image
+    ade = 'training' if split == 'train' else 'validation'
+    return np.array(Image.open(
+        os.path.join(out, 'seg', 'annotations', ade, f'{image_id - 1:06d}.png')))
+
 
 def one_thread_env(base: Optional[dict] = None, **extra) -> dict:
     """The environment of the end-to-end subprocesses: one OpenMP thread, unbuffered output.

@@ -145,17 +145,17 @@ def test_tool_exports_a_classifier_a_segmentor_and_a_pose_model(tmp_path):
     """The tool on the demo classifier, segmentor and pose configs (initial weights):
     files written, onnxruntime checked at 5+ sizes; an existing file is refused."""
     cls_out = tmp_path / 'cls.onnx'
-    r = _run_tool('configs/demo/scopevit-xt_shapes-cls.py', '--out', str(cls_out),
+    r = _run_tool('projects/shapes_demo/configs/scopevit-xt_shapes-cls.py', '--out', str(cls_out),
                   '--shape', '64', '64')
     assert r.returncode == 0, r.stderr[-3000:]
     assert cls_out.is_file() and '"kind": "classifier"' in r.stdout
     session = OnnxModel(str(cls_out))
     assert session(torch.randn(3, 3, 80, 48))[0].shape == (3, 4)
-    r = _run_tool('configs/demo/scopevit-xt_shapes-cls.py', '--out', str(cls_out))
+    r = _run_tool('projects/shapes_demo/configs/scopevit-xt_shapes-cls.py', '--out', str(cls_out))
     assert r.returncode != 0 and 'exists' in r.stderr
 
     seg_out = tmp_path / 'seg.onnx'
-    r = _run_tool('configs/demo/upernet_scalablevit-xs_shapes.py', '--out', str(seg_out),
+    r = _run_tool('projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py', '--out', str(seg_out),
                   '--shape', '64', '64', '--check-size', '97', '131', '--check-size', '32',
                   '32', '--check-size', '128', '72')
     assert r.returncode == 0, r.stderr[-3000:]
@@ -164,7 +164,7 @@ def test_tool_exports_a_classifier_a_segmentor_and_a_pose_model(tmp_path):
 
     pytest.importorskip('mmpose')
     pose_out = tmp_path / 'pose.onnx'
-    r = _run_tool('configs/demo/td-hm_scopevit-xt_shapes-kpt.py', '--out', str(pose_out),
+    r = _run_tool('projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py', '--out', str(pose_out),
                   '--shape', '64', '64')
     assert r.returncode == 0, r.stderr[-3000:]
     assert '"kind": "pose"' in r.stdout
@@ -179,7 +179,7 @@ def test_tool_exports_a_whole_segmentor_with_the_dynamo_exporter(tmp_path):
     checked size (the tool refuses to write otherwise)."""
     pytest.importorskip('onnxscript')
     out = tmp_path / 'seg.onnx'
-    r = _run_tool('configs/demo/upernet_scalablevit-xs_shapes.py', '--out', str(out),
+    r = _run_tool('projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py', '--out', str(out),
                   '--shape', '64', '64', '--exporter', 'dynamo', '--check-size', '97', '131',
                   '--check-size', '32', '32', '--check-size', '128', '72')
     assert r.returncode == 0, r.stderr[-3000:]
@@ -220,7 +220,7 @@ def test_detector_export_refuses_the_dynamo_exporter(tmp_path):
     from mmscope.deploy.from_config import export_config
     out = tmp_path / 'det.onnx'
     with pytest.raises(ValueError, match='TorchScript exporter'):
-        export_config(osp.join(ROOT, 'configs/demo/retinanet_scopevit-xt_fpn_shapes.py'),
+        export_config(osp.join(ROOT, 'projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py'),
                       None, str(out), image=__file__, exporter='dynamo')
     assert not out.exists()
 
@@ -235,7 +235,7 @@ def test_dynamo_exporter_without_onnxscript_names_the_install_step(tmp_path, mon
     out = tmp_path / 'seg.onnx'
     with pytest.raises(ModuleNotFoundError, match=r'--exporter dynamo needs onnxscript, '
                        r'which is not installed: make setup installs it') as info:
-        export_config(osp.join(ROOT, 'configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py'),
+        export_config(osp.join(ROOT, 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py'),
                       None, str(out), shape=(64, 64), exporter='dynamo')
     assert info.value.name == 'onnxscript' and not out.exists()
 

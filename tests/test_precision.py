@@ -6,7 +6,6 @@ one-time warning where it is emulated), the bf16 autocast of the feature extract
 for both families at padded and unpadded sizes, and the attention masks under autocast.
 The tools' ``--amp`` is run end to end in ``test_tools.py``.
 """
-import os.path as osp
 import warnings
 
 import pytest
@@ -183,36 +182,6 @@ def test_masked_keys_stay_masked_under_autocast(impl, kind):
     assert out.dtype == torch.bfloat16
     assert torch.equal(out, out_clean)
     assert (out.float() - expected).abs().max() < 3e-2
-
-
-# ----------------------------------------------------------------------------- the demo
-def test_demo_precision_choice(monkeypatch):
-    """``--precision auto`` takes bf16 only on a CPU with native bf16 where a training step
-    measured at least MIN_BF16_SPEEDUP faster; it always says why."""
-    from mmscope.apis import demo
-    monkeypatch.setattr(precision, '_warned', set())
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    cfg = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'demo',
-                   'scopevit-xt_shapes-cls.py')
-    assert demo.choose_precision('fp32', cfg) == (False, 'fp32 (--precision fp32)')
-    monkeypatch.setattr(precision, 'cpu_bf16_support',
-                        lambda flags=None: (False, 'the CPU has no native bf16: none of X'))
-    amp, why = demo.choose_precision('auto', cfg)
-    assert not amp and why.startswith('fp32: the CPU has no native bf16')
-    with pytest.warns(RuntimeWarning, match='with --precision auto or fp32'):
-        amp, why = demo.choose_precision('bf16', cfg)
-    assert amp and 'no native bf16' in why
-    monkeypatch.setattr(precision, 'cpu_bf16_support',
-                        lambda flags=None: (True, 'the CPU has native bf16 (avx512_bf16)'))
-    speedups = iter([1.5, demo.MIN_BF16_SPEEDUP - 0.01])
-    monkeypatch.setattr(precision, 'bf16_step_speedup', lambda model, x: next(speedups))
-    amp, why = demo.choose_precision('auto', cfg, batch=2)
-    assert amp and 'measured 1.50x faster' in why
-    amp, why = demo.choose_precision('auto', cfg, batch=2)
-    assert not amp and 'measured only 1.09x' in why
-    with pytest.raises(ValueError, match="precision must be one of \\('auto', 'fp32', "
-                       "'bf16'\\), got 'fp16'"):
-        demo.choose_precision('fp16', cfg)
 
 
 def test_bf16_step_speedup_leaves_the_model_alone():

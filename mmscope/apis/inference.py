@@ -1,7 +1,7 @@
 """Inference on images with any mmscope config, and a picture of each prediction.
 
-:func:`inference` is what ``demo/image_demo.py`` and the demo (:mod:`mmscope.apis.demo`)
-run. The library comes from the config's ``default_scope``; its row of
+:func:`inference` is what ``demo/image_demo.py`` and the shapes demo
+(``projects/shapes_demo``) run. The library comes from the config's ``default_scope``; its row of
 :data:`mmscope.apis.libraries.LIBRARIES` gives the high-level inferencer
 (``ImageClassificationInferencer``, ``DetInferencer``, ``MMSegInferencer``,
 ``MMPoseInferencer``), how it takes

@@ -2,9 +2,9 @@
 
 A config belongs to the library named by its ``default_scope``. Everything that differs
 between libraries is a field of that library's :class:`Library` row: the tools
-(``tools/train.py``, ``tools/test.py``, ``get_flops.py``, the benchmark, the demo,
-``demo/image_demo.py``) and the package code behind them (:mod:`mmscope.apis.runner`,
-:mod:`mmscope.apis.complexity`, :mod:`mmscope.apis.inference`, :mod:`mmscope.apis.demo`)
+(``tools/train.py``, ``tools/test.py``, ``get_flops.py``, the benchmark,
+``demo/image_demo.py``, the shapes demo project) and the package code behind them
+(:mod:`mmscope.apis.runner`, :mod:`mmscope.apis.complexity`, :mod:`mmscope.apis.inference`)
 read the row and hold no per-library branches. Serving one more library is one more row
 (and its configs).
 """

@@ -1,10 +1,10 @@
 """The mmscope demo (``make demo``): from nothing to trained, evaluated models on a CPU.
 
-1. writes the seeded synthetic "shapes" dataset (``tools/dataset_converters/
+1. writes the seeded synthetic "shapes" dataset (``projects/shapes_demo/
    generate_shapes.py``) in the ImageNet, COCO (instances and keypoints) and ADE20K
    layouts;
 2. trains and tests, through ``tools/train.py`` and ``tools/test.py``, the five demo
-   configs of ``configs/demo/`` (each inherits a real task config); every dense model
+   configs of ``projects/shapes_demo/configs/`` (each inherits a real task config); every dense model
    starts from a classifier of its family trained first, as the real recipes start from
    ImageNet:
 
@@ -21,7 +21,7 @@
 4. prints a table of the metrics against thresholds that only a model that learned
    passes, and exits non-zero when one is missed.
 
-    python tools/demo.py [--quick] [--tasks cls cls-scalable det seg pose]
+    python projects/shapes_demo/demo.py [--quick] [--tasks cls cls-scalable det seg pose]
         [--data-root data/shapes] [--work-dir work_dirs/demo] [--out-dir results/demo]
         [--fresh] [--precision auto|fp32|bf16]
 
@@ -30,16 +30,16 @@ last checkpoint, and a finished one is not trained again (``--fresh`` starts ove
 ``--quick`` is the small variant the tests run (less data, a few dozen iterations).
 ``--precision auto`` (the default) trains and tests in bf16 autocast where the CPU has
 native bf16 and a training step measured faster with it, else in fp32; the demo prints
-which and why. The steps are :func:`mmscope.apis.demo.run_demo`.
+which and why. The steps are :func:`shapes_demo.run.run_demo`.
 """
 import argparse
 import os.path as osp
 import sys
 
-from mmscope.apis.demo import DEMO_TASKS, PRECISIONS, run_demo
+from shapes_demo.run import DEMO_TASKS, PRECISIONS, run_demo
 
-#: the repository root: the demo runs its configs and tools from there
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: the repository root: the demo runs its configs and mmscope's tools from there
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):

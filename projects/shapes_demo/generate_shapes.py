@@ -1,19 +1,19 @@
 """Write the seeded synthetic "shapes" dataset used by the mmscope demo.
 
-    python tools/dataset_converters/generate_shapes.py --out data/shapes \
+    python projects/shapes_demo/generate_shapes.py --out data/shapes \
         [--train 400 --val 100 --size 128 --cls-train 2000 --cls-val 400 --cls-size 64
          --seed 0]
 
 One run writes the same scenes in the three layouts the configs read: ImageNet class
 folders (``cls/``), COCO instances with polygon masks and COCO keypoints (5 per object,
 ``det/``) and ADE20K images + annotation PNGs (``seg/``). See
-``mmscope/datasets/shapes.py`` for the conventions. The output is byte-identical for the
+``projects/shapes_demo/shapes_demo/shapes.py`` for the conventions. The output is byte-identical for the
 same arguments.
 """
 import argparse
 import sys
 
-from mmscope.datasets.shapes import write_shapes
+from shapes_demo.shapes import write_shapes
 
 
 def parse_args(argv=None):

@@ -5,14 +5,14 @@
 # shared with the demo RetinaNet).
 #
 # As the COCO config starts from the ImageNet classifier, this one starts from the demo
-# classifier (configs/demo/scopevit-xt_shapes-cls.py), which tools/demo.py trains first.
+# classifier (projects/shapes_demo/configs/scopevit-xt_shapes-cls.py), which projects/shapes_demo/demo.py trains first.
 # Standalone:
-#   python tools/dataset_converters/generate_shapes.py --out data/shapes
-#   python tools/train.py configs/demo/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
-#   python tools/train.py configs/demo/mask-rcnn_scopevit-xt_fpn_shapes.py
+#   python projects/shapes_demo/generate_shapes.py --out data/shapes
+#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
+#   python tools/train.py projects/shapes_demo/configs/mask-rcnn_scopevit-xt_fpn_shapes.py
 # Environment: MMSCOPE_SHAPES_ROOT (data root, default data/shapes), MMSCOPE_DEMO_CLS_CKPT
 # (classifier checkpoint); or --cfg-options model.backbone.init_cfg=None for from scratch.
-_base_ = ['../scopevit/mask-rcnn_scopevit-xt_fpn_1x_coco.py', './_base_/shapes-det.py']
+_base_ = ['mmscope::scopevit/mask-rcnn_scopevit-xt_fpn_1x_coco.py', './_base_/shapes-det.py']
 
 data_root = {{_base_.shapes_data_root}}
 pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls/epoch_10.pth}}'

@@ -1,14 +1,14 @@
 # Demo: RetinaNet + FPN with a ScopeViT-XT backbone on the synthetic "shapes" scenes
-# (4 classes, 128x128), trained on CPU in minutes. Not one of tools/demo.py's tasks: the
+# (4 classes, 128x128), trained on CPU in minutes. Not one of projects/shapes_demo/demo.py's tasks: the
 # single-stage detector of the deployment checks (docs/deployment.md; exported through
 # mmdeploy and compared with PyTorch). Inherits the real COCO config: same backbone,
 # neck, head, focal loss, assigner and optimizer; the data, the input size and the
 # schedule are the demo Mask R-CNN's (./_base_/shapes-det.py).
-#   python tools/train.py configs/demo/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
-#   python tools/train.py configs/demo/retinanet_scopevit-xt_fpn_shapes.py
+#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
+#   python tools/train.py projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py
 # Environment: MMSCOPE_SHAPES_ROOT (data root, default data/shapes), MMSCOPE_DEMO_CLS_CKPT
 # (classifier checkpoint); or --cfg-options model.backbone.init_cfg=None for from scratch.
-_base_ = ['../scopevit/retinanet_scopevit-xt_fpn_1x_coco.py', './_base_/shapes-det.py']
+_base_ = ['mmscope::scopevit/retinanet_scopevit-xt_fpn_1x_coco.py', './_base_/shapes-det.py']
 
 data_root = {{_base_.shapes_data_root}}
 pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls/epoch_10.pth}}'

@@ -2,13 +2,13 @@
 # 64x64), trained from scratch on CPU in minutes. Inherits the real ImageNet config
 # (../scalablevit/scalablevit-s_8xb128_in1k.py): the same backbone type, SSA/IWSA blocks,
 # head (Linear-LN-GELU-Linear), loss, AdamW with gradient clipping and warm-up + cosine;
-# what changes is listed below with its reason. tools/demo.py trains it first: the demo
+# what changes is listed below with its reason. projects/shapes_demo/demo.py trains it first: the demo
 # segmentor (upernet_scalablevit-xs_shapes.py) starts from it, as the real ADE20K recipe
 # starts from the ImageNet classifier.
-#   python tools/dataset_converters/generate_shapes.py --out data/shapes
-#   python tools/train.py configs/demo/scalablevit-xs_shapes-cls.py
+#   python projects/shapes_demo/generate_shapes.py --out data/shapes
+#   python tools/train.py projects/shapes_demo/configs/scalablevit-xs_shapes-cls.py
 _base_ = [
-    '../scalablevit/scalablevit-s_8xb128_in1k.py', './_base_/scalablevit-xs.py',
+    'mmscope::scalablevit/scalablevit-s_8xb128_in1k.py', './_base_/scalablevit-xs.py',
     './_base_/shapes-cls.py'
 ]
 
@@ -35,7 +35,7 @@ model = dict(
 
 # ----------------------------------------------------------------------------- schedule
 # a plain OptimWrapper: the real config trains under CUDA AMP, the demo picks its precision
-# (tools/demo.py --precision); the same AdamW, clipping, linear warm-up and cosine, over
+# (projects/shapes_demo/demo.py --precision); the same AdamW, clipping, linear warm-up and cosine, over
 # 20 short epochs (63 iterations each) with lr 1e-3 for batch 32; validation every other
 # epoch (a second per pass) draws the metric curve
 max_epochs = 20

@@ -2,12 +2,12 @@
 # trained from scratch on CPU in about five minutes. Inherits the real ImageNet config:
 # same model (backbone, neck, head, loss), AdamW and warm-up + cosine; what changes: the
 # data and input size (./_base_/shapes-cls.py), no Mixup/CutMix, a schedule of 10 short
-# epochs with lr 2e-3 for batch 32. tools/demo.py trains it first: the demo detector and
+# epochs with lr 2e-3 for batch 32. projects/shapes_demo/demo.py trains it first: the demo detector and
 # pose estimator start from it, as the real COCO recipes start from the ImageNet one.
-#   python tools/dataset_converters/generate_shapes.py --out data/shapes
-#   python tools/train.py configs/demo/scopevit-xt_shapes-cls.py
+#   python projects/shapes_demo/generate_shapes.py --out data/shapes
+#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py
 # The data root can be moved with the environment variable MMSCOPE_SHAPES_ROOT.
-_base_ = ['../scopevit/scopevit-xt_8xb128_in1k.py', './_base_/shapes-cls.py']
+_base_ = ['mmscope::scopevit/scopevit-xt_8xb128_in1k.py', './_base_/shapes-cls.py']
 
 max_epochs = 10
 warmup_epochs = 1

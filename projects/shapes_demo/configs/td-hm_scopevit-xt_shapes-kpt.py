@@ -6,14 +6,14 @@
 # the ground-truth boxes) and the schedule change.
 #
 # As the COCO config starts from the ImageNet classifier, this one starts from the demo
-# classifier (configs/demo/scopevit-xt_shapes-cls.py), which tools/demo.py trains first.
+# classifier (projects/shapes_demo/configs/scopevit-xt_shapes-cls.py), which projects/shapes_demo/demo.py trains first.
 # Standalone:
-#   python tools/dataset_converters/generate_shapes.py --out data/shapes
-#   python tools/train.py configs/demo/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
-#   python tools/train.py configs/demo/td-hm_scopevit-xt_shapes-kpt.py
+#   python projects/shapes_demo/generate_shapes.py --out data/shapes
+#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
+#   python tools/train.py projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py
 # Environment: MMSCOPE_SHAPES_ROOT (data root, default data/shapes), MMSCOPE_DEMO_CLS_CKPT
 # (classifier checkpoint); or --cfg-options model.backbone.init_cfg=None for from scratch.
-_base_ = ['../scopevit/td-hm_scopevit-xt_8xb32-210e_coco-256x192.py']
+_base_ = ['mmscope::scopevit/td-hm_scopevit-xt_8xb32-210e_coco-256x192.py']
 
 data_root = '{{$MMSCOPE_SHAPES_ROOT:data/shapes}}/det/'
 pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls/epoch_10.pth}}'
@@ -22,7 +22,7 @@ max_iters = 160  # about 4 passes over the 1300 training objects
 batch_size = 32
 
 # ----------------------------------------------------------------------------- keypoints
-# mmpose metainfo of the generator's keypoints (mmscope/datasets/shapes.py: KEYPOINTS,
+# mmpose metainfo of the generator's keypoints (projects/shapes_demo/shapes_demo/shapes.py: KEYPOINTS,
 # KEYPOINT_SKELETON, KEYPOINT_SIGMAS, KEYPOINT_SWAP; also in the data set's meta.json).
 # A horizontal flip swaps left and right; top, bottom and the centre stay.
 metainfo = dict(

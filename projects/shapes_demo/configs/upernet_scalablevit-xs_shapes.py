@@ -4,12 +4,12 @@
 # head, losses, AdamW and poly schedule; what changes is listed below with its reason.
 #
 # As the ADE20K config starts from the ImageNet classifier, this one starts from the demo's
-# ScalableViT-XS classifier (configs/demo/scalablevit-xs_shapes-cls.py), which
-# tools/demo.py trains first. Standalone:
-#   python tools/dataset_converters/generate_shapes.py --out data/shapes
-#   python tools/train.py configs/demo/scalablevit-xs_shapes-cls.py \
+# ScalableViT-XS classifier (projects/shapes_demo/configs/scalablevit-xs_shapes-cls.py), which
+# projects/shapes_demo/demo.py trains first. Standalone:
+#   python projects/shapes_demo/generate_shapes.py --out data/shapes
+#   python tools/train.py projects/shapes_demo/configs/scalablevit-xs_shapes-cls.py \
 #       --work-dir work_dirs/demo/cls-scalable
-#   python tools/train.py configs/demo/upernet_scalablevit-xs_shapes.py
+#   python tools/train.py projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py
 # Environment: MMSCOPE_SHAPES_ROOT (data root, default data/shapes), MMSCOPE_DEMO_CLS_CKPT
 # (classifier checkpoint); or --cfg-options model.backbone.init_cfg=None for from scratch.
 #
@@ -18,7 +18,7 @@
 # shapes. After the reduction the 5 classes are SEG_CLASSES below. ADE20KDataset pins the
 # 150 ADE classes, so the same layout is read with BaseSegDataset and its ADE settings.
 _base_ = [
-    '../scalablevit/upernet_scalablevit-s_8xb2-160k_ade20k-512x512.py',
+    'mmscope::scalablevit/upernet_scalablevit-s_8xb2-160k_ade20k-512x512.py',
     './_base_/scalablevit-xs.py'
 ]
 

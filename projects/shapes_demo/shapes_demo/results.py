@@ -1,4 +1,4 @@
-"""What the demo (:mod:`mmscope.apis.demo`) shows of its results, besides the metrics
+"""What the demo (:mod:`shapes_demo.run`) shows of its results, besides the metrics
 that ``tools/test.py`` reports: per-class tables, ground truth next to the predictions,
 and the training curves.
 

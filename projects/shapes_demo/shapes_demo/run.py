@@ -1,14 +1,14 @@
-"""The mmscope demo (``tools/demo.py``, ``make demo``): from nothing to trained, evaluated
+"""The mmscope demo (``projects/shapes_demo/demo.py``, ``make demo``): from nothing to trained, evaluated
 models on a CPU.
 
 :func:`run_demo`
 
-1. writes the seeded synthetic "shapes" dataset (:func:`mmscope.datasets.shapes.
-   write_shapes`, what ``tools/dataset_converters/generate_shapes.py`` runs) in the
+1. writes the seeded synthetic "shapes" dataset (:func:`shapes_demo.shapes.
+   write_shapes`, what ``projects/shapes_demo/generate_shapes.py`` runs) in the
    ImageNet, COCO and ADE20K layouts;
 2. trains and tests, through ``tools/train.py`` and ``tools/test.py`` subprocesses (the
    commands are printed, relative to the repository root), the demo configs of
-   ``configs/demo/`` (:data:`DEMO_TASKS`: a classifier of each family, then detection,
+   ``projects/shapes_demo/configs/`` (:data:`DEMO_TASKS`: a classifier of each family, then detection,
    segmentation and keypoints, each starting from its family's classifier: every library
    of :data:`mmscope.apis.libraries.LIBRARIES` and both backbone families);
 3. draws predictions on validation images, ground truth next to the predictions of a
@@ -16,7 +16,7 @@ models on a CPU.
    and runs :func:`mmscope.apis.inference.inference` (``demo/image_demo.py``) on a few
    images per task; computes per-class tables (detection: AP per category,
    segmentation: IoU per class) from the predictions ``tools/test.py --out`` dumped
-   (:mod:`mmscope.apis.demo_results`);
+   (:mod:`shapes_demo.results`);
 4. prints a table of the metrics against thresholds that only a model that learned
    passes, and the per-class tables, writes ``metrics.json`` (the same numbers) and
    returns non-zero when one is missed.
@@ -44,8 +44,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import demo_results
-from .libraries import Library, get_library
+from . import results as demo_results
+from mmscope.apis.libraries import Library, get_library
 
 __all__ = ['DemoTask', 'DEMO_TASKS', 'THRESHOLDS', 'DATA', 'PICTURES_PER_TASK',
            'MIN_BF16_SPEEDUP', 'PRECISIONS', 'choose_precision', 'say',
@@ -105,30 +105,30 @@ class DemoTask:
 DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((
     ('cls', DemoTask(
         scope='mmpretrain', model='ScopeViT-XT',
-        config='configs/demo/scopevit-xt_shapes-cls.py',
-        quick_config='configs/demo/quick/scopevit-xt_shapes-cls_quick.py',
+        config='projects/shapes_demo/configs/scopevit-xt_shapes-cls.py',
+        quick_config='projects/shapes_demo/configs/quick/scopevit-xt_shapes-cls_quick.py',
         validate=True, metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
         val_count='cls_val', val_images='cls/val/*/*.jpg', tile_cols=4,
         tile_min_width=256)),
     # the second family's classifier: the segmentor starts from it
     ('cls-scalable', DemoTask(
         scope='mmpretrain', model='ScalableViT-XS',
-        config='configs/demo/scalablevit-xs_shapes-cls.py',
-        quick_config='configs/demo/quick/scalablevit-xs_shapes-cls_quick.py',
+        config='projects/shapes_demo/configs/scalablevit-xs_shapes-cls.py',
+        quick_config='projects/shapes_demo/configs/quick/scalablevit-xs_shapes-cls_quick.py',
         validate=True, metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
         val_count='cls_val', val_images='cls/val/*/*.jpg', tile_cols=4,
         tile_min_width=256)),
     ('det', DemoTask(
         scope='mmdet', model='Mask R-CNN + ScopeViT-XT',
-        config='configs/demo/mask-rcnn_scopevit-xt_fpn_shapes.py',
-        quick_config='configs/demo/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
+        config='projects/shapes_demo/configs/mask-rcnn_scopevit-xt_fpn_shapes.py',
+        quick_config='projects/shapes_demo/configs/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
         validate=False,
         metrics=(('coco/bbox_mAP', 'bbox mAP', 100.0), ('coco/segm_mAP', 'mask mAP', 100.0)),
         val_count='num_val', val_images='det/val/*.jpg', backbone_from='cls')),
     ('seg', DemoTask(
         scope='mmseg', model='UperNet + ScalableViT-XS',
-        config='configs/demo/upernet_scalablevit-xs_shapes.py',
-        quick_config='configs/demo/quick/upernet_scalablevit-xs_shapes_quick.py',
+        config='projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py',
+        quick_config='projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py',
         validate=True, metrics=(('mIoU', 'mIoU', 1.0), ),
         val_count='num_val', val_images='det/val/*.jpg', backbone_from='cls-scalable')),
     # top-down from the ground-truth boxes: the test draws one picture per object, so
@@ -136,8 +136,8 @@ DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((
     # whole image as the box: it runs on the single-object classification images
     ('pose', DemoTask(
         scope='mmpose', model='top-down heatmaps + ScopeViT-XT',
-        config='configs/demo/td-hm_scopevit-xt_shapes-kpt.py',
-        quick_config='configs/demo/quick/td-hm_scopevit-xt_shapes-kpt_quick.py',
+        config='projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py',
+        quick_config='projects/shapes_demo/configs/quick/td-hm_scopevit-xt_shapes-kpt_quick.py',
         validate=False, metrics=(('coco/AP', 'keypoint AP', 100.0), ),
         val_count='val_objects', val_images='cls/val/*/*.jpg', tile_cols=4,
         backbone_from='cls')),
@@ -327,7 +327,7 @@ def baselines(meta: dict, data_root: Optional[str] = None) -> Dict[str, Tuple[fl
 def plot_losses(task_dirs: Dict[str, str], out_file: str) -> dict:
     """One panel per task (``task -> work dir``): its training losses by iteration; under
     them, for the tasks that validated during training, their checked metrics
-    (:func:`mmscope.apis.demo_results.plot_curves`, which returns what that row shows)."""
+    (:func:`shapes_demo.results.plot_curves`, which returns what that row shows)."""
     return demo_results.plot_curves(OrderedDict(
         (key, dict(title=f'{DEMO_TASKS[key].title}: {DEMO_TASKS[key].model}',
                    train=read_train_scalars(work_dir),
@@ -366,7 +366,7 @@ def choose_precision(request: str, config: str, batch: int = 32,
     native bf16 on a CPU-only machine."""
     import torch
 
-    from .precision import bf16_step_speedup, cpu_bf16_support, warn_if_emulated_bf16
+    from mmscope.apis.precision import bf16_step_speedup, cpu_bf16_support, warn_if_emulated_bf16
     if request not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {request!r}')
     if request == 'fp32':
@@ -381,7 +381,7 @@ def choose_precision(request: str, config: str, batch: int = 32,
         return True, f'bf16 autocast (--precision bf16); {why}'
     if not native:
         return False, f'fp32: {why} (bf16 would be emulated, slower)'
-    from .config import build_model, load_config
+    from mmscope.apis.config import build_model, load_config
     model = build_model(load_config(config))
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     speedup = bf16_step_speedup(model, x)
@@ -433,13 +433,13 @@ class _Run:
 
 def _make_data(data_root: str, mode: str, seed: int) -> dict:
     """Step 1: the data set of ``mode`` under ``data_root``; returns its ``meta.json``."""
-    from mmscope.datasets.shapes import write_shapes
+    from shapes_demo.shapes import write_shapes
     d = DATA[mode]
     gen_args = ['--out', data_root, '--train', str(d['train']), '--val', str(d['val']),
                 '--cls-train', str(d['cls_train']), '--cls-val', str(d['cls_val']),
                 '--size', str(d['size']), '--cls-size', str(d['cls_size']),
                 '--seed', str(seed)]
-    say('1/4 dataset: python tools/dataset_converters/generate_shapes.py ' +
+    say('1/4 dataset: python projects/shapes_demo/generate_shapes.py ' +
         ' '.join(gen_args))
     write_shapes(data_root, num_train=d['train'], num_val=d['val'], size=d['size'],
                  cls_size=d['cls_size'], seed=seed, cls_train=d['cls_train'],
@@ -555,7 +555,7 @@ def _results_of_predictions(key: str, dump: str, run: _Run) -> None:
 def _pictures(run: _Run) -> None:
     """Step 4: the loss and validation-metric curves, and the image demo on a few
     validation images per task."""
-    from .inference import inference
+    from mmscope.apis.inference import inference
     out_root, data_root = run.out_root, run.data_root
     say()
     say('4/4 pictures')

@@ -38,7 +38,7 @@ index)``, so the output is byte-identical for the same arguments and library ver
 whatever the order of generation. Only numpy, OpenCV and Pillow are imported (and
 mmengine's progress bar, when :func:`write_shapes` draws one).
 
-:func:`write_shapes` is what ``tools/dataset_converters/generate_shapes.py`` (and the demo)
+:func:`write_shapes` is what ``projects/shapes_demo/generate_shapes.py`` (and the demo)
 run: :func:`generate_shapes` with a progress bar, skipped when :func:`is_up_to_date` finds
 the same data set already written.
 """

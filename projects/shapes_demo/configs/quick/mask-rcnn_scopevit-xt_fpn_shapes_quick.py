@@ -1,5 +1,5 @@
 # Quick variant of ../mask-rcnn_scopevit-xt_fpn_shapes.py for tests/CI
-# (tools/demo.py --quick): the same model and recipe, 40 iterations on the small data set.
+# (projects/shapes_demo/demo.py --quick): the same model and recipe, 40 iterations on the small data set.
 _base_ = ['../mask-rcnn_scopevit-xt_fpn_shapes.py']
 
 pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo-quick/cls/epoch_4.pth}}'

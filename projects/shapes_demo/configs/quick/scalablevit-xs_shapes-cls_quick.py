@@ -1,4 +1,4 @@
-# Quick variant of ../scalablevit-xs_shapes-cls.py for tests/CI (tools/demo.py --quick):
+# Quick variant of ../scalablevit-xs_shapes-cls.py for tests/CI (projects/shapes_demo/demo.py --quick):
 # the same model, data size and recipe, 4 epochs instead of 20.
 _base_ = ['../scalablevit-xs_shapes-cls.py']
 

@@ -1,4 +1,4 @@
-# Quick variant of ../scopevit-xt_shapes-cls.py for tests/CI (tools/demo.py --quick):
+# Quick variant of ../scopevit-xt_shapes-cls.py for tests/CI (projects/shapes_demo/demo.py --quick):
 # the same model, data size and recipe, 4 epochs instead of 10.
 _base_ = ['../scopevit-xt_shapes-cls.py']
 

@@ -1,4 +1,4 @@
-# Quick variant of ../td-hm_scopevit-xt_shapes-kpt.py for tests/CI (tools/demo.py --quick):
+# Quick variant of ../td-hm_scopevit-xt_shapes-kpt.py for tests/CI (projects/shapes_demo/demo.py --quick):
 # the same model and recipe, 60 iterations on the small data set (48 scenes).
 _base_ = ['../td-hm_scopevit-xt_shapes-kpt.py']
 

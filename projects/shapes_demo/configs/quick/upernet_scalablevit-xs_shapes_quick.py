@@ -1,4 +1,4 @@
-# Quick variant of ../upernet_scalablevit-xs_shapes.py for tests/CI (tools/demo.py --quick):
+# Quick variant of ../upernet_scalablevit-xs_shapes.py for tests/CI (projects/shapes_demo/demo.py --quick):
 # the same model and recipe on the small data set (48 scenes), 300 iterations.
 _base_ = ['../upernet_scalablevit-xs_shapes.py']
 

@@ -1,4 +1,4 @@
-"""Suite-wide guards."""
+"""Suite-wide guards for both test folders (`tests/` and `projects/shapes_demo/tests/`)."""
 import os
 
 import pytest
@@ -39,3 +39,15 @@ def _no_default_scope_leaks():
     instances = DefaultScope._instance_dict
     for name in [n for n in instances if n not in before]:
         del instances[name]
+
+
+@pytest.fixture(scope='session')
+def small_shapes(tmp_path_factory):
+    """A small shapes set (seed 3, :data:`helpers.SMALL_SHAPES`) written once per session
+    by the demo project's generator; tests read it and must not change it. Returns
+    ``(folder, meta)``."""
+    from helpers import SMALL_SHAPES
+    from shapes_demo import shapes
+    out = str(tmp_path_factory.mktemp('shapes') / 'a')
+    meta = shapes.generate_shapes(out, seed=3, **SMALL_SHAPES)
+    return out, meta
