@@ -91,8 +91,8 @@ if __name__ == '__main__':
             'Topic :: Scientific/Engineering :: Image Recognition',
         ],
         # torch/torchvision are deliberately not listed: users install the build of the
-        # pinned pair that matches their CUDA (see README); listing them would let pip
-        # resolve one. mmcv must be built against that torch (README, tools/setup_env.sh).
+        # pinned pair that matches their CUDA (see docs/setup.md); listing them would let pip
+        # resolve one. mmcv must be built against that torch (docs/setup.md, tools/setup_env.sh).
         install_requires=parse_requirements('requirements/runtime.txt'),
         extras_require={
             'tests': parse_requirements('requirements/tests.txt'),

@@ -23,9 +23,9 @@ import mmscope  # noqa: F401
 from mmscope.apis import build_model, complexity, load_config
 from mmscope.models.family import families, get_family
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FAMILIES = tuple(f.key for f in families())
-# pose configs (td-hm_*) are tested in tests/test_pose.py
+# pose configs (td-hm_*) are tested in tests/test_configs/test_pose.py
 CONFIGS = sorted(p for fam in FAMILIES for p in glob.glob(osp.join(ROOT, 'configs', fam, '*.py'))
                  if not osp.basename(p).startswith('td-hm_'))
 IDS = [osp.relpath(p, osp.join(ROOT, 'configs')) for p in CONFIGS]

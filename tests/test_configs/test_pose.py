@@ -31,7 +31,7 @@ from helpers import one_thread_env, run_watched
 
 pytest.importorskip('mmpose', reason='the pose configs need mmpose (make setup, step 5)')
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
 # the recipes of every family's folder (the demo's pose config is tested with the demo)
 CONFIGS = sorted(p for f in families()

@@ -20,7 +20,7 @@ from mmscope.deploy import (ExportMismatch, OnnxModel, TensorWrapper, check_onnx
                             compile_report, export_onnx)
 from mmscope.deploy.onnx import default_check_inputs, relative_error  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: fitting (both grids), padded, large padded, tall, wide, the smallest
 SIZES = [(256, 320), (224, 224), (97, 131), (517, 389), (320, 96), (96, 320), (32, 32)]
 BACKBONES = {

@@ -146,7 +146,7 @@ DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((
 #: Pass marks (percent) per task and metric: between what an untrained model scores
 #: (chance: 25% top-1, 0 mAP; the mIoU of predicting background everywhere, 17%; keypoint
 #: AP of every keypoint at its box centre, 0: :func:`box_centre_keypoint_ap`) and what the
-#: demo measured on 2 CPU cores (4 December 2026, generator v4; README's demo section).
+#: demo measured on 2 CPU cores (4 December 2026, generator v4; docs/demo.md).
 #: Full: top-1 84.75 (ScopeViT-XT) and 85.25 (ScalableViT-XS), bbox / mask mAP 11.4 /
 #: 14.6, mIoU 30.4, keypoint AP 66.0. Quick (4 December 2026, generator v4, in the test
 #: suite of a fresh clone): 64.0, 62.25, 2.5 / 3.2, 23.5, 20.7.

@@ -236,8 +236,8 @@ def test_dist_train_failure_fails_loudly(quick_demo, tmp_path):
     """One rank raising in the middle of training fails the job (non-zero exit) with
     that rank's traceback, promptly, instead of hanging or being reported as an abort."""
     work = str(tmp_path / 'dist_fail')
-    env = _dist_env(quick_demo, PYTHONPATH=osp.join(ROOT, 'tests', 'fixtures'))
-    proc = _dist_train(quick_demo, work, 'tests/fixtures/cls_quick_failing_rank1.py', env=env)
+    env = _dist_env(quick_demo, PYTHONPATH=osp.join(ROOT, 'projects', 'shapes_demo', 'tests', 'fixtures'))
+    proc = _dist_train(quick_demo, work, 'projects/shapes_demo/tests/fixtures/cls_quick_failing_rank1.py', env=env)
     assert proc.returncode != 0, proc.tail()
     assert 'RuntimeError: injected failure on rank 1 at iteration 3' in proc.output, \
         proc.tail()
