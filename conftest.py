@@ -47,6 +47,7 @@ def small_shapes(tmp_path_factory):
     by the demo project's generator; tests read it and must not change it. Returns
     ``(folder, meta)``."""
     from helpers import SMALL_SHAPES
+
     from shapes_demo import shapes
     out = str(tmp_path_factory.mktemp('shapes') / 'a')
     meta = shapes.generate_shapes(out, seed=3, **SMALL_SHAPES)

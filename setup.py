@@ -10,7 +10,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -95,14 +94,18 @@ if __name__ == '__main__':
         # resolve one. mmcv must be built against that torch (docs/setup.md, tools/setup_env.sh).
         install_requires=parse_requirements('requirements/runtime.txt'),
         extras_require={
-            'tests': parse_requirements('requirements/tests.txt'),
+            'tests':
+            parse_requirements('requirements/tests.txt'),
             # mmdeploy is left out: its protobuf<=3.20.2 pin conflicts with onnx 1.23, so
             # the set-up installs it with --no-deps (tools/setup_env.sh, step 6)
             # timm's own requirements are torch/torchvision (already pinned and installed)
             # and hub helpers; the set-up installs it with --no-deps (tools/setup_env.sh)
-            'timm': parse_requirements('requirements/timm.txt'),
-            'deploy': [r for r in parse_requirements('requirements/deploy.txt')
-                       if r.split('=')[0] in ('onnx', 'onnxruntime', 'onnxscript')],
+            'timm':
+            parse_requirements('requirements/timm.txt'),
+            'deploy': [
+                r for r in parse_requirements('requirements/deploy.txt')
+                if r.split('=')[0] in ('onnx', 'onnxruntime', 'onnxscript')
+            ],
         },
         zip_safe=False,
     )

@@ -27,21 +27,37 @@ def parse_args(argv=None):
     """The command line (see the module doc): ``args.images``, ``args.config`` and
     ``args.checkpoint`` are split out of the positional arguments."""
     p = argparse.ArgumentParser(description='Inference on images with an mmscope config')
-    p.add_argument('inputs', nargs='+', metavar='IMAGE CONFIG CHECKPOINT',
-                   help='one or more images, then the config and the checkpoint')
-    p.add_argument('--out-dir', default='results/image_demo',
-                   help='where the pictures go (default results/image_demo)')
+    p.add_argument(
+        'inputs',
+        nargs='+',
+        metavar='IMAGE CONFIG CHECKPOINT',
+        help='one or more images, then the config and the checkpoint')
+    p.add_argument(
+        '--out-dir',
+        default='results/image_demo',
+        help='where the pictures go (default results/image_demo)')
     p.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
-    p.add_argument('--score-thr', type=float, default=0.3,
-                   help='detection (pose: keypoint) score threshold for drawing '
-                   '(default 0.3)')
-    p.add_argument('--min-size', type=int, default=384,
-                   help='upscale smaller images to this short side for drawing (0: never)')
-    p.add_argument('--amp', action='store_true',
-                   help='mixed precision: backbone and neck under autocast (bf16 on the CPU, '
-                   'fp16 on CUDA), heads in fp32')
-    p.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default=None,
-                   help='autocast dtype of --amp (fp16 is refused on the CPU)')
+    p.add_argument(
+        '--score-thr',
+        type=float,
+        default=0.3,
+        help='detection (pose: keypoint) score threshold for drawing '
+        '(default 0.3)')
+    p.add_argument(
+        '--min-size',
+        type=int,
+        default=384,
+        help='upscale smaller images to this short side for drawing (0: never)')
+    p.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: backbone and neck under autocast (bf16 on the CPU, '
+        'fp16 on CUDA), heads in fp32')
+    p.add_argument(
+        '--amp-dtype',
+        choices=['bf16', 'fp16'],
+        default=None,
+        help='autocast dtype of --amp (fp16 is refused on the CPU)')
     args = p.parse_args(argv)
     if len(args.inputs) < 3:
         p.error('give IMAGE [IMAGE ...] CONFIG CHECKPOINT')
@@ -55,8 +71,8 @@ def main(argv=None):
     """Predict, draw, and print ``[task] image: summary -> picture`` per image."""
     args = parse_args(argv)
     task = library_of_config(args.config).title
-    for r in inference(args.images, args.config, args.checkpoint, args.out_dir,
-                       args.device, args.score_thr, args.min_size, args.amp, args.amp_dtype):
+    for r in inference(args.images, args.config, args.checkpoint, args.out_dir, args.device,
+                       args.score_thr, args.min_size, args.amp, args.amp_dtype):
         print(f"[{task}] {r['image']}: {r['summary']}\n    -> {r['vis']}")
     return 0
 

@@ -8,14 +8,14 @@ demand and then the modules under ``locations``. Importing this file is cheap: i
 no mmdet/mmseg.
 """
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import \
-    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
-MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, scope='mmscope', locations=['mmscope.models'])
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscope', locations=['mmscope.models'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
-    'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
-    scope='mmscope', locations=['mmscope.engine'])
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='mmscope',
+    locations=['mmscope.engine'])
 
 __all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS']

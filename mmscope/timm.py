@@ -49,8 +49,10 @@ from timm.models._features import feature_take_indices
 
 from .models.family import BackboneFamily, get_family
 
-__all__ = ['TIMM_NAMES', 'PRETRAINED', 'TimmClassifier', 'NoPublishedWeightsError',
-           'checkpoint_filter_fn', 'timm_names']
+__all__ = [
+    'TIMM_NAMES', 'PRETRAINED', 'TimmClassifier', 'NoPublishedWeightsError', 'checkpoint_filter_fn',
+    'timm_names'
+]
 
 BACKBONE = 'backbone.'
 
@@ -107,8 +109,13 @@ class ClassifierHead(nn.Module):
     it. Keys: ``fc.*`` with no hidden layer (``LinearClsHead``), else ``layers.{i}.fc/norm``
     and ``layers.{n}.fc`` (``StackedLinearClsHead``)."""
 
-    def __init__(self, in_dims: int, num_classes: int, hidden: Sequence[int] = (),
-                 eps: float = 1e-6, act: Callable = nn.GELU, drop_rate: float = 0.):
+    def __init__(self,
+                 in_dims: int,
+                 num_classes: int,
+                 hidden: Sequence[int] = (),
+                 eps: float = 1e-6,
+                 act: Callable = nn.GELU,
+                 drop_rate: float = 0.):
         super().__init__()
         self.hidden_dims = list(hidden)
         self.drop = nn.Dropout(drop_rate)
@@ -117,8 +124,8 @@ class ClassifierHead(nn.Module):
             return
         dims = [in_dims] + self.hidden_dims
         self.layers = nn.ModuleList(
-            [_HiddenLayer(a, b, eps, act) for a, b in zip(dims[:-1], dims[1:])] +
-            [_Classifier(dims[-1], num_classes)])
+            [_HiddenLayer(a, b, eps, act)
+             for a, b in zip(dims[:-1], dims[1:])] + [_Classifier(dims[-1], num_classes)])
 
     @property
     def classifier(self) -> nn.Module:
@@ -183,9 +190,16 @@ class TimmClassifier(nn.Module):
         **backbone_kwargs: more backbone options (``attn_impl``, ``with_cp``...).
     """
 
-    def __init__(self, family: str, arch: str, num_classes: int = 1000, in_chans: int = 3,
-                 global_pool: str = 'avg', drop_rate: float = 0., drop_path_rate: float = 0.,
-                 feature_stages: Optional[Sequence[int]] = None, **backbone_kwargs):
+    def __init__(self,
+                 family: str,
+                 arch: str,
+                 num_classes: int = 1000,
+                 in_chans: int = 3,
+                 global_pool: str = 'avg',
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 feature_stages: Optional[Sequence[int]] = None,
+                 **backbone_kwargs):
         super().__init__()
         spec = get_family(family)
         self.family = spec.key
@@ -198,17 +212,20 @@ class TimmClassifier(nn.Module):
         if feature_stages is not None:
             take, _ = feature_take_indices(num_stages, feature_stages)
             stages = sorted(set(take) | {num_stages - 1})
-        self.backbone = spec.backbone(arch=self.arch, in_channels=in_chans,
-                                      drop_path_rate=drop_path_rate, out_indices=stages,
-                                      **backbone_kwargs)
+        self.backbone = spec.backbone(
+            arch=self.arch,
+            in_channels=in_chans,
+            drop_path_rate=drop_path_rate,
+            out_indices=stages,
+            **backbone_kwargs)
         _quiet_init(self.backbone)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.num_features = widths[-1]
         hidden, self._head_eps = _head_spec(spec.key, self.arch)
         self.head_hidden_size = hidden[-1] if hidden else self.num_features
-        self.head = ClassifierHead(self.num_features, num_classes, hidden, self._head_eps,
-                                   drop_rate=drop_rate)
+        self.head = ClassifierHead(
+            self.num_features, num_classes, hidden, self._head_eps, drop_rate=drop_rate)
         self._init_head()
         self.feature_info = [
             dict(num_chs=c, reduction=4 * 2**i, module=f'backbone.stages.{i}')
@@ -271,16 +288,19 @@ class TimmClassifier(nn.Module):
         :meth:`~mmscope.models.backbones.base.MMScopeBackbone.get_layer_depth` (stem 0,
         every block one layer, the head on top); ``coarse``: one group per stage."""
         if coarse:
+
             def stage_of(name: str) -> Tuple[float, ...]:
                 m = re.match(r'backbone\.stages\.(\d+)\.', name)
                 if m:
                     return (int(m.group(1)) + 1, )
                 return (0, ) if name.startswith(BACKBONE) and 'stem' in name else (float('inf'), )
+
             return stage_of
 
         def layer_of(name: str) -> Tuple[float, ...]:
             layer, num_layers = self.backbone.get_layer_depth(name, prefix=BACKBONE)
             return (float('inf'), ) if layer == num_layers - 1 else (layer, )
+
         return layer_of
 
     # ---------------------------------------------------------------------- forward
@@ -294,10 +314,13 @@ class TimmClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def forward_intermediates(self, x: torch.Tensor,
+    def forward_intermediates(self,
+                              x: torch.Tensor,
                               indices: Optional[Union[int, List[int]]] = None,
-                              norm: bool = False, stop_early: bool = False,
-                              output_fmt: str = 'NCHW', intermediates_only: bool = False):
+                              norm: bool = False,
+                              stop_early: bool = False,
+                              output_fmt: str = 'NCHW',
+                              intermediates_only: bool = False):
         """timm's feature interface: the maps of the stages ``indices`` (an int: the last
         n), each as the dense models see it (after its output norm; ``norm`` adds nothing).
         The stages must be among the backbone's outputs (``feature_stages``)."""
@@ -316,8 +339,10 @@ class TimmClassifier(nn.Module):
             return intermediates
         return outs[self.backbone.num_stages - 1], intermediates
 
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1,
-                                  prune_norm: bool = False, prune_head: bool = True):
+    def prune_intermediate_layers(self,
+                                  indices: Union[int, List[int]] = 1,
+                                  prune_norm: bool = False,
+                                  prune_head: bool = True):
         """Drop the classifier (``prune_head``) for feature extraction; returns the
         absolute stage indices. The stages run in full either way."""
         take, _ = feature_take_indices(self.backbone.num_stages, indices)
@@ -327,12 +352,14 @@ class TimmClassifier(nn.Module):
         return take
 
     # ---------------------------------------------------------------------- weights
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+    def load_state_dict(self,
+                        state_dict: Mapping[str, Any],
+                        strict: bool = True,
                         assign: bool = False):
         """``nn.Module.load_state_dict`` that also takes the released (official) layout
         and a classifier checkpoint for a feature model (:func:`checkpoint_filter_fn`)."""
-        return super().load_state_dict(checkpoint_filter_fn(state_dict, self), strict=strict,
-                                       assign=assign)
+        return super().load_state_dict(
+            checkpoint_filter_fn(state_dict, self), strict=strict, assign=assign)
 
     def load_pretrained(self, path: str) -> None:
         """Load a weights file (timm calls this with ``pretrained_cfg`` ``file``): read by
@@ -390,8 +417,11 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any],
 # ---------------------------------------------------------------------------------------
 def timm_names() -> Dict[str, Tuple[str, str]]:
     """``{timm name: (family, arch)}``: the released factories of every family."""
-    return {name: (f.key, arch) for f in (get_family('scopevit'), get_family('scalablevit'))
-            for arch, name in f.official.factories.items()}
+    return {
+        name: (f.key, arch)
+        for f in (get_family('scopevit'), get_family('scalablevit'))
+        for arch, name in f.official.factories.items()
+    }
 
 
 TIMM_NAMES = timm_names()
@@ -399,26 +429,35 @@ TIMM_NAMES = timm_names()
 
 def _cfg(family: str, arch: str) -> Dict[str, Any]:
     spec = get_family(family)
-    return dict(url='', num_classes=1000, pool_size=None, interpolation='bicubic',
-                mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
-                first_conv=FIRST_CONV[family], classifier=spec.head_weight[:-len('.weight')],
-                min_input_size=(3, spec.backbone.min_input_size, spec.backbone.min_input_size),
-                fixed_input_size=False, paper_ids='', notes=(
-                    f'no weights for download: load the released {spec.name}-{arch} checkpoint '
-                    'with pretrained_cfg_overlay=dict(file=PATH)', ),
-                **PRETRAINED[family])
+    return dict(
+        url='',
+        num_classes=1000,
+        pool_size=None,
+        interpolation='bicubic',
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
+        first_conv=FIRST_CONV[family],
+        classifier=spec.head_weight[:-len('.weight')],
+        min_input_size=(3, spec.backbone.min_input_size, spec.backbone.min_input_size),
+        fixed_input_size=False,
+        paper_ids='',
+        notes=(f'no weights for download: load the released {spec.name}-{arch} checkpoint '
+               'with pretrained_cfg_overlay=dict(file=PATH)', ),
+        **PRETRAINED[family])
 
 
-default_cfgs = generate_default_cfgs(
-    {f'{name}.in1k': _cfg(family, arch) for name, (family, arch) in TIMM_NAMES.items()})
+default_cfgs = generate_default_cfgs({
+    f'{name}.in1k': _cfg(family, arch)
+    for name, (family, arch) in TIMM_NAMES.items()
+})
 
 
 def _create(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
     family, arch = TIMM_NAMES[name]
     overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
     if pretrained:
-        cfg = resolve_pretrained_cfg(name, pretrained_cfg=kwargs.get('pretrained_cfg'),
-                                     pretrained_cfg_overlay=overlay)
+        cfg = resolve_pretrained_cfg(
+            name, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=overlay)
         if not (cfg.file or cfg.state_dict or cfg.url or cfg.hf_hub_id):
             raise NoPublishedWeightsError(
                 f'{name}: no weights are published for download. Load the released checkpoint '
@@ -432,15 +471,22 @@ def _create(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
         kwargs['feature_stages'] = kwargs.get('out_indices', (0, 1, 2, 3))
         kwargs.setdefault('feature_cls', 'getter')
         kwargs.setdefault('out_indices', (0, 1, 2, 3))
-    return build_model_with_cfg(TimmClassifier, name, pretrained,
-                                pretrained_cfg_overlay=overlay,
-                                pretrained_filter_fn=checkpoint_filter_fn,
-                                family=family, arch=arch, **kwargs)
+    return build_model_with_cfg(
+        TimmClassifier,
+        name,
+        pretrained,
+        pretrained_cfg_overlay=overlay,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        family=family,
+        arch=arch,
+        **kwargs)
 
 
 def _register(name: str) -> Callable:
+
     def factory(pretrained: bool = False, **kwargs) -> nn.Module:
         return _create(name, pretrained=pretrained, **kwargs)
+
     factory.__name__ = factory.__qualname__ = name
     factory.__module__ = __name__
     factory.__doc__ = (f'{name}: {TIMM_NAMES[name][0]}-{TIMM_NAMES[name][1]}, mmscope\'s '

@@ -19,8 +19,8 @@ def seg_of(out: str, split: str, image_id: int):
     import numpy as np
     from PIL import Image
     ade = 'training' if split == 'train' else 'validation'
-    return np.array(Image.open(
-        os.path.join(out, 'seg', 'annotations', ade, f'{image_id - 1:06d}.png')))
+    return np.array(
+        Image.open(os.path.join(out, 'seg', 'annotations', ade, f'{image_id - 1:06d}.png')))
 
 
 def one_thread_env(base: Optional[dict] = None, **extra) -> dict:
@@ -31,8 +31,7 @@ def one_thread_env(base: Optional[dict] = None, **extra) -> dict:
     quick demo's classifier trained 25x slower (an epoch in 19 min instead of 45 s). One
     thread per process only shares its core. Unbuffered output lets :func:`run_watched`
     see progress as it happens."""
-    env = dict(os.environ if base is None else base, OMP_NUM_THREADS='1',
-               PYTHONUNBUFFERED='1')
+    env = dict(os.environ if base is None else base, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     env.update(extra)
     return env
 
@@ -48,8 +47,12 @@ class Watched:
         return self.output[-chars:]
 
 
-def run_watched(cmd: Sequence[str], *, idle_timeout: float, total_timeout: float,
-                cwd: Optional[str] = None, env: Optional[dict] = None,
+def run_watched(cmd: Sequence[str],
+                *,
+                idle_timeout: float,
+                total_timeout: float,
+                cwd: Optional[str] = None,
+                env: Optional[dict] = None,
                 log_file: Optional[str] = None) -> Watched:
     """Run ``cmd`` and fail the test, with the tail of its output, if it hangs.
 
@@ -62,9 +65,15 @@ def run_watched(cmd: Sequence[str], *, idle_timeout: float, total_timeout: float
     """
     start = time.monotonic()
     env = one_thread_env() if env is None else env
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors='replace',
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors='replace',
+        start_new_session=True)
     chunks, last = [], [time.monotonic()]
 
     def read():
@@ -92,6 +101,8 @@ def run_watched(cmd: Sequence[str], *, idle_timeout: float, total_timeout: float
         with open(log_file, 'w') as f:
             f.write(out.output)
     if reason:
-        pytest.fail(f'{" ".join(map(str, cmd))} {reason} (killed); the end of its output:\n'
-                    f'{out.tail()}', pytrace=False)
+        pytest.fail(
+            f'{" ".join(map(str, cmd))} {reason} (killed); the end of its output:\n'
+            f'{out.tail()}',
+            pytrace=False)
     return out

@@ -28,8 +28,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 def _copy_checkout(dst):
     """The files git tracks, plus untracked ones it does not ignore (what a clone plus
     the uncommitted work would hold); no .venv, no build output, no mmscope/.mim."""
-    listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard'], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard'],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            check=True).stdout.splitlines()
     for rel in listed:
         src = osp.join(ROOT, rel)
         if osp.isfile(src) and not osp.islink(src):
@@ -46,14 +49,23 @@ def installed(tmp_path_factory):
     pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check', '--no-input']
     env = dict(os.environ, PIP_NO_INDEX='1')  # nothing may come from the network
     env.pop('PIP_FIND_LINKS', None)
-    out = subprocess.run(pip + ['wheel', '--no-deps', '--no-build-isolation', '-w', str(dist),
-                                str(src)], capture_output=True, text=True, env=env,
-                         timeout=600)
+    out = subprocess.run(
+        pip + ['wheel', '--no-deps', '--no-build-isolation', '-w',
+               str(dist), str(src)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     wheels = list(dist.glob('mmscope-*.whl'))
     assert len(wheels) == 1, wheels
-    out = subprocess.run(pip + ['install', '--no-deps', '--target', str(site), str(wheels[0])],
-                         capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        pip + ['install', '--no-deps', '--target',
+               str(site), str(wheels[0])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     with zipfile.ZipFile(wheels[0]) as z:
         names = z.namelist()
@@ -62,8 +74,11 @@ def installed(tmp_path_factory):
 
 def test_wheel_ships_configs_tools_and_metadata(installed):
     _, names, _ = installed
-    tracked = subprocess.run(['git', 'ls-files', 'configs', 'tools'], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(['git', 'ls-files', 'configs', 'tools'],
+                             cwd=ROOT,
+                             capture_output=True,
+                             text=True,
+                             check=True).stdout.split()
     shipped = {n[len('mmscope/.mim/'):] for n in names if n.startswith('mmscope/.mim/')}
     wanted = {p for p in tracked if p.endswith(('.py', '.yml', '.md', '.sh'))}
     assert wanted <= shipped, sorted(wanted - shipped)[:10]
@@ -177,8 +192,12 @@ def test_installed_wheel_works_outside_the_source_tree(installed):
     (work / 'user_cfg.py').write_text(USER_CONFIG)
     (work / 'check.py').write_text(SCRIPT)
     env = dict(os.environ, PYTHONPATH=str(site))
-    out = subprocess.run([sys.executable, 'check.py', ROOT], cwd=str(work), capture_output=True,
-                         text=True, env=env, timeout=600)
+    out = subprocess.run([sys.executable, 'check.py', ROOT],
+                         cwd=str(work),
+                         capture_output=True,
+                         text=True,
+                         env=env,
+                         timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     line = [ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')][-1]
     res = json.loads(line[len('RESULT '):])
@@ -191,12 +210,13 @@ def test_installed_wheel_works_outside_the_source_tree(installed):
     assert res['from_checkout'] == []
     assert res['timm_same_logits']
     installed = osp.join(str(site), 'mmscope', '.mim', 'configs', 'scopevit')
-    assert res['listed'] == ['scopevit-s_8xb128_in1k', 'scopevit-t_8xb128_in1k',
-                             'scopevit-xt_8xb128_in1k']
+    assert res['listed'] == [
+        'scopevit-s_8xb128_in1k', 'scopevit-t_8xb128_in1k', 'scopevit-xt_8xb128_in1k'
+    ]
     assert res['cls_config'] == osp.join(installed, 'scopevit-xt_8xb128_in1k.py')
     assert res['cls_scores'] == 1000
-    for name, output in (('retinanet_scopevit-xt_fpn_1x_coco', None),
-                         ('fpn_scopevit-xt_8xb4-80k_ade20k-512x512', [600, 512]),
+    for name, output in (('retinanet_scopevit-xt_fpn_1x_coco',
+                          None), ('fpn_scopevit-xt_8xb4-80k_ade20k-512x512', [600, 512]),
                          ('td-hm_scopevit-xt_8xb32-210e_coco-256x192', [17, 2])):
         assert res[name]['config'] == osp.join(installed, name + '.py'), res[name]
         assert (res[name]['output'] > 0) if output is None else \
@@ -210,8 +230,8 @@ def test_mmscope_bases_in_this_process(tmp_path):
     from mmengine.config import Config
 
     import mmscope  # noqa: F401
-    from mmscope.utils import (config_bases_registered, get_config_path,
-                               register_config_bases, unregister_config_bases)
+    from mmscope.utils import (config_bases_registered, get_config_path, register_config_bases,
+                               unregister_config_bases)
     assert config_bases_registered()
     user = tmp_path / 'det.py'
     user.write_text("_base_ = ['mmscope::scalablevit/retinanet_scalablevit-s_fpn_1x_coco.py']\n"

@@ -12,8 +12,10 @@ from collections import OrderedDict
 import pytest
 import torch
 
-timm = pytest.importorskip('timm', reason='timm is not installed: pip install "mmscope[timm]" '
-                           '(tools/setup_env.sh installs it)')
+timm = pytest.importorskip(
+    'timm',
+    reason='timm is not installed: pip install "mmscope[timm]" '
+    '(tools/setup_env.sh installs it)')
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GOLDEN = osp.join(ROOT, 'tests', 'golden')
@@ -26,9 +28,12 @@ from mmscope.converters.common import ConversionError  # noqa: E402
 from mmscope.models.family import get_family  # noqa: E402
 
 NAMES = {
-    'scopevit_xtiny': ('scopevit', 'xtiny'), 'scopevit_tiny': ('scopevit', 'tiny'),
-    'scopevit_small': ('scopevit', 'small'), 'scalable_vit_small': ('scalablevit', 'small'),
-    'scalable_vit_base': ('scalablevit', 'base'), 'scalable_vit_large': ('scalablevit', 'large'),
+    'scopevit_xtiny': ('scopevit', 'xtiny'),
+    'scopevit_tiny': ('scopevit', 'tiny'),
+    'scopevit_small': ('scopevit', 'small'),
+    'scalable_vit_small': ('scalablevit', 'small'),
+    'scalable_vit_base': ('scalablevit', 'base'),
+    'scalable_vit_large': ('scalablevit', 'large'),
 }
 SIZE = {f'{f}-{a}': s for f, vs in VARIANTS.items() for a, s in vs}
 
@@ -54,8 +59,9 @@ def test_the_six_released_names_with_the_released_parameter_counts(golden):
         >= set(NAMES)
     for name, (family, arch) in NAMES.items():
         model = timm.create_model(name)
-        released = sum(torch.Size(s).numel() for k, s, _, kind in shapes[f'{family}-{arch}']
-                       if kind == 'param')
+        released = sum(
+            torch.Size(s).numel() for k, s, _, kind in shapes[f'{family}-{arch}']
+            if kind == 'param')
         assert sum(p.numel() for p in model.parameters()) == released, name
         cfg = model.pretrained_cfg
         size = SIZE[f'{family}-{arch}']  # the golden data's sizes are the released ones
@@ -66,15 +72,13 @@ def test_the_six_released_names_with_the_released_parameter_counts(golden):
 
 
 @pytest.mark.parametrize('name', list(NAMES))
-def test_released_checkpoint_loads_as_it_is_and_gives_the_released_logits(tmp_path, golden,
-                                                                          name):
+def test_released_checkpoint_loads_as_it_is_and_gives_the_released_logits(tmp_path, golden, name):
     """A released checkpoint (official keys, the training script's wrapper) through timm's
     pretrained path gives the released model's logits (tests/golden)."""
     shapes, logits = golden
     family, arch = NAMES[name]
     path = _released_file(tmp_path, shapes, family, arch)
-    model = timm.create_model(name, pretrained=True,
-                              pretrained_cfg_overlay=dict(file=path)).eval()
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path)).eval()
     with torch.no_grad():
         got = model(seeded_input(SIZE[f'{family}-{arch}']))
     expected = torch.tensor(logits[f'{family}-{arch}']['logits'])
@@ -98,8 +102,7 @@ def test_another_variants_released_weights_are_refused(tmp_path, golden):
     shapes, _ = golden
     path = _released_file(tmp_path, shapes, 'scopevit', 'tiny')
     with pytest.raises(ConversionError, match='released ScopeViT-xtiny'):
-        timm.create_model('scopevit_xtiny', pretrained=True,
-                          pretrained_cfg_overlay=dict(file=path))
+        timm.create_model('scopevit_xtiny', pretrained=True, pretrained_cfg_overlay=dict(file=path))
     with pytest.raises(ConversionError, match='neither in mmscope'):
         timm.create_model('scalable_vit_small').load_state_dict(
             synthesize(shapes['scopevit-xtiny']))
@@ -126,16 +129,26 @@ def test_a_training_checkpoint_of_ours_loads(tmp_path, family, arch, name):
     buffer = HistoryBuffer()
     buffer.update(0.5)
     path = str(tmp_path / 'epoch_1.pth')
-    torch.save({'meta': {'epoch': 1}, 'state_dict': clf.state_dict(),
-                'message_hub': {'log_scalars': {'train/loss': buffer}}}, path)
+    torch.save(
+        {
+            'meta': {
+                'epoch': 1
+            },
+            'state_dict': clf.state_dict(),
+            'message_hub': {
+                'log_scalars': {
+                    'train/loss': buffer
+                }
+            }
+        }, path)
     model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model.eval()(x), clf(x, mode='tensor'))
     # another class count: the backbone loads, the classifier stays new, with a warning
     with pytest.warns(UserWarning, match='another class count'):
-        ten = timm.create_model(name, pretrained=True, num_classes=10,
-                                pretrained_cfg_overlay=dict(file=path))
+        ten = timm.create_model(
+            name, pretrained=True, num_classes=10, pretrained_cfg_overlay=dict(file=path))
     assert ten.get_classifier().out_features == 10
     assert torch.equal(ten.backbone.state_dict()[next(iter(ten.backbone.state_dict()))],
                        clf.backbone.state_dict()[next(iter(clf.backbone.state_dict()))])
@@ -144,36 +157,37 @@ def test_a_training_checkpoint_of_ours_loads(tmp_path, family, arch, name):
 
 
 def test_pretrained_without_a_file_says_nothing_is_published():
-    with pytest.raises(mt.NoPublishedWeightsError,
-                       match='no weights are published.*pretrained_cfg_overlay=dict'):
+    with pytest.raises(
+            mt.NoPublishedWeightsError,
+            match='no weights are published.*pretrained_cfg_overlay=dict'):
         timm.create_model('scopevit_tiny', pretrained=True)
 
 
 @pytest.mark.parametrize('name,family,arch', [('scopevit_xtiny', 'scopevit', 'xtiny'),
                                               ('scalable_vit_small', 'scalablevit', 'small')])
-def test_features_only_gives_the_dense_backbones_maps_at_any_size(tmp_path, golden, name,
-                                                                  family, arch):
+def test_features_only_gives_the_dense_backbones_maps_at_any_size(tmp_path, golden, name, family,
+                                                                  arch):
     """``features_only`` from a released classifier checkpoint: the four maps equal those
     of our dense backbone (``out_indices=(0, 1, 2, 3)``) initialised from the converted
     checkpoint, at 224, 256 and an odd size."""
     from mmscope.converters.engine import convert_to_mmscope
     shapes, _ = golden
     path = _released_file(tmp_path, shapes, family, arch)
-    feats = timm.create_model(name, features_only=True, pretrained=True,
-                              pretrained_cfg_overlay=dict(file=path)).eval()
+    feats = timm.create_model(
+        name, features_only=True, pretrained=True, pretrained_cfg_overlay=dict(file=path)).eval()
     spec = get_family(family)
     assert feats.feature_info.channels() == spec.widths(arch)
     assert feats.feature_info.reduction() == [4, 8, 16, 32]
     dense = spec.backbone(arch=arch, out_indices=(0, 1, 2, 3)).eval()
-    sd = convert_to_mmscope(spec, synthesize(shapes[f'{family}-{arch}']), arch=arch,
-                            backbone_only=True).state_dict
+    sd = convert_to_mmscope(
+        spec, synthesize(shapes[f'{family}-{arch}']), arch=arch, backbone_only=True).state_dict
     dense.load_state_dict(OrderedDict((k[len('backbone.'):], v) for k, v in sd.items()))
     for size in (224, 256, 97):
         x = torch.randn(1, 3, size, size)
         with torch.no_grad():
             got, expected = feats(x), dense(x)
-        assert [tuple(t.shape) for t in got] == [
-            (1, c, -(-size // r), -(-size // r)) for c, r in zip(spec.widths(arch), (4, 8, 16, 32))]
+        assert [tuple(t.shape) for t in got] == [(1, c, -(-size // r), -(-size // r))
+                                                 for c, r in zip(spec.widths(arch), (4, 8, 16, 32))]
         for g, e in zip(got, expected):
             assert torch.equal(g, e)
     some = timm.create_model(name, features_only=True, out_indices=(1, 3))
@@ -190,8 +204,8 @@ def test_forward_intermediates_refuses_a_stage_that_was_not_built():
 
 
 def test_timm_interface_head_pooling_and_pre_logits():
-    model = timm.create_model('scalable_vit_small', num_classes=7, drop_rate=0.1,
-                              drop_path_rate=0.1).eval()
+    model = timm.create_model(
+        'scalable_vit_small', num_classes=7, drop_rate=0.1, drop_path_rate=0.1).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         feats = model.forward_features(x)
@@ -265,13 +279,19 @@ def test_pretrained_cfg_is_our_configs_evaluation_transform():
 def test_without_timm_the_import_names_the_extra():
     code = ('import sys; sys.modules["timm"] = None\n'
             'try:\n    import mmscope.timm\nexcept ImportError as e:\n    print(e)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         cwd=ROOT,
+                         timeout=120)
     assert 'pip install "mmscope[timm]"' in out.stdout, out.stdout + out.stderr
     # and `import mmscope` alone does not import timm
     code = 'import sys, mmscope, mmscope.models; print("timm" in sys.modules)'
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         cwd=ROOT,
+                         timeout=120)
     assert out.stdout.strip() == 'False', out.stdout + out.stderr
 
 

@@ -9,21 +9,22 @@ import sys
 
 def main() -> int:
     try:
-        import torch
         import mmcv
+        import torch
     except Exception as exc:  # report the import problem itself
         print(f'mmcv ops check: cannot import torch/mmcv: {exc!r}', file=sys.stderr)
         return 1
     try:
         from mmcv.ops import RoIAlign, nms
     except Exception as exc:
-        print('mmcv ops check FAILED: mmcv was built without its C++ ops or against '
-              f'another torch (torch {torch.__version__}, mmcv {mmcv.__version__}): '
-              f'{exc!r}', file=sys.stderr)
+        print(
+            'mmcv ops check FAILED: mmcv was built without its C++ ops or against '
+            f'another torch (torch {torch.__version__}, mmcv {mmcv.__version__}): '
+            f'{exc!r}',
+            file=sys.stderr)
         return 1
     try:
-        boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.],
-                              [20., 20., 30., 30.]])
+        boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])
         scores = torch.tensor([0.9, 0.8, 0.7])
         _, keep = nms(boxes, scores, iou_threshold=0.5)
         assert keep.tolist() == [0, 2], keep

@@ -13,9 +13,9 @@ import argparse
 import os.path as osp
 from copy import deepcopy
 
-import mmscope  # noqa: F401  (safe checkpoint loading)
 from mmengine.config import ConfigDict, DictAction
 
+import mmscope  # noqa: F401  (safe checkpoint loading)
 from mmscope.apis import (apply_common_args, library_of, load_config, run_runner,
                           trigger_visualization)
 from mmscope.apis.precision import AMP_DTYPES, configure_amp
@@ -27,30 +27,46 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the metrics file')
-    parser.add_argument('--out', help='dump predictions (.pkl for mmdet/mmpretrain; a '
-                        'directory of label maps for mmseg)')
+    parser.add_argument(
+        '--out',
+        help='dump predictions (.pkl for mmdet/mmpretrain; a '
+        'directory of label maps for mmseg)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='save painted predictions to this directory '
-                        '(a relative one: inside the work dir)')
+    parser.add_argument(
+        '--show-dir',
+        help='save painted predictions to this directory '
+        '(a relative one: inside the work dir)')
     parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
-    parser.add_argument('--interval', type=int, default=1,
-                        help='visualize every N-th sample')
+    parser.add_argument('--interval', type=int, default=1, help='visualize every N-th sample')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision testing: fp16 on CUDA, bf16 autocast of '
-                        'backbone and neck on the CPU')
-    parser.add_argument('--amp-dtype', choices=sorted(AMP_DTYPES), default=None,
-                        help='autocast dtype of --amp (default: fp16 on CUDA, bf16 on the '
-                        'CPU, where fp16 is refused)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--trust-checkpoint', action='append', metavar='PATH',
-                        help='fully unpickle this checkpoint (only for files you trust)')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the backbone (dynamic=True; a config\'s own '
-                        '`compile` options are used instead when it has them)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision testing: fp16 on CUDA, bf16 autocast of '
+        'backbone and neck on the CPU')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=sorted(AMP_DTYPES),
+        default=None,
+        help='autocast dtype of --amp (default: fp16 on CUDA, bf16 on the '
+        'CPU, where fp16 is refused)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='append',
+        metavar='PATH',
+        help='fully unpickle this checkpoint (only for files you trust)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile the backbone (dynamic=True; a config\'s own '
+        '`compile` options are used instead when it has them)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -69,8 +85,8 @@ def _default_tta(cfg, library):
         pipeline = deepcopy(data.pipeline)
         pipeline[-1] = dict(
             type='TestTimeAug',
-            transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
-                        [pipeline[-1]]])
+            transforms=[[dict(type='RandomFlip', prob=1.),
+                         dict(type='RandomFlip', prob=0.)], [pipeline[-1]]])
         cfg.tta_pipeline = pipeline
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline

@@ -10,9 +10,9 @@ an ``AmpOptimWrapper`` gets the same on the CPU. See :mod:`mmscope.apis.precisio
 """
 import argparse
 
-import mmscope  # noqa: F401  (safe checkpoint loading for load_from / resume)
 from mmengine.config import DictAction
 
+import mmscope  # noqa: F401  (safe checkpoint loading for load_from / resume)
 from mmscope.apis import apply_common_args, library_of, load_config, run_runner
 from mmscope.apis.precision import AMP_DTYPES, configure_amp
 from mmscope.apis.runner import check_resumable
@@ -24,30 +24,50 @@ def parse_args(argv=None):
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
         help='resume from this checkpoint; without a path, from the latest checkpoint '
         'in the work dir')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision training: fp16 + dynamic loss scaling on CUDA, '
-                        'bf16 autocast of backbone and neck on the CPU')
-    parser.add_argument('--amp-dtype', choices=sorted(AMP_DTYPES), default=None,
-                        help='autocast dtype of --amp (default: fp16 on CUDA, bf16 on the '
-                        'CPU, where fp16 is refused)')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr by the actual batch size (auto_scale_lr)')
-    parser.add_argument('--no-validate', action='store_true',
-                        help='do not evaluate checkpoints during training')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--amp',
+        action='store_true',
+        help='mixed precision training: fp16 + dynamic loss scaling on CUDA, '
+        'bf16 autocast of backbone and neck on the CPU')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=sorted(AMP_DTYPES),
+        default=None,
+        help='autocast dtype of --amp (default: fp16 on CUDA, bf16 on the '
+        'CPU, where fp16 is refused)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by the actual batch size (auto_scale_lr)')
+    parser.add_argument(
+        '--no-validate', action='store_true', help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, key=value (e.g. '
         'model.backbone.norm_cfg.type=BN train_dataloader.batch_size=2)')
-    parser.add_argument('--trust-checkpoint', action='append', metavar='PATH',
-                        help='fully unpickle this checkpoint (only for files you trust)')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the backbone (dynamic=True; a config\'s own '
-                        '`compile` options are used instead when it has them)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='append',
+        metavar='PATH',
+        help='fully unpickle this checkpoint (only for files you trust)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile the backbone (dynamic=True; a config\'s own '
+        '`compile` options are used instead when it has them)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args(argv)
 

@@ -10,7 +10,8 @@ from .libraries import LIBRARIES, Library, get_library, library_of
 from .runner import (apply_common_args, build_runner, run_runner, shutdown_distributed,
                      trigger_visualization)
 
-__all__ = ['LIBRARIES', 'Library', 'apply_common_args', 'build_model', 'build_runner',
-           'complexity', 'get_library', 'inference', 'library_of', 'load_config',
-           'model_cfg_for_cpu', 'run_runner', 'shutdown_distributed',
-           'trigger_visualization']
+__all__ = [
+    'LIBRARIES', 'Library', 'apply_common_args', 'build_model', 'build_runner', 'complexity',
+    'get_library', 'inference', 'library_of', 'load_config', 'model_cfg_for_cpu', 'run_runner',
+    'shutdown_distributed', 'trigger_visualization'
+]

@@ -36,8 +36,10 @@ from mmengine.config import Config
 from .config import build_model, load_config, model_cfg_for_cpu
 from .libraries import LIBRARIES, Library, library_of
 
-__all__ = ['count_params', 'count_flops', 'default_shape', 'normalize_shape', 'measure',
-           'collect_configs', 'measure_all', 'table', 'fmt_m', 'fmt_g']
+__all__ = [
+    'count_params', 'count_flops', 'default_shape', 'normalize_shape', 'measure', 'collect_configs',
+    'measure_all', 'table', 'fmt_m', 'fmt_g'
+]
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -74,8 +76,10 @@ def _library(library_or_task: Union[Library, str]) -> Library:
                      f'{sorted(LIBRARIES)} or {sorted(lib.task for lib in LIBRARIES.values())}')
 
 
-def count_flops(model: torch.nn.Module, library_or_task: Union[Library, str],
-                shape: Tuple[int, int], count_attention: bool = True) -> int:
+def count_flops(model: torch.nn.Module,
+                library_or_task: Union[Library, str],
+                shape: Tuple[int, int],
+                count_attention: bool = True) -> int:
     """FLOPs (multiply-adds) of one forward pass on a ``(1, 3, H, W)`` input, counted by
     mmengine's ``FlopAnalyzer`` (what ``get_model_complexity_info`` reports as flops).
 
@@ -107,8 +111,11 @@ def count_flops(model: torch.nn.Module, library_or_task: Union[Library, str],
     return int(flops)
 
 
-def measure(cfg: Config, shape: Optional[Sequence[int]] = None, flops: bool = True,
-            model: Optional[torch.nn.Module] = None, count_attention: bool = True) -> Dict:
+def measure(cfg: Config,
+            shape: Optional[Sequence[int]] = None,
+            flops: bool = True,
+            model: Optional[torch.nn.Module] = None,
+            count_attention: bool = True) -> Dict:
     """Params (and FLOPs) of a config: ``dict(task, shape, params, flops)``.
 
     ``shape`` is ``H`` or ``(H, W)`` (default: :func:`default_shape`); ``model`` an already
@@ -150,8 +157,10 @@ def fmt_g(n: Optional[int]) -> str:
 def table(rows: List[Dict], config_dir: Optional[str] = None) -> str:
     """Markdown table of :func:`measure` results (``row['config']`` = path, shown relative
     to ``config_dir`` when given)."""
-    lines = ['| Config | Task | Input (HxW) | Params (M) | FLOPs (G) |',
-             '| --- | --- | --- | ---: | ---: |']
+    lines = [
+        '| Config | Task | Input (HxW) | Params (M) | FLOPs (G) |',
+        '| --- | --- | --- | ---: | ---: |'
+    ]
     for r in rows:
         name = osp.relpath(r['config'], config_dir) if config_dir else r['config']
         h, w = r['shape']
@@ -160,8 +169,11 @@ def table(rows: List[Dict], config_dir: Optional[str] = None) -> str:
     return '\n'.join(lines)
 
 
-def measure_all(config_dir: str, flops: bool = True, name_filter: Optional[str] = None,
-                shape: Optional[Sequence[int]] = None, count_attention: bool = True,
+def measure_all(config_dir: str,
+                flops: bool = True,
+                name_filter: Optional[str] = None,
+                shape: Optional[Sequence[int]] = None,
+                count_attention: bool = True,
                 log: Callable[[str], None] = print) -> List[Dict]:
     """:func:`measure` every config of :func:`collect_configs`; one row per config
     (:func:`measure`'s dict plus ``config``, its path), in path order.

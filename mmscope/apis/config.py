@@ -15,8 +15,10 @@ from mmengine.config import Config
 
 from .libraries import Library, library_of
 
-__all__ = ['load_config', 'strip_pretrained', 'sync_bn_to_bn', 'model_cfg_for_cpu',
-           'build_model', 'cache_external_config_lookup']
+__all__ = [
+    'load_config', 'strip_pretrained', 'sync_bn_to_bn', 'model_cfg_for_cpu', 'build_model',
+    'cache_external_config_lookup'
+]
 
 
 def cache_external_config_lookup() -> None:
@@ -60,8 +62,9 @@ def strip_pretrained(node) -> None:
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
             node['init_cfg'] = None
         elif isinstance(init_cfg, (list, tuple)):
-            kept = [c for c in init_cfg
-                    if not (isinstance(c, dict) and c.get('type') == 'Pretrained')]
+            kept = [
+                c for c in init_cfg if not (isinstance(c, dict) and c.get('type') == 'Pretrained')
+            ]
             node['init_cfg'] = kept or None
         if isinstance(node.get('pretrained', None), str):
             node['pretrained'] = None

@@ -27,8 +27,10 @@ from typing import Dict, List, Optional, Sequence
 from .config import cache_external_config_lookup
 from .libraries import LIBRARIES, Library
 
-__all__ = ['library_of_config', 'upscaled', 'staged', 'picture_paths', 'find_picture',
-           'config_dataset_meta', 'inference']
+__all__ = [
+    'library_of_config', 'upscaled', 'staged', 'picture_paths', 'find_picture',
+    'config_dataset_meta', 'inference'
+]
 
 
 def library_of_config(config: str) -> Library:
@@ -158,9 +160,14 @@ def _use_dataset_meta(inferencer, meta: Dict) -> None:
         inferencer.classes = meta.get('classes')
 
 
-def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
-              device: Optional[str] = None, score_thr: float = 0.3,
-              min_size: int = 384, amp: bool = False,
+def inference(images: Sequence[str],
+              config: str,
+              checkpoint: str,
+              out_dir: str,
+              device: Optional[str] = None,
+              score_thr: float = 0.3,
+              min_size: int = 384,
+              amp: bool = False,
               amp_dtype: Optional[str] = None) -> List[Dict]:
     """Predict ``images`` with ``config`` + ``checkpoint``; draw into ``out_dir``.
 
@@ -186,8 +193,8 @@ def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
         inputs = staged(images, min_size, tmp)
         vis_dir = osp.join(tmp, 'vis')
         inferencer_cls = library.import_object(library.inferencer)
-        inferencer = inferencer_cls(config, device=device, **{library.weights_arg: checkpoint},
-                                    **library.inferencer_kwargs)
+        inferencer = inferencer_cls(
+            config, device=device, **{library.weights_arg: checkpoint}, **library.inferencer_kwargs)
         if library.meta_fallback and not _checkpoint_has_classes(checkpoint):
             _use_dataset_meta(inferencer, config_dataset_meta(config, library))
         if amp:
@@ -199,8 +206,8 @@ def inference(images: Sequence[str], config: str, checkpoint: str, out_dir: str,
             autocast_feature_extractor(inferencer.model, dtype, torch.device(device).type)
         preds = library.predictions(inferencer(inputs, **library.infer_kwargs(tmp, score_thr)))
         summaries = [library.summarize(p, inferencer, score_thr) for p in preds]
-        for path, staged_path, dst, summary in zip(images, inputs,
-                                                   picture_paths(images, out_dir), summaries):
+        for path, staged_path, dst, summary in zip(images, inputs, picture_paths(images, out_dir),
+                                                   summaries):
             src = find_picture(vis_dir, osp.basename(staged_path))
             if src.endswith('.png'):
                 shutil.copyfile(src, dst)

@@ -38,8 +38,12 @@ def _fixed(shape: Tuple[int, int]) -> Callable:
 def _det_tensor_kwargs(h: int, w: int) -> dict:
     """One ``DetDataSample`` whose image, pad and batch shapes are ``(h, w)``."""
     from mmdet.structures import DetDataSample
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                batch_input_shape=(h, w), scale_factor=(1., 1.))
+    meta = dict(
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        pad_shape=(h, w),
+        batch_input_shape=(h, w),
+        scale_factor=(1., 1.))
     return dict(data_samples=[DetDataSample(metainfo=meta)])
 
 
@@ -151,8 +155,7 @@ def _seg_summary(prediction, inferencer, score_thr: float) -> str:
     classes = inferencer.model.dataset_meta['classes']
     seg = prediction.pred_sem_seg.data.cpu().numpy().ravel()
     frac = np.bincount(seg, minlength=len(classes)) / seg.size
-    return ', '.join(f'{classes[k]} {frac[k]:.0%}'
-                     for k in np.argsort(-frac) if frac[k] >= 0.005)
+    return ', '.join(f'{classes[k]} {frac[k]:.0%}' for k in np.argsort(-frac) if frac[k] >= 0.005)
 
 
 def _pose_summary(prediction, inferencer, score_thr: float) -> str:
@@ -162,8 +165,7 @@ def _pose_summary(prediction, inferencer, score_thr: float) -> str:
         return 'no instance'
     scores = [float(s) for inst in prediction for s in inst['keypoint_scores']]
     counts = sorted({len(inst['keypoints']) for inst in prediction})
-    each = ('/'.join(map(str, counts)) + ' keypoints' +
-            (' each' if len(prediction) > 1 else ''))
+    each = ('/'.join(map(str, counts)) + ' keypoints' + (' each' if len(prediction) > 1 else ''))
     plural = 's' if len(prediction) > 1 else ''
     return (f'{len(prediction)} instance{plural}, {each}, '
             f'mean score {sum(scores) / max(len(scores), 1):.2f}')
@@ -258,7 +260,8 @@ class Library:
                 raise
             raise ModuleNotFoundError(
                 f'{self.scope} is not installed, and {self.name} configs need it: '
-                f'{self.install}', name=e.name) from None
+                f'{self.install}',
+                name=e.name) from None
 
     def import_object(self, dotted: str):
         """The object ``'package.module.Name'`` (imports its module)."""
@@ -266,42 +269,82 @@ class Library:
         return getattr(self.import_module(module), name)
 
 
-LIBRARIES: Dict[str, Library] = {lib.scope: lib for lib in (
-    Library(scope='mmpretrain', task='cls', title='classification', model_kind='classifier',
+LIBRARIES: Dict[str, Library] = {
+    lib.scope: lib
+    for lib in (
+        Library(
+            scope='mmpretrain',
+            task='cls',
+            title='classification',
+            model_kind='classifier',
             registry='mmpretrain.registry',
             tta_model=dict(type='mmpretrain.AverageClsScoreTTA'),
-            visualizer_style='enable', flops_shape=_test_crop,
+            visualizer_style='enable',
+            flops_shape=_test_crop,
             inferencer='mmpretrain.apis.ImageClassificationInferencer',
-            weights_arg='pretrained', infer_kwargs=_cls_infer_kwargs, predictions=_listed,
+            weights_arg='pretrained',
+            infer_kwargs=_cls_infer_kwargs,
+            predictions=_listed,
             summarize=_cls_summary),
-    Library(scope='mmdet', task='det', title='detection', model_kind='detector',
+        Library(
+            scope='mmdet',
+            task='det',
+            title='detection',
+            model_kind='detector',
             registry='mmdet.registry',
-            tta_model=dict(type='DetTTAModel',
-                           tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
-                                        max_per_img=100)),
+            tta_model=dict(
+                type='DetTTAModel',
+                tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)),
             # H=1280, W=800 as mmdet's get_flops and the papers give it
-            visualizer_style='draw', flops_shape=_fixed((1280, 800)),
+            visualizer_style='draw',
+            flops_shape=_fixed((1280, 800)),
             tensor_kwargs=_det_tensor_kwargs,
             dump=('pkl', 'mmdet.evaluation.DumpDetResults'),
             inferencer='mmdet.apis.DetInferencer',
-            inferencer_kwargs=dict(show_progress=False), infer_kwargs=_det_infer_kwargs,
-            summarize=_det_summary, before_train=_mmdet_before_train, export_kind='mmdeploy'),
-    Library(scope='mmseg', task='seg', title='segmentation', model_kind='segmentor',
-            registry='mmseg.registry', tta_model=dict(type='SegTTAModel'),
-            visualizer_style='draw', flops_shape=_fixed((512, 512)), dump=('dir', None),
-            inferencer='mmseg.apis.MMSegInferencer', infer_kwargs=_seg_infer_kwargs,
-            predictions=_one_or_list, summarize=_seg_summary, export_kind='segmentor'),
-    Library(scope='mmpose', task='pose', title='pose estimation', model_kind='pose estimator',
-            registry='mmpose.registry', tta_model={}, tta=_pose_flip_test,
-            visualizer_style='enable', flops_shape=_pose_input_size,
-            tensor_kwargs=_pose_tensor_kwargs, inferencer='mmpose.apis.MMPoseInferencer',
+            inferencer_kwargs=dict(show_progress=False),
+            infer_kwargs=_det_infer_kwargs,
+            summarize=_det_summary,
+            before_train=_mmdet_before_train,
+            export_kind='mmdeploy'),
+        Library(
+            scope='mmseg',
+            task='seg',
+            title='segmentation',
+            model_kind='segmentor',
+            registry='mmseg.registry',
+            tta_model=dict(type='SegTTAModel'),
+            visualizer_style='draw',
+            flops_shape=_fixed((512, 512)),
+            dump=('dir', None),
+            inferencer='mmseg.apis.MMSegInferencer',
+            infer_kwargs=_seg_infer_kwargs,
+            predictions=_one_or_list,
+            summarize=_seg_summary,
+            export_kind='segmentor'),
+        Library(
+            scope='mmpose',
+            task='pose',
+            title='pose estimation',
+            model_kind='pose estimator',
+            registry='mmpose.registry',
+            tta_model={},
+            tta=_pose_flip_test,
+            visualizer_style='enable',
+            flops_shape=_pose_input_size,
+            tensor_kwargs=_pose_tensor_kwargs,
+            inferencer='mmpose.apis.MMPoseInferencer',
             # no detector: the whole image is the one box of the top-down model
-            weights_arg='pose2d_weights', inferencer_kwargs=dict(det_model='whole_image'),
-            infer_kwargs=_pose_infer_kwargs, predictions=_pose_predictions,
-            summarize=_pose_summary, meta_fallback=False, export_kind='pose',
+            weights_arg='pose2d_weights',
+            inferencer_kwargs=dict(det_model='whole_image'),
+            infer_kwargs=_pose_infer_kwargs,
+            predictions=_pose_predictions,
+            summarize=_pose_summary,
+            meta_fallback=False,
+            export_kind='pose',
             install='make setup installs mmpose 1.3.2 (tools/setup_env.sh, step 5: '
             'pip install --no-deps mmpose==1.3.2 plus requirements/pose.txt)'),
-)}
+    )
+}
 
 
 def get_library(scope: str) -> Library:

@@ -87,7 +87,9 @@ def warn_if_emulated_bf16(hint: str = FP32_HINT,
         warnings.warn(
             f'bf16 autocast on this CPU is emulated and slower than fp32 ({why}; a '
             f'ScopeViT-T forward measured about 10x slower than fp32 on such a CPU): '
-            f'{hint}.', RuntimeWarning, stacklevel=2)
+            f'{hint}.',
+            RuntimeWarning,
+            stacklevel=2)
     return native
 
 
@@ -119,7 +121,9 @@ def _to_float(obj: Any, low) -> Any:
     return obj
 
 
-def autocast_feature_extractor(model, dtype: str = 'bf16', device_type: str = 'cpu',
+def autocast_feature_extractor(model,
+                               dtype: str = 'bf16',
+                               device_type: str = 'cpu',
                                parts: Sequence[str] = FEATURE_PARTS) -> Tuple[str, ...]:
     """Run the ``parts`` of ``model`` (those it has, default ``backbone`` and ``neck``)
     under ``torch.autocast(device_type, dtype)``, with their outputs cast back to fp32,
@@ -166,7 +170,9 @@ def amp_context(dtype: Optional[str], device: str = 'cpu'):
     return torch.autocast(device, dtype=getattr(torch, AMP_DTYPES[dtype]))
 
 
-def configure_amp(cfg, amp_dtype: Optional[str], mode: str,
+def configure_amp(cfg,
+                  amp_dtype: Optional[str],
+                  mode: str,
                   device: Optional[str] = None) -> Optional[Callable]:
     """Turn on mixed precision for ``cfg`` in ``mode`` (``'train'`` or ``'test'``), as
     ``--amp`` / ``--amp-dtype`` ask (module doc). Returns None, or a function of the
@@ -188,6 +194,7 @@ def configure_amp(cfg, amp_dtype: Optional[str], mode: str,
             parts = autocast_feature_extractor(runner.model, dtype, 'cpu')
             runner.logger.info(f'mixed precision: {"+".join(parts)} under bf16 autocast on '
                                'the CPU, heads in fp32')
+
         return prepare
     torch.set_autocast_dtype('cuda', getattr(torch, AMP_DTYPES[dtype]))
     if mode == 'train':
@@ -216,18 +223,16 @@ def _cpu_optim_wrapper(cfg) -> None:
         wrapper.pop(key, None)
 
 
-
 def bf16_step_speedup(model, inputs, rounds: int = 3) -> float:
     """How much faster a training step of the OpenMMLab ``model`` (``forward(inputs,
-    mode='tensor')`` in train mode, backward of the summed outputs; no optimizer step) is with the feature extractor under
-    CPU bf16 autocast than in fp32: the median over ``rounds`` of ``t(fp32) / t(bf16)``,
+    mode='tensor')`` in train mode, backward of the summed outputs; no optimizer step) is
+    with the feature extractor under CPU bf16 autocast than in fp32: the median over
+    ``rounds`` of ``t(fp32) / t(bf16)``,
     the two alternating after one untimed step each. ``model`` is left as it was (its
     forward wrappers removed, gradients cleared)."""
     import copy
     import statistics
     import time
-
-    import torch
     low = copy.deepcopy(model).train()
     autocast_feature_extractor(low)
     arms = {'fp32': copy.deepcopy(model).train(), 'bf16': low}

@@ -120,8 +120,11 @@ def compile_model(runner, options: dict) -> None:
                        f'{options} (the first iterations include compilation)')
 
 
-def trigger_visualization(cfg: Config, show: bool, show_dir: Optional[str],
-                          wait_time: float = 2., interval: int = 1) -> Config:
+def trigger_visualization(cfg: Config,
+                          show: bool,
+                          show_dir: Optional[str],
+                          wait_time: float = 2.,
+                          interval: int = 1) -> Config:
     """Turn on the config's VisualizationHook (its fields differ per library).
 
     A relative ``show_dir`` is a folder of the work dir (``cfg.work_dir``), as the
@@ -135,8 +138,7 @@ def trigger_visualization(cfg: Config, show: bool, show_dir: Optional[str],
                            "add visualization=dict(type='VisualizationHook')")
     vis = hooks['visualization']
     if library_of(cfg).visualizer_style == 'enable':
-        vis.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir,
-                   interval=interval)
+        vis.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir, interval=interval)
     else:
         vis.update(draw=True, interval=interval)
         if show:
@@ -171,7 +173,8 @@ def init_cpu_distributed(cfg: Config) -> bool:
         kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
     dist.init_process_group(backend='gloo', **kwargs)
     wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     # only DDP-style wrappers take device ids (mmengine adds [LOCAL_RANK] for them)
     if 'DistributedDataParallel' in str(wrapper.get('type', 'MMDistributedDataParallel')):
@@ -221,14 +224,16 @@ def shutdown_distributed(succeeded: bool = True) -> bool:
         dist.destroy_process_group()
         return True
     timeout = float(os.environ.get('MMSCOPE_DIST_SHUTDOWN_TIMEOUT', DIST_SHUTDOWN_TIMEOUT))
-    worker = threading.Thread(target=dist.destroy_process_group, daemon=True,
-                              name='mmscope-dist-shutdown')
+    worker = threading.Thread(
+        target=dist.destroy_process_group, daemon=True, name='mmscope-dist-shutdown')
     worker.start()
     worker.join(timeout)
     return not worker.is_alive()
 
 
-def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] = None,
+def run_runner(cfg: Config,
+               mode: str,
+               prepare: Optional[Callable[[Any], None]] = None,
                compile: bool = False):
     """Build the runner of ``cfg``, run ``runner.train()`` or ``runner.test()``, and
     leave the process in order: what ``tools/train.py`` and ``tools/test.py`` do.
@@ -281,7 +286,9 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
     sys.last_exc = sys.last_value = sys.last_traceback = None
     gc.collect()
     print(f'[mmscope] rank {rank} failed (traceback above); shutting down its process '
-          'group', file=sys.stderr, flush=True)
+          'group',
+          file=sys.stderr,
+          flush=True)
     clean = shutdown_distributed(succeeded=False)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -292,7 +299,8 @@ def run_runner(cfg: Config, mode: str, prepare: Optional[Callable[[Any], None]] 
     raise SystemExit(1)
 
 
-__all__ = ['apply_common_args', 'read_checkpoint', 'check_resumable', 'check_checkpoint_fits',
-           'take_compile_options', 'compile_model',
-           'trigger_visualization', 'init_cpu_distributed', 'build_runner',
-           'shutdown_distributed', 'run_runner']
+__all__ = [
+    'apply_common_args', 'read_checkpoint', 'check_resumable', 'check_checkpoint_fits',
+    'take_compile_options', 'compile_model', 'trigger_visualization', 'init_cpu_distributed',
+    'build_runner', 'shutdown_distributed', 'run_runner'
+]

@@ -7,7 +7,6 @@ from .onnx import (EXPORTERS, ExportMismatch, OnnxModel, check_onnx, export_onnx
 from .wrappers import TensorWrapper, wrap_for_export
 
 __all__ = [
-    'compile_backbone', 'compile_report', 'EXPORTERS', 'ExportMismatch', 'OnnxModel',
-    'check_onnx', 'export_onnx', 'onnx_input_names', 'relative_error', 'TensorWrapper',
-    'wrap_for_export'
+    'compile_backbone', 'compile_report', 'EXPORTERS', 'ExportMismatch', 'OnnxModel', 'check_onnx',
+    'export_onnx', 'onnx_input_names', 'relative_error', 'TensorWrapper', 'wrap_for_export'
 ]

@@ -38,7 +38,9 @@ def compile_backbone(model: nn.Module, options: Optional[dict] = None) -> nn.Mod
     return backbone
 
 
-def compile_report(module: nn.Module, inputs: Sequence[torch.Tensor], train: bool = False,
+def compile_report(module: nn.Module,
+                   inputs: Sequence[torch.Tensor],
+                   train: bool = False,
                    dynamic: bool = True) -> Dict:
     """Compile ``module`` with a counting backend (the graphs run eagerly) and run it on
     every input (forward, plus backward of the summed outputs when ``train``).
@@ -73,9 +75,12 @@ def compile_report(module: nn.Module, inputs: Sequence[torch.Tensor], train: boo
     frames = dict(counters['frames'])
     limit_hits = sum(v for k, v in counters['stats'].items() if 'recompile' in k.lower()) + \
         sum(v for k, v in counters['frames'].items() if 'limit' in k.lower())
-    report = dict(graphs=len(graphs), graph_breaks=breaks,
-                  break_reasons=sorted(counters['graph_break']),
-                  recompiles=max(len(graphs) - 1 - breaks, 0), frames=frames,
-                  fallback=bool(limit_hits))
+    report = dict(
+        graphs=len(graphs),
+        graph_breaks=breaks,
+        break_reasons=sorted(counters['graph_break']),
+        recompiles=max(len(graphs) - 1 - breaks, 0),
+        frames=frames,
+        fallback=bool(limit_hits))
     dynamo.reset()
     return report

@@ -53,8 +53,7 @@ def _detector_samples(model, outputs, samples, score_thr: float):
         if masks is not None:
             h, w = sample.ori_shape
             if keep.any():
-                pasted, _ = _do_paste_mask(masks[i, keep][:, None], boxes, h, w,
-                                           skip_empty=False)
+                pasted, _ = _do_paste_mask(masks[i, keep][:, None], boxes, h, w, skip_empty=False)
                 inst.masks = pasted >= mask_thr
             else:
                 inst.masks = torch.zeros(0, h, w, dtype=torch.bool)
@@ -67,10 +66,11 @@ def _pose_samples(model, session, inputs, samples):
     test_cfg = model.test_cfg or {}
     heatmaps = session(inputs)[0]
     if test_cfg.get('flip_test', False):
-        mirrored = flip_heatmaps(session(inputs.flip(-1))[0],
-                                 flip_mode=test_cfg.get('flip_mode', 'heatmap'),
-                                 flip_indices=samples[0].metainfo['flip_indices'],
-                                 shift_heatmap=test_cfg.get('shift_heatmap', False))
+        mirrored = flip_heatmaps(
+            session(inputs.flip(-1))[0],
+            flip_mode=test_cfg.get('flip_mode', 'heatmap'),
+            flip_indices=samples[0].metainfo['flip_indices'],
+            shift_heatmap=test_cfg.get('shift_heatmap', False))
         heatmaps = (heatmaps + mirrored) * 0.5
     preds = model.head.decode(heatmaps)
     return model.add_pred_to_datasample(preds, None, samples)
@@ -82,8 +82,11 @@ def boxes_scale(sample) -> torch.Tensor:
     return torch.tensor([sx, sy, sx, sy])
 
 
-def evaluate_onnx(config: str, onnx_file: str, checkpoint: Optional[str] = None,
-                  cfg_options: Optional[dict] = None, threads: Optional[int] = None,
+def evaluate_onnx(config: str,
+                  onnx_file: str,
+                  checkpoint: Optional[str] = None,
+                  cfg_options: Optional[dict] = None,
+                  threads: Optional[int] = None,
                   score_thr: float = 0.) -> Dict:
     """The test metrics of ``config`` with ``onnx_file`` doing the model's work (see the
     module docstring). ``checkpoint`` is only needed for what runs outside the graph

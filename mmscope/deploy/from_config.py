@@ -25,8 +25,10 @@ from mmscope.apis.libraries import library_of
 from .onnx import ExportMismatch, default_check_inputs, export_onnx, require_exporter
 from .wrappers import TensorWrapper, wrap_for_export
 
-__all__ = ['load_model', 'preprocess_image', 'export_config', 'compare_detections',
-           'match_detections', 'detection_mismatches']
+__all__ = [
+    'load_model', 'preprocess_image', 'export_config', 'compare_detections', 'match_detections',
+    'detection_mismatches'
+]
 
 
 def load_model(cfg, checkpoint: Optional[str]):
@@ -62,8 +64,7 @@ def preprocess_image(cfg, model, image: str) -> Tuple[torch.Tensor, list]:
     return batch['inputs'], batch['data_samples']
 
 
-def _example(cfg, model, image: Optional[str], shape: Sequence[int],
-             batch: int) -> torch.Tensor:
+def _example(cfg, model, image: Optional[str], shape: Sequence[int], batch: int) -> torch.Tensor:
     if image:
         x, _ = preprocess_image(cfg, model, image)
         return x.expand(batch, *x.shape[1:]).contiguous() if batch > 1 else x
@@ -71,11 +72,18 @@ def _example(cfg, model, image: Optional[str], shape: Sequence[int],
     return torch.randn(batch, 3, *shape, generator=gen)
 
 
-def export_config(config: str, checkpoint: Optional[str], out_file: str,
-                  shape: Sequence[int] = (224, 224), image: Optional[str] = None,
-                  batch: int = 1, exporter: str = 'torchscript', opset: int = 17,
+def export_config(config: str,
+                  checkpoint: Optional[str],
+                  out_file: str,
+                  shape: Sequence[int] = (224, 224),
+                  image: Optional[str] = None,
+                  batch: int = 1,
+                  exporter: str = 'torchscript',
+                  opset: int = 17,
                   check_sizes: Optional[Sequence[Tuple[int, int]]] = None,
-                  rtol: float = 1e-4, backbone_only: bool = False, overwrite: bool = False,
+                  rtol: float = 1e-4,
+                  backbone_only: bool = False,
+                  overwrite: bool = False,
                   cfg_options: Optional[dict] = None) -> Dict:
     """Export and check the model of ``config`` (see the module docstring). Returns the
     report of :func:`~mmscope.deploy.export_onnx` plus ``kind``."""
@@ -102,9 +110,16 @@ def export_config(config: str, checkpoint: Optional[str], out_file: str,
         module, reference, kind = wrap_for_export(model, scope)
     example = _example(cfg, model, image, shape, batch)
     checks = default_check_inputs(example, check_sizes)
-    report = export_onnx(module, example, out_file, exporter=exporter, opset=opset,
-                         check_inputs=checks, rtol=rtol, overwrite=overwrite,
-                         reference=reference)
+    report = export_onnx(
+        module,
+        example,
+        out_file,
+        exporter=exporter,
+        opset=opset,
+        check_inputs=checks,
+        rtol=rtol,
+        overwrite=overwrite,
+        reference=reference)
     report.pop('onnx')
     return dict(report, kind=kind)
 
@@ -125,9 +140,8 @@ def _export_detector_checked(cfg, checkpoint, image, out_file, rtol, overwrite) 
         check = compare_detections(cfg, checkpoint, image, tmp_file)
         problems = detection_mismatches(check, rtol)
         if problems:
-            raise ExportMismatch(
-                f'the exported detector differs from PyTorch on {image}: '
-                + '; '.join(problems) + f' ({check}); {out_file} was not written')
+            raise ExportMismatch(f'the exported detector differs from PyTorch on {image}: ' +
+                                 '; '.join(problems) + f' ({check}); {out_file} was not written')
         os.replace(tmp_file, out_file)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -167,8 +181,12 @@ def _max_detections(cfg) -> Optional[int]:
     return (test_cfg.get('rcnn') or test_cfg).get('max_per_img')
 
 
-def compare_detections(cfg, checkpoint: Optional[str], image: str, onnx_file: str,
-                       score_thr: float = 0.05, margin: float = 1e-4) -> Dict:
+def compare_detections(cfg,
+                       checkpoint: Optional[str],
+                       image: str,
+                       onnx_file: str,
+                       score_thr: float = 0.05,
+                       margin: float = 1e-4) -> Dict:
     """PyTorch (``model.predict`` without rescaling) and the exported graph on the same
     preprocessed image.
 
@@ -190,12 +208,15 @@ def compare_detections(cfg, checkpoint: Optional[str], image: str, onnx_file: st
     outputs = OnnxModel(onnx_file)(x)
     dets = outputs[0][0]
     report = match_detections((pred.bboxes, pred.scores, pred.labels),
-                              (dets[:, :4], dets[:, 4], outputs[1][0]),
-                              score_thr, _max_detections(cfg), margin)
+                              (dets[:, :4], dets[:, 4], outputs[1][0]), score_thr,
+                              _max_detections(cfg), margin)
     return dict(report, input_side=int(max(x.shape[-2:])))
 
 
-def match_detections(torch_dets, onnx_dets, score_thr: float, max_per_img: Optional[int],
+def match_detections(torch_dets,
+                     onnx_dets,
+                     score_thr: float,
+                     max_per_img: Optional[int],
                      margin: float = 1e-4) -> Dict:
     """The comparison of :func:`compare_detections` on two ``(boxes, scores, labels)``
     sets: ``dict(n_torch, n_onnx, n_checked, max_box_err, max_score_err)``."""
@@ -210,8 +231,13 @@ def match_detections(torch_dets, onnx_dets, score_thr: float, max_per_img: Optio
         keep = d[1] >= thr
         return tuple(t[keep] for t in d)
 
-    errs = [_nearest_errors(*above(a, cut + margin), *above(b, cut - margin))
-            for a, b in (sets, sets[::-1])]
-    return dict(n_torch=len(sets[0][1]), n_onnx=len(sets[1][1]),
-                n_checked=len(above(sets[0], cut + margin)[1]),
-                max_box_err=max(e[0] for e in errs), max_score_err=max(e[1] for e in errs))
+    errs = [
+        _nearest_errors(*above(a, cut + margin), *above(b, cut - margin))
+        for a, b in (sets, sets[::-1])
+    ]
+    return dict(
+        n_torch=len(sets[0][1]),
+        n_onnx=len(sets[1][1]),
+        n_checked=len(above(sets[0], cut + margin)[1]),
+        max_box_err=max(e[0] for e in errs),
+        max_score_err=max(e[1] for e in errs))

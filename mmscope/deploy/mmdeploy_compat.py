@@ -54,8 +54,10 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-__all__ = ['mmdeploy_available', 'mmdeploy_patches', 'export_detector', 'DEPLOY_CONFIGS',
-           'sdpa_like_pytorch', 'per_class_boxes']
+__all__ = [
+    'mmdeploy_available', 'mmdeploy_patches', 'export_detector', 'DEPLOY_CONFIGS',
+    'sdpa_like_pytorch', 'per_class_boxes'
+]
 
 #: deploy config (configs/deploy/) per detector kind.
 DEPLOY_CONFIGS = {
@@ -74,8 +76,14 @@ def mmdeploy_available() -> bool:
     return True
 
 
-def sdpa_like_pytorch(query, key, value, attn_mask=None, dropout_p=0., is_causal=False,
-                      scale=None, **kwargs):
+def sdpa_like_pytorch(query,
+                      key,
+                      value,
+                      attn_mask=None,
+                      dropout_p=0.,
+                      is_causal=False,
+                      scale=None,
+                      **kwargs):
     """``F.scaled_dot_product_attention`` in exportable ops, with PyTorch's meaning of
     every argument (the replacement of mmdeploy's default rewrite)."""
     if scale is None:
@@ -125,15 +133,24 @@ def _register_rewrites() -> None:
 
     @FUNCTION_REWRITER.register_rewriter(
         func_name='torch.nn.functional.scaled_dot_product_attention', backend='onnxruntime')
-    def scaled_dot_product_attention__onnxruntime(query, key, value, attn_mask=None,
-                                                  dropout_p=0., is_causal=False, scale=None):
+    def scaled_dot_product_attention__onnxruntime(query,
+                                                  key,
+                                                  value,
+                                                  attn_mask=None,
+                                                  dropout_p=0.,
+                                                  is_causal=False,
+                                                  scale=None):
         return sdpa_like_pytorch(query, key, value, attn_mask, dropout_p, is_causal, scale)
 
     @FUNCTION_REWRITER.register_rewriter(
         func_name='mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.predict_by_feat',
         backend='onnxruntime')
-    def bbox_head__predict_by_feat__onnxruntime(self, rois, cls_scores, bbox_preds,
-                                                batch_img_metas, rcnn_test_cfg=None,
+    def bbox_head__predict_by_feat__onnxruntime(self,
+                                                rois,
+                                                cls_scores,
+                                                bbox_preds,
+                                                batch_img_metas,
+                                                rcnn_test_cfg=None,
                                                 rescale=False):
         if bbox_preds is None:
             raise NotImplementedError('mmscope exports box heads with box regression')
@@ -146,13 +163,16 @@ def _register_rewrites() -> None:
         # without area (min_bbox_size=0 keeps w > 0 and h > 0): they score nothing here
         wh = rois[..., 3:5] - rois[..., 1:3]
         scores = scores * ((wh[..., 0] > 0) & (wh[..., 1] > 0)).unsqueeze(-1).to(scores.dtype)
-        bboxes = get_box_tensor(self.bbox_coder.decode(
-            rois[..., 1:], bbox_preds, max_shape=batch_img_metas[0]['img_shape']))
+        bboxes = get_box_tensor(
+            self.bbox_coder.decode(
+                rois[..., 1:], bbox_preds, max_shape=batch_img_metas[0]['img_shape']))
         if not self.reg_class_agnostic:
             bboxes, scores = per_class_boxes(bboxes, scores)
         post = get_post_processing_params(ctx.cfg)
         return multiclass_nms(
-            bboxes, scores, post.max_output_boxes_per_class,
+            bboxes,
+            scores,
+            post.max_output_boxes_per_class,
             nms_type=rcnn_test_cfg.nms.get('type'),
             iou_threshold=rcnn_test_cfg.nms.get('iou_threshold', post.iou_threshold),
             score_threshold=rcnn_test_cfg.get('score_thr', post.score_threshold),
@@ -162,9 +182,14 @@ def _register_rewrites() -> None:
     @FUNCTION_REWRITER.register_rewriter(
         func_name='mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat',
         backend='onnxruntime')
-    def rpn_head__predict_by_feat__onnxruntime(self, cls_scores, bbox_preds,
-                                               score_factors=None, batch_img_metas=None,
-                                               cfg=None, rescale=False, with_nms=True,
+    def rpn_head__predict_by_feat__onnxruntime(self,
+                                               cls_scores,
+                                               bbox_preds,
+                                               score_factors=None,
+                                               batch_img_metas=None,
+                                               cfg=None,
+                                               rescale=False,
+                                               with_nms=True,
                                                **kwargs):
         if not (with_nms and self.use_sigmoid_cls):
             raise NotImplementedError('mmscope exports RPNs with sigmoid scores and NMS')
@@ -172,8 +197,8 @@ def _register_rewrites() -> None:
         pre = cfg.get('nms_pre', -1)
         batch = cls_scores[0].shape[0]
         sizes = [c.shape[-2:] for c in cls_scores]
-        anchors = self.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
-                                                   device=cls_scores[0].device)
+        anchors = self.prior_generator.grid_priors(
+            sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device)
         all_boxes, all_scores, all_levels = [], [], []
         for level, (cls, reg, anchor) in enumerate(zip(cls_scores, bbox_preds, anchors)):
             score = cls.permute(0, 2, 3, 1).reshape(batch, -1).sigmoid()
@@ -183,8 +208,8 @@ def _register_rewrites() -> None:
                 score, index = score.topk(pre, dim=1)
                 delta = delta.gather(1, index.unsqueeze(-1).expand(-1, -1, delta.shape[-1]))
                 anchor = anchor.gather(1, index.unsqueeze(-1).expand(-1, -1, anchor.shape[-1]))
-            all_boxes.append(self.bbox_coder.decode(
-                anchor, delta, max_shape=batch_img_metas[0]['img_shape']))
+            all_boxes.append(
+                self.bbox_coder.decode(anchor, delta, max_shape=batch_img_metas[0]['img_shape']))
             all_scores.append(score)
             all_levels.append(torch.zeros_like(score, dtype=torch.long) + level)
         boxes = get_box_tensor(torch.cat(all_boxes, dim=1))
@@ -195,9 +220,14 @@ def _register_rewrites() -> None:
         per_level = score.unsqueeze(-1) * F.one_hot(level, len(cls_scores)).to(score.dtype)
         keep = cfg.get('max_per_img', 1000)
         return multiclass_nms(
-            boxes, per_level, keep, nms_type=cfg.nms.get('type'),
-            iou_threshold=cfg.nms.get('iou_threshold', 0.7), score_threshold=0.,
-            pre_top_k=-1, keep_top_k=keep)
+            boxes,
+            per_level,
+            keep,
+            nms_type=cfg.nms.get('type'),
+            iou_threshold=cfg.nms.get('iou_threshold', 0.7),
+            score_threshold=0.,
+            pre_top_k=-1,
+            keep_top_k=keep)
 
     _registered = True
 
@@ -242,8 +272,12 @@ def _add_removed_helpers():
     return added
 
 
-def export_detector(model_cfg, checkpoint: str, image: str, out_file: str,
-                    deploy_cfg: Optional[str] = None, work_dir: Optional[str] = None,
+def export_detector(model_cfg,
+                    checkpoint: str,
+                    image: str,
+                    out_file: str,
+                    deploy_cfg: Optional[str] = None,
+                    work_dir: Optional[str] = None,
                     overwrite: bool = False) -> Dict:
     """Export an mmdet detector (config path or Config) with mmdeploy's ``torch2onnx``
     and the onnxruntime deploy config of its kind (:data:`DEPLOY_CONFIGS`: masks for a
@@ -256,7 +290,8 @@ def export_detector(model_cfg, checkpoint: str, image: str, out_file: str,
         raise ModuleNotFoundError(
             'mmdeploy is not installed (or does not import): make setup installs it '
             '(tools/setup_env.sh, step 6: pip install --no-deps mmdeploy==1.3.1 plus '
-            'requirements/deploy.txt)', name='mmdeploy')
+            'requirements/deploy.txt)',
+            name='mmdeploy')
     if osp.exists(out_file) and not overwrite:
         raise FileExistsError(f'{out_file} exists; pass --overwrite to replace it')
     cfg = model_cfg if isinstance(model_cfg, Config) else Config.fromfile(model_cfg)
@@ -267,8 +302,8 @@ def export_detector(model_cfg, checkpoint: str, image: str, out_file: str,
     os.makedirs(work_dir, exist_ok=True)
     from mmdeploy.apis import torch2onnx
     with mmdeploy_patches():
-        torch2onnx(image, work_dir, osp.basename(out_file), deploy_cfg, cfg, checkpoint,
-                   device='cpu')
+        torch2onnx(
+            image, work_dir, osp.basename(out_file), deploy_cfg, cfg, checkpoint, device='cpu')
     produced = osp.join(work_dir, osp.basename(out_file))
     if osp.abspath(produced) != osp.abspath(out_file):
         os.replace(produced, out_file)
@@ -284,8 +319,9 @@ def _deploy_config_path(rel: str) -> str:
     return path
 
 
-def detector_outputs(onnx_file: str, x: torch.Tensor, threads: Optional[int] = None
-                     ) -> Sequence[torch.Tensor]:
+def detector_outputs(onnx_file: str,
+                     x: torch.Tensor,
+                     threads: Optional[int] = None) -> Sequence[torch.Tensor]:
     """Run an exported detector on a preprocessed batch with onnxruntime."""
     from .onnx import OnnxModel
     return OnnxModel(onnx_file, threads)(x)

@@ -21,9 +21,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ['EXPORTERS', 'EXPORTER_MODULES', 'ExportMismatch', 'OnnxModel', 'export_onnx',
-           'require_exporter', 'check_onnx',
-           'relative_error', 'onnx_input_names']
+__all__ = [
+    'EXPORTERS', 'EXPORTER_MODULES', 'ExportMismatch', 'OnnxModel', 'export_onnx',
+    'require_exporter', 'check_onnx', 'relative_error', 'onnx_input_names'
+]
 
 #: ``exporter`` name -> what it is.
 EXPORTERS = {
@@ -34,8 +35,10 @@ EXPORTERS = {
 MIN_SIDE = 32
 #: The modules each exporter needs beyond torch (``onnx`` and ``onnxruntime`` for the
 #: check), all installed by ``make setup`` from requirements/deploy.txt.
-EXPORTER_MODULES = {'torchscript': ('onnx', 'onnxruntime'),
-                    'dynamo': ('onnx', 'onnxruntime', 'onnxscript')}
+EXPORTER_MODULES = {
+    'torchscript': ('onnx', 'onnxruntime'),
+    'dynamo': ('onnx', 'onnxruntime', 'onnxscript')
+}
 
 
 def require_exporter(exporter: str) -> None:
@@ -48,7 +51,8 @@ def require_exporter(exporter: str) -> None:
         raise ModuleNotFoundError(
             f'--exporter {exporter} needs {", ".join(missing)}, which is not installed: make '
             'setup installs it (tools/setup_env.sh, step 6: the onnx, onnxruntime and '
-            'onnxscript versions pinned in requirements/deploy.txt)', name=missing[0])
+            'onnxscript versions pinned in requirements/deploy.txt)',
+            name=missing[0])
 
 
 class ExportMismatch(RuntimeError):
@@ -109,9 +113,15 @@ def _export_bytes(module: torch.nn.Module, example: torch.Tensor, exporter: str,
         with warnings.catch_warnings():
             # the tracer warns about every size it sees as a value; the sizes stay traced
             warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-            torch.onnx.export(module, (example, ), buf, dynamo=False, opset_version=opset,
-                              input_names=['input'], output_names=list(output_names),
-                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+            torch.onnx.export(
+                module, (example, ),
+                buf,
+                dynamo=False,
+                opset_version=opset,
+                input_names=['input'],
+                output_names=list(output_names),
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True)
         return buf.getvalue()
     if exporter == 'dynamo':
         from torch.export import Dim
@@ -121,9 +131,16 @@ def _export_bytes(module: torch.nn.Module, example: torch.Tensor, exporter: str,
         # map of size 1 at H = 32 would otherwise be reported as a violated constraint);
         # the check sizes below include 32x32
         program = torch.onnx.export(
-            module, (example, ), dynamo=True, opset_version=max(opset, 18),
-            input_names=['input'], output_names=list(output_names),
-            dynamic_shapes=({0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}, ),
+            module, (example, ),
+            dynamo=True,
+            opset_version=max(opset, 18),
+            input_names=['input'],
+            output_names=list(output_names),
+            dynamic_shapes=({
+                0: Dim.DYNAMIC,
+                2: Dim.DYNAMIC,
+                3: Dim.DYNAMIC
+            }, ),
             verbose=False)
         with tempfile.TemporaryDirectory() as tmp:
             path = osp.join(tmp, 'model.onnx')
@@ -133,8 +150,10 @@ def _export_bytes(module: torch.nn.Module, example: torch.Tensor, exporter: str,
     raise ValueError(f'exporter must be one of {sorted(EXPORTERS)}, got {exporter!r}')
 
 
-def check_onnx(module: torch.nn.Module, model: Union[str, bytes, OnnxModel],
-               inputs: Sequence[torch.Tensor], rtol: float = 1e-4,
+def check_onnx(module: torch.nn.Module,
+               model: Union[str, bytes, OnnxModel],
+               inputs: Sequence[torch.Tensor],
+               rtol: float = 1e-4,
                threads: Optional[int] = None) -> List[Dict]:
     """Run ``module`` and the ONNX ``model`` on every input; one row per input
     (``shape``, ``rel_err`` = the largest :func:`relative_error` over the outputs).
@@ -162,7 +181,8 @@ def check_onnx(module: torch.nn.Module, model: Union[str, bytes, OnnxModel],
     return rows
 
 
-def default_check_inputs(example: torch.Tensor, sizes: Optional[Sequence[Tuple[int, int]]] = None,
+def default_check_inputs(example: torch.Tensor,
+                         sizes: Optional[Sequence[Tuple[int, int]]] = None,
                          seed: int = 0) -> List[torch.Tensor]:
     """The example plus random inputs (same batch and channels) at ``sizes``: by default
     sizes that fit the grids, need padding, are tall, wide, and the smallest (32x32)."""
@@ -170,15 +190,21 @@ def default_check_inputs(example: torch.Tensor, sizes: Optional[Sequence[Tuple[i
     if sizes is None:
         sizes = [(224, 224), (97, 131), (517, 389), (320, 96), (96, 320), (32, 32)]
     gen = torch.Generator().manual_seed(seed)
-    return [example] + [torch.randn(b, c, sh, sw, generator=gen) for sh, sw in sizes
-                        if (sh, sw) != (h, w)]
+    return [example] + [
+        torch.randn(b, c, sh, sw, generator=gen) for sh, sw in sizes if (sh, sw) != (h, w)
+    ]
 
 
-def export_onnx(module: torch.nn.Module, example: torch.Tensor, out_file: Optional[str] = None,
-                exporter: str = 'torchscript', opset: int = 17,
+def export_onnx(module: torch.nn.Module,
+                example: torch.Tensor,
+                out_file: Optional[str] = None,
+                exporter: str = 'torchscript',
+                opset: int = 17,
                 output_names: Optional[Sequence[str]] = None,
-                check_inputs: Optional[Sequence[torch.Tensor]] = None, rtol: float = 1e-4,
-                overwrite: bool = False, threads: Optional[int] = None,
+                check_inputs: Optional[Sequence[torch.Tensor]] = None,
+                rtol: float = 1e-4,
+                overwrite: bool = False,
+                threads: Optional[int] = None,
                 reference: Optional[torch.nn.Module] = None) -> Dict:
     """Export ``module`` (``x -> tensor | tuple``, eval mode) with dynamic batch/H/W,
     check it with onnxruntime against PyTorch on ``example`` and ``check_inputs``
@@ -212,14 +238,20 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, out_file: Option
     if check_inputs is None:
         check_inputs = default_check_inputs(example)
     reference = module if reference is None else reference.eval()
-    checks = check_onnx(reference, data,
-                        [example] + [x for x in check_inputs if x is not example],
-                        rtol=rtol, threads=threads)
+    checks = check_onnx(
+        reference,
+        data, [example] + [x for x in check_inputs if x is not example],
+        rtol=rtol,
+        threads=threads)
     if out_file:
         os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
         tmp = out_file + '.part'
         with open(tmp, 'wb') as f:
             f.write(data)
         os.replace(tmp, out_file)
-    return dict(onnx=data, path=out_file, checks=checks, exporter=exporter,
-                opset=max(opset, 18) if exporter == 'dynamo' else opset)
+    return dict(
+        onnx=data,
+        path=out_file,
+        checks=checks,
+        exporter=exporter,
+        opset=max(opset, 18) if exporter == 'dynamo' else opset)

@@ -20,8 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
-__all__ = ['TensorWrapper', 'wrap_for_export', 'SizeGenericAdaptiveAvgPool2d',
-           'size_generic_copy']
+__all__ = ['TensorWrapper', 'wrap_for_export', 'SizeGenericAdaptiveAvgPool2d', 'size_generic_copy']
 
 
 class SizeGenericAdaptiveAvgPool2d(nn.Module):
@@ -51,8 +50,10 @@ class SizeGenericAdaptiveAvgPool2d(nn.Module):
         rows = []
         for h0, h1 in self._bins(h, oh):
             band = x[..., h0:h1, :]
-            rows.append(torch.cat([band[..., w0:w1].mean((-2, -1), keepdim=True)
-                                   for w0, w1 in self._bins(w, ow)], dim=-1))
+            rows.append(
+                torch.cat(
+                    [band[..., w0:w1].mean((-2, -1), keepdim=True) for w0, w1 in self._bins(w, ow)],
+                    dim=-1))
         return torch.cat(rows, dim=-2)
 
 
@@ -91,8 +92,8 @@ class TensorWrapper(nn.Module):
             return self.model(x)
         if self.kind == 'segmentor':
             logits = self.model(x, mode='tensor')
-            return F.interpolate(logits, size=x.shape[-2:], mode='bilinear',
-                                 align_corners=self.model.align_corners)
+            return F.interpolate(
+                logits, size=x.shape[-2:], mode='bilinear', align_corners=self.model.align_corners)
         if self.kind == 'pose':  # mmpose's forward takes data_samples positionally
             out = self.model(x, None, mode='tensor')
             return out[0] if isinstance(out, (tuple, list)) else out
@@ -109,5 +110,5 @@ def wrap_for_export(model: nn.Module, scope: str) -> Tuple[nn.Module, nn.Module,
     if kind == 'mmdeploy':
         raise ValueError(f'{scope} models are exported through mmdeploy '
                          '(mmscope.deploy.mmdeploy_compat.export_detector)')
-    return (TensorWrapper(size_generic_copy(model), kind).eval(),
-            TensorWrapper(model, kind).eval(), kind)
+    return (TensorWrapper(size_generic_copy(model), kind).eval(), TensorWrapper(model,
+                                                                                kind).eval(), kind)

@@ -72,8 +72,7 @@ def _restricted_getattr(obj: Any, name: str) -> Any:
     if (isinstance(obj, hb) or obj is hb) and name in allowed:
         return getattr(obj, name)
     owner = obj.__qualname__ if isinstance(obj, type) else type(obj).__qualname__
-    raise pickle.UnpicklingError(
-        f'getattr({owner}, {name!r}) is not allowed in a checkpoint')
+    raise pickle.UnpicklingError(f'getattr({owner}, {name!r}) is not allowed in a checkpoint')
 
 
 def checkpoint_allowlist() -> List[Union[Callable, tuple]]:
@@ -93,8 +92,7 @@ def checkpoint_allowlist() -> List[Union[Callable, tuple]]:
     # numpy >= 1.25 pickles dtypes as instances of these classes.
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
-        allow += [v for k, v in vars(dtypes).items()
-                  if k.endswith('DType') and isinstance(v, type)]
+        allow += [v for k, v in vars(dtypes).items() if k.endswith('DType') and isinstance(v, type)]
     # the same numpy functions under their other module name (numpy 1.x <-> 2.x files)
     for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         allow += [(multiarray._reconstruct, f'{mod}._reconstruct'),
@@ -127,8 +125,8 @@ def _offending_global(message: str):
     """What an unpickler error says it refused (a global, a getattr, or an unknown
     refusal), or None when it only says that the data is broken."""
     for pattern in (r'Unsupported global: GLOBAL ([\w\.]+)', r'GLOBAL ([\w\.]+)',
-                    r'(getattr\([\w\.]+, \'\w+\'\))',
-                    r"global '([\w\.]+)'", r'([\w\.]+) was not an allowed global'):
+                    r'(getattr\([\w\.]+, \'\w+\'\))', r"global '([\w\.]+)'",
+                    r'([\w\.]+) was not an allowed global'):
         m = re.search(pattern, message)
         if m:
             return m.group(1)
@@ -141,8 +139,10 @@ def _unpickler_detail(message: str) -> str:
     """The part of torch's message that says what was refused (not its advice)."""
     detail = message.split('WeightsUnpickler error:', 1)[-1]
     paragraphs = [p.strip() for p in detail.split('\n\n') if p.strip()]
-    keep = [p for p in paragraphs
-            if not p.startswith(('Weights only load failed', 'Check the documentation'))]
+    keep = [
+        p for p in paragraphs
+        if not p.startswith(('Weights only load failed', 'Check the documentation'))
+    ]
     return ' '.join(keep) or message.strip()
 
 
@@ -239,8 +239,11 @@ class _TorchWithSafeLoad:
         return getattr(self._module, name)
 
 
-def safe_load_url(url: str, model_dir: str = None, map_location=None,
-                  progress: bool = True, **kwargs) -> Any:
+def safe_load_url(url: str,
+                  model_dir: str = None,
+                  map_location=None,
+                  progress: bool = True,
+                  **kwargs) -> Any:
     """Download ``url`` into torch's hub cache (once) and :func:`safe_load` it.
 
     Replaces ``torch.hub.load_state_dict_from_url``, which mmengine uses for URLs and
@@ -304,10 +307,12 @@ def match_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
     """
     own = model.state_dict()
     params = [n for n, _ in model.named_parameters()]
-    fits = OrderedDict((k, v) for k, v in state_dict.items()
-                       if k in own and tuple(v.shape) == tuple(own[k].shape))
-    reshaped = [f'{k} {tuple(v.shape)} (model: {tuple(own[k].shape)})'
-                for k, v in state_dict.items() if k in own and k not in fits]
+    fits = OrderedDict(
+        (k, v) for k, v in state_dict.items() if k in own and tuple(v.shape) == tuple(own[k].shape))
+    reshaped = [
+        f'{k} {tuple(v.shape)} (model: {tuple(own[k].shape)})' for k, v in state_dict.items()
+        if k in own and k not in fits
+    ]
     missing = [k for k in own if k not in fits]
     unused = [k for k in state_dict if k not in own]
     matched = sum(n in fits for n in params)
@@ -324,7 +329,9 @@ def match_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
             f'{source} fits the {name} only in part: {matched} of its {len(params)} '
             f'parameter tensors are loaded. Missing (left as initialised): '
             f'{_examples(missing, 10)}. Unused in the checkpoint: {_examples(unused, 10)}. '
-            f'Shape mismatches: {_examples(reshaped, 10)}.', UserWarning, stacklevel=2)
+            f'Shape mismatches: {_examples(reshaped, 10)}.',
+            UserWarning,
+            stacklevel=2)
     return fits
 
 
@@ -372,7 +379,6 @@ def mmengine_is_patched() -> bool:
 __all__ = [
     'PATCH_ENV', 'TRUST_ENV', 'MIN_MATCHED_FRACTION', 'UntrustedCheckpointError',
     'NotACheckpointError', 'CheckpointMismatchError', 'check_checkpoint_file',
-    'checkpoint_allowlist', 'match_weights', 'mmengine_is_patched', 'patch_mmengine',
-    'safe_load', 'safe_load_url', 'trust_checkpoint', 'trusted_files', 'unpatch_mmengine',
-    'weights_of'
+    'checkpoint_allowlist', 'match_weights', 'mmengine_is_patched', 'patch_mmengine', 'safe_load',
+    'safe_load_url', 'trust_checkpoint', 'trusted_files', 'unpatch_mmengine', 'weights_of'
 ]

@@ -29,8 +29,10 @@ from typing import List
 PREFIX = 'mmscope::'
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-__all__ = ['PREFIX', 'config_root', 'get_config_path', 'list_configs',
-           'register_config_bases', 'unregister_config_bases', 'config_bases_registered']
+__all__ = [
+    'PREFIX', 'config_root', 'get_config_path', 'list_configs', 'register_config_bases',
+    'unregister_config_bases', 'config_bases_registered'
+]
 
 
 def config_root() -> str:
@@ -56,11 +58,12 @@ def get_config_path(name: str) -> str:
     path = osp.normpath(osp.join(root, name))
     if not path.startswith(root + osp.sep) or not osp.isfile(path):
         folder = osp.dirname(path)
-        known = sorted(f for f in (list_configs(osp.relpath(folder, root))
-                                   if osp.isdir(folder) and folder.startswith(root) else []))
+        known = sorted(
+            f for f in (list_configs(osp.relpath(folder, root)
+                                     ) if osp.isdir(folder) and folder.startswith(root) else []))
         hint = (f'; {osp.relpath(folder, root)}/ holds {known[:8]}' +
                 (' ...' if len(known) > 8 else '')) if known else (
-            f'; the config folders are {sorted(list_configs())}')
+                    f'; the config folders are {sorted(list_configs())}')
         raise FileNotFoundError(f'no mmscope config {name!r} under {root}{hint}')
     return path
 

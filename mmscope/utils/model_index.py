@@ -35,9 +35,11 @@ from typing import Callable, Dict, List, Optional
 
 from .configs import config_root
 
-__all__ = ['NoPublishedWeightsError', 'model_index_path', 'model_names', 'model_config',
-           'model_scope', 'config_for_inferencer', 'register_model_names',
-           'unregister_model_names', 'model_names_registered']
+__all__ = [
+    'NoPublishedWeightsError', 'model_index_path', 'model_names', 'model_config', 'model_scope',
+    'config_for_inferencer', 'register_model_names', 'unregister_model_names',
+    'model_names_registered'
+]
 
 
 class NoPublishedWeightsError(ValueError):
@@ -61,7 +63,8 @@ def _models(index: str) -> Dict[str, dict]:
         with open(osp.join(root, rel)) as f:
             for m in (yaml.safe_load(f) or {}).get('Models', None) or []:
                 models[m['Name'].lower()] = dict(
-                    name=m['Name'], config=osp.normpath(osp.join(root, m['Config'])),
+                    name=m['Name'],
+                    config=osp.normpath(osp.join(root, m['Config'])),
                     weights=m.get('Weights'))
     return models
 
@@ -195,8 +198,11 @@ def _add_classifiers(hub) -> None:
 
     from mmscope.models.family import families
     root = config_root()
-    classifiers = {osp.normpath(osp.join(root, c)) for f in families()
-                   for c in f.cls_configs.values()}
+    classifiers = {
+        osp.normpath(osp.join(root, c))
+        for f in families()
+        for c in f.cls_configs.values()
+    }
     index = load(model_index_path())
     index.build_models_with_collections()
     added = _ORIGINAL.setdefault('model_hub', [])

@@ -4,7 +4,8 @@
    generate_shapes.py``) in the ImageNet, COCO (instances and keypoints) and ADE20K
    layouts;
 2. trains and tests, through ``tools/train.py`` and ``tools/test.py``, the five demo
-   configs of ``projects/shapes_demo/configs/`` (each inherits a real task config); every dense model
+   configs of ``projects/shapes_demo/configs/`` (each inherits a real task config); every dense
+   model
    starts from a classifier of its family trained first, as the real recipes start from
    ImageNet:
 
@@ -46,31 +47,47 @@ def parse_args(argv=None):
     """The command line (see the module doc)."""
     p = argparse.ArgumentParser(description='mmscope end-to-end demo on synthetic shapes')
     p.add_argument('--tasks', nargs='+', choices=list(DEMO_TASKS), default=list(DEMO_TASKS))
-    p.add_argument('--quick', action='store_true',
-                   help='small, fast variant (tests/CI): less data, fewer iterations')
-    p.add_argument('--data-root', default=None,
-                   help='dataset folder (default data/shapes, quick: data/shapes-quick)')
-    p.add_argument('--work-dir', default=None,
-                   help='checkpoints and logs (default work_dirs/demo[-quick])')
-    p.add_argument('--out-dir', default=None,
-                   help='pictures and metrics (default results/demo[-quick])')
+    p.add_argument(
+        '--quick',
+        action='store_true',
+        help='small, fast variant (tests/CI): less data, fewer iterations')
+    p.add_argument(
+        '--data-root',
+        default=None,
+        help='dataset folder (default data/shapes, quick: data/shapes-quick)')
+    p.add_argument(
+        '--work-dir', default=None, help='checkpoints and logs (default work_dirs/demo[-quick])')
+    p.add_argument(
+        '--out-dir', default=None, help='pictures and metrics (default results/demo[-quick])')
     p.add_argument('--seed', type=int, default=0, help='dataset seed')
-    p.add_argument('--fresh', action='store_true',
-                   help='delete earlier checkpoints of the demo and train from scratch')
+    p.add_argument(
+        '--fresh',
+        action='store_true',
+        help='delete earlier checkpoints of the demo and train from scratch')
     p.add_argument('--no-pictures', action='store_true', help='skip all drawing')
-    p.add_argument('--precision', choices=PRECISIONS, default='auto',
-                   help='auto: bf16 autocast where the CPU has native bf16 and it measured '
-                   'faster, else fp32')
+    p.add_argument(
+        '--precision',
+        choices=PRECISIONS,
+        default='auto',
+        help='auto: bf16 autocast where the CPU has native bf16 and it measured '
+        'faster, else fp32')
     return p.parse_args(argv)
 
 
 def main(argv=None):
     """Run the demo; return its exit status (0 pass, 1 a metric missed, 2 a step failed)."""
     args = parse_args(argv)
-    return run_demo(ROOT, tasks=args.tasks, quick=args.quick, data_root=args.data_root,
-                    work_dir=args.work_dir, out_dir=args.out_dir, seed=args.seed,
-                    fresh=args.fresh, no_pictures=args.no_pictures,
-                    precision=args.precision)
+    return run_demo(
+        ROOT,
+        tasks=args.tasks,
+        quick=args.quick,
+        data_root=args.data_root,
+        work_dir=args.work_dir,
+        out_dir=args.out_dir,
+        seed=args.seed,
+        fresh=args.fresh,
+        no_pictures=args.no_pictures,
+        precision=args.precision)
 
 
 if __name__ == '__main__':

@@ -57,8 +57,11 @@ def summarize(t: torch.Tensor, full: bool) -> dict:
     flat = t.detach().flatten().double()
     if full or flat.numel() <= WHOLE_LIMIT:
         return dict(shape=tuple(t.shape), whole=t.detach().clone())
-    return dict(shape=tuple(t.shape), sum=flat.sum().item(), abs_sum=flat.abs().sum().item(),
-                sample=t.detach().flatten()[sample_index(flat.numel())].clone())
+    return dict(
+        shape=tuple(t.shape),
+        sum=flat.sum().item(),
+        abs_sum=flat.abs().sum().item(),
+        sample=t.detach().flatten()[sample_index(flat.numel())].clone())
 
 
 def sample_index(numel: int) -> torch.Tensor:

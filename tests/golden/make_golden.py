@@ -47,16 +47,21 @@ def main():
             torch.manual_seed(0)
             model = build_official_model(family, arch).eval()
             params = {k for k, _ in model.named_parameters()}
-            table = [[k, list(v.shape), str(v.dtype), 'param' if k in params else 'buffer']
+            table = [[k, list(v.shape),
+                      str(v.dtype), 'param' if k in params else 'buffer']
                      for k, v in model.state_dict().items()]
             model.load_state_dict(synthesize(table), strict=True)
             with torch.no_grad():
                 out = model(seeded_input(size))
             shapes[name] = table
             logits[name] = dict(
-                size=size, batch=BATCH, weight_seed=WEIGHT_SEED, input_seed=INPUT_SEED,
+                size=size,
+                batch=BATCH,
+                weight_seed=WEIGHT_SEED,
+                input_seed=INPUT_SEED,
                 source=src.repo + '/' + src.path,
-                source_sha256=source_sha, logits=out.tolist())
+                source_sha256=source_sha,
+                logits=out.tolist())
             print(f'{name}: {len(table)} tensors, logits std {out.std():.3f}', flush=True)
     with open(osp.join(HERE, 'official_shapes.json'), 'w') as f:
         json.dump(shapes, f, separators=(',', ':'))

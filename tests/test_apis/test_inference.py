@@ -14,6 +14,7 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from helpers import one_thread_env  # noqa: E402
+
 from shapes_demo import shapes  # noqa: E402
 
 
@@ -58,6 +59,7 @@ def test_library_rows_drive_the_inference():
     from mmscope.apis import LIBRARIES
 
     class FakeInferencer:
+
         class model:
             dataset_meta = dict(classes=('circle', 'square', 'star', 'triangle'))
 
@@ -93,10 +95,12 @@ def test_pose_row_drives_the_inference():
     pose = LIBRARIES['mmpose']
     assert pose.weights_arg == 'pose2d_weights'
     assert dict(pose.inferencer_kwargs) == dict(det_model='whole_image')
-    assert pose.infer_kwargs('/t', 0.3) == dict(vis_out_dir=osp.join('/t', 'vis'),
-                                                kpt_thr=0.3, draw_bbox=True)
-    inst = [dict(keypoints=[[1, 2]] * 5, keypoint_scores=[0.9, 0.8, 0.7, 0.9, 0.85]),
-            dict(keypoints=[[3, 4]] * 5, keypoint_scores=[0.8] * 5)]
+    assert pose.infer_kwargs('/t', 0.3) == dict(
+        vis_out_dir=osp.join('/t', 'vis'), kpt_thr=0.3, draw_bbox=True)
+    inst = [
+        dict(keypoints=[[1, 2]] * 5, keypoint_scores=[0.9, 0.8, 0.7, 0.9, 0.85]),
+        dict(keypoints=[[3, 4]] * 5, keypoint_scores=[0.8] * 5)
+    ]
     batches = iter([dict(predictions=[inst, inst[:1]]), dict(predictions=[[]])])
     assert pose.predictions(batches) == [inst, inst[:1], []]
     assert pose.summarize(inst, None, 0.3) == '2 instances, 5 keypoints each, mean score 0.82'
@@ -113,9 +117,10 @@ def _random_checkpoint(config, path, classes):
     torch.manual_seed(0)
     model = build_model(load_config(config), init_weights=True)
     palette = [[40 * k, 255 - 40 * k, 128] for k in range(len(classes))]
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(dataset_meta=dict(classes=list(classes), palette=palette))),
-               path)
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(dataset_meta=dict(classes=list(classes), palette=palette))), path)
     return path
 
 
@@ -124,16 +129,24 @@ def test_image_demo_cli_classifier(small_shapes, tmp_path):
     out, _ = small_shapes
     config = 'projects/shapes_demo/configs/quick/scopevit-xt_shapes-cls_quick.py'
     ckpt = _random_checkpoint(config, str(tmp_path / 'cls.pth'), shapes.CLASSES)
-    images = [osp.join(out, 'cls', 'val', 'circle', '000000.jpg'),
-              osp.join(out, 'cls', 'val', 'square', '000001.jpg')]
+    images = [
+        osp.join(out, 'cls', 'val', 'circle', '000000.jpg'),
+        osp.join(out, 'cls', 'val', 'square', '000001.jpg')
+    ]
     vis = str(tmp_path / 'vis')
-    proc = subprocess.run([sys.executable, 'demo/image_demo.py', *images, config, ckpt,
-                           '--out-dir', vis, '--device', 'cpu'], cwd=ROOT,
-                          capture_output=True, text=True, env=one_thread_env())
+    proc = subprocess.run([
+        sys.executable, 'demo/image_demo.py', *images, config, ckpt, '--out-dir', vis, '--device',
+        'cpu'
+    ],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          env=one_thread_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for image, name in zip(images, ('000000.png', '000001.png')):
-        line = re.search(rf'\[classification\] {re.escape(image)}: (\w+) \((\d\.\d\d)\)\n'
-                         rf'    -> {re.escape(osp.join(vis, name))}', proc.stdout)
+        line = re.search(
+            rf'\[classification\] {re.escape(image)}: (\w+) \((\d\.\d\d)\)\n'
+            rf'    -> {re.escape(osp.join(vis, name))}', proc.stdout)
         assert line and line.group(1) in shapes.CLASSES, proc.stdout
         # the demo images (48 px) are drawn upscaled to 384 px
         assert min(Image.open(osp.join(vis, name)).size) >= 384
@@ -155,10 +168,15 @@ def test_image_demo_one_result_per_image_and_no_input_overwritten(small_shapes, 
     out, _ = small_shapes
     config = osp.join(ROOT, 'projects/shapes_demo/configs/quick/scopevit-xt_shapes-cls_quick.py')
     ckpt = _random_checkpoint(config, str(tmp_path / 'cls.pth'), shapes.CLASSES)
-    sources = [osp.join(out, 'cls', 'val', c, f'{i:06d}.jpg')
-               for i, c in enumerate(('circle', 'square', 'star'))]
-    images = [str(tmp_path / 'a' / 'img.jpg'), str(tmp_path / 'b' / 'img.jpg'),
-              str(tmp_path / 'ow' / 'img.png')]
+    sources = [
+        osp.join(out, 'cls', 'val', c, f'{i:06d}.jpg')
+        for i, c in enumerate(('circle', 'square', 'star'))
+    ]
+    images = [
+        str(tmp_path / 'a' / 'img.jpg'),
+        str(tmp_path / 'b' / 'img.jpg'),
+        str(tmp_path / 'ow' / 'img.png')
+    ]
     for src, dst in zip(sources, images):
         os.makedirs(osp.dirname(dst), exist_ok=True)
         if dst.endswith('.png'):
@@ -169,21 +187,22 @@ def test_image_demo_one_result_per_image_and_no_input_overwritten(small_shapes, 
     out_dir = str(tmp_path / 'ow')
     res = inference(images, config, ckpt, out_dir, device='cpu')
     # ow/img.png is an input: the pictures take the next free names
-    assert [r['vis'] for r in res] == [osp.join(out_dir, n)
-                                       for n in ('img_1.png', 'img_2.png', 'img_3.png')]
+    assert [r['vis'] for r in res
+            ] == [osp.join(out_dir, n) for n in ('img_1.png', 'img_2.png', 'img_3.png')]
     assert _digest(images[2]) == before  # the input is untouched
     assert len({_digest(r['vis']) for r in res}) == 3  # three different pictures
     # each image's prediction is the one it gets alone
     for image, r in zip(images, res):
         (alone, ) = inference([image], config, ckpt, str(tmp_path / 'alone'), device='cpu')
         assert alone['summary'] == r['summary'], (image, alone, r)
-    assert picture_paths(['x/p.jpg', 'y/p.png', 'p.gif'], 'x') == ['x/p.png', 'x/p_1.png',
-                                                                   'x/p_2.png']
+    assert picture_paths(['x/p.jpg', 'y/p.png', 'p.gif'],
+                         'x') == ['x/p.png', 'x/p_1.png', 'x/p_2.png']
 
 
-@pytest.mark.parametrize('key,config', [
-    ('seg', 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py'),
-    ('det', 'projects/shapes_demo/configs/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py')])
+@pytest.mark.parametrize(
+    'key,config',
+    [('seg', 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py'),
+     ('det', 'projects/shapes_demo/configs/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py')])
 def test_inference_checkpoint_without_class_names(small_shapes, tmp_path, key, config):
     """A checkpoint without ``dataset_meta`` is named with the config's classes, not
     the library's default dataset (Cityscapes' 19 names made the summary of a 5-class
@@ -198,25 +217,32 @@ def test_inference_checkpoint_without_class_names(small_shapes, tmp_path, key, c
     ckpt = str(tmp_path / 'weights_only.pth')
     torch.save({'state_dict': model.state_dict()}, ckpt)
     images = [osp.join(out, 'det', 'val', '000000.jpg')]
-    (res, ) = inference(images, osp.join(ROOT, config), ckpt, str(tmp_path / 'vis'),
-                        device='cpu', score_thr=0.0, min_size=0)
+    (res, ) = inference(
+        images,
+        osp.join(ROOT, config),
+        ckpt,
+        str(tmp_path / 'vis'),
+        device='cpu',
+        score_thr=0.0,
+        min_size=0)
     classes = shapes.SEG_CLASSES if key == 'seg' else shapes.CLASSES
     named = re.findall(r'([a-z]+) \d', res['summary'])
     assert named and set(named) <= set(classes), res['summary']
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('key,config', [
-    ('det', 'projects/shapes_demo/configs/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py'),
-    ('seg', 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py')])
+@pytest.mark.parametrize(
+    'key,config',
+    [('det', 'projects/shapes_demo/configs/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py'),
+     ('seg', 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py')])
 def test_inference_detector_and_segmentor(small_shapes, tmp_path, key, config):
     from mmscope.apis.inference import inference
     out, _ = small_shapes
     classes = shapes.SEG_CLASSES if key == 'seg' else shapes.CLASSES
     ckpt = _random_checkpoint(osp.join(ROOT, config), str(tmp_path / 'm.pth'), classes)
     images = [osp.join(out, 'det', 'val', name) for name in ('000000.jpg', '000001.jpg')]
-    res = inference(images, osp.join(ROOT, config), ckpt, str(tmp_path / 'vis'),
-                    device='cpu', score_thr=0.0)
+    res = inference(
+        images, osp.join(ROOT, config), ckpt, str(tmp_path / 'vis'), device='cpu', score_thr=0.0)
     assert [r['image'] for r in res] == images
     for r in res:
         assert osp.getsize(r['vis']) > 1000 and r['vis'].endswith('.png')

@@ -15,10 +15,12 @@ import mmscope  # noqa: F401  (registers the names)
 from mmscope.apis import build_model, load_config
 from mmscope.utils.model_index import NoPublishedWeightsError, model_config, model_names
 
-NAMES = {'mmpretrain': 'scopevit-xt_8xb128_in1k',
-         'mmdet': 'retinanet_scopevit-xt_fpn_1x_coco',
-         'mmseg': 'fpn_scopevit-xt_8xb4-80k_ade20k-512x512',
-         'mmpose': 'td-hm_scopevit-xt_8xb32-210e_coco-256x192'}
+NAMES = {
+    'mmpretrain': 'scopevit-xt_8xb128_in1k',
+    'mmdet': 'retinanet_scopevit-xt_fpn_1x_coco',
+    'mmseg': 'fpn_scopevit-xt_8xb4-80k_ade20k-512x512',
+    'mmpose': 'td-hm_scopevit-xt_8xb32-210e_coco-256x192'
+}
 
 
 @pytest.fixture(scope='module')
@@ -51,8 +53,11 @@ def test_names_come_from_the_metafiles():
     assert set(NAMES.values()) <= set(names) and len(names) == len(set(names))
     for name in names:
         assert osp.isfile(model_config(name)), name
-    configs = {osp.splitext(osp.basename(p))[0] for f in families()
-               for p in glob.glob(osp.join(config_root(), f.key, '*.py'))}
+    configs = {
+        osp.splitext(osp.basename(p))[0]
+        for f in families()
+        for p in glob.glob(osp.join(config_root(), f.key, '*.py'))
+    }
     assert configs == set(names)
     assert model_config(NAMES['mmdet'].upper()) == model_config(NAMES['mmdet'])
     assert model_config('resnet50_8xb32_in1k') is None
@@ -61,23 +66,23 @@ def test_names_come_from_the_metafiles():
 def test_mmpretrain_get_model_list_models_and_inferencer(photo, tmp_path):
     from mmpretrain import ImageClassificationInferencer, get_model, list_models
     scope = list_models('scopevit*')
-    assert scope == ['scopevit-s_8xb128_in1k', 'scopevit-t_8xb128_in1k',
-                     'scopevit-xt_8xb128_in1k']
-    assert list_models('scalablevit*') == ['scalablevit-b_8xb128_in1k',
-                                           'scalablevit-l_8xb128_in1k',
-                                           'scalablevit-s_8xb128_in1k']
+    assert scope == ['scopevit-s_8xb128_in1k', 'scopevit-t_8xb128_in1k', 'scopevit-xt_8xb128_in1k']
+    assert list_models('scalablevit*') == [
+        'scalablevit-b_8xb128_in1k', 'scalablevit-l_8xb128_in1k', 'scalablevit-s_8xb128_in1k'
+    ]
     assert not list_models('*scopevit*coco*')  # only the classifiers
     assert 'resnet50_8xb32_in1k' in list_models('resnet50')  # the library's own names stay
     model = get_model(NAMES['mmpretrain'])  # an untrained model, as mmpretrain gives it
-    assert type(model.backbone).__name__ == 'ScopeViT' and model.backbone.arch_settings[
-        'depths'] == [1, 2, 4, 1]
+    assert type(
+        model.backbone).__name__ == 'ScopeViT' and model.backbone.arch_settings['depths'] == [
+            1, 2, 4, 1
+        ]
     with pytest.raises(NoPublishedWeightsError, match='pretrained=PATH'):
         get_model(NAMES['mmpretrain'], pretrained=True)
     with pytest.raises(NoPublishedWeightsError, match='no weights for scopevit-xt'):
         ImageClassificationInferencer(NAMES['mmpretrain'])  # pretrained=True by default
     ckpt = _weights(NAMES['mmpretrain'], tmp_path)
-    inferencer = ImageClassificationInferencer(NAMES['mmpretrain'], pretrained=ckpt,
-                                               device='cpu')
+    inferencer = ImageClassificationInferencer(NAMES['mmpretrain'], pretrained=ckpt, device='cpu')
     (result, ) = inferencer(photo[0])
     assert result['pred_scores'].shape == (1000, )
     assert result['pred_scores'].sum() == pytest.approx(1, abs=1e-4)
@@ -90,13 +95,15 @@ def test_det_inferencer(photo, tmp_path):
     name = NAMES['mmdet']
     with pytest.raises(NoPublishedWeightsError, match='weights=PATH'):
         DetInferencer(name, device='cpu')
-    with pytest.raises(ValueError, match=rf'{NAMES["mmseg"]} is a segmentation model of '
-                       r'mmscope, run by mmseg, not by mmdet: use MMSegInferencer'):
+    with pytest.raises(
+            ValueError,
+            match=rf'{NAMES["mmseg"]} is a segmentation model of '
+            r'mmscope, run by mmseg, not by mmdet: use MMSegInferencer'):
         DetInferencer(NAMES['mmseg'], weights='x.pth', device='cpu')
     with pytest.raises(ValueError, match='Cannot find model: no-such-model in mmdet'):
         DetInferencer('no-such-model', device='cpu')  # not ours: the library's own answer
-    inferencer = DetInferencer(name, weights=_weights(name, tmp_path), device='cpu',
-                               show_progress=False)
+    inferencer = DetInferencer(
+        name, weights=_weights(name, tmp_path), device='cpu', show_progress=False)
     out = inferencer(photo[0], pred_score_thr=0.)
     (pred, ) = out['predictions']
     n = len(pred['labels'])
@@ -122,8 +129,8 @@ def test_pose_inferencer(photo, tmp_path):
     name = NAMES['mmpose']
     with pytest.raises(NoPublishedWeightsError, match='pose2d_weights=PATH'):
         MMPoseInferencer(pose2d=name, det_model='whole_image', device='cpu')
-    inferencer = MMPoseInferencer(pose2d=name, pose2d_weights=_weights(name, tmp_path),
-                                  det_model='whole_image', device='cpu')
+    inferencer = MMPoseInferencer(
+        pose2d=name, pose2d_weights=_weights(name, tmp_path), det_model='whole_image', device='cpu')
     (result, ) = list(inferencer(photo[0]))
     ((instance, ), ) = result['predictions']  # one image, the whole image as the box
     assert np.shape(instance['keypoints']) == (17, 2)
@@ -137,8 +144,7 @@ def test_registration_can_be_undone():
     from mmengine.infer import BaseInferencer
     from mmpretrain.apis import ModelHub
 
-    from mmscope.utils import (model_names_registered, register_model_names,
-                               unregister_model_names)
+    from mmscope.utils import model_names_registered, register_model_names, unregister_model_names
     assert model_names_registered() and ModelHub.has(NAMES['mmpretrain'])
     patched = BaseInferencer.__init__
     unregister_model_names()
@@ -162,8 +168,10 @@ def test_a_failing_registration_never_breaks_the_library(monkeypatch):
         raise OSError('no model-index.yml')
 
     monkeypatch.setattr(mn, '_add_classifiers', broken)
-    with pytest.warns(UserWarning, match='could not add its model names to mmpretrain: '
-                      'OSError: no model-index.yml'):
+    with pytest.warns(
+            UserWarning,
+            match='could not add its model names to mmpretrain: '
+            'OSError: no model-index.yml'):
         mn._register_in_model_hub(types.SimpleNamespace(ModelHub=None))
     monkeypatch.setattr(mn, 'model_index_path', lambda: '/nowhere/model-index.yml')
     with pytest.warns(UserWarning, match='model names are not available'):

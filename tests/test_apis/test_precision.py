@@ -32,22 +32,25 @@ def test_amp_dtype_per_device():
     assert resolve_amp_dtype('cpu', 'bf16') == 'bf16'
     assert resolve_amp_dtype('cuda') == 'fp16'
     assert resolve_amp_dtype('cuda', 'bf16') == 'bf16'
-    with pytest.raises(ValueError, match='fp16 mixed precision is not supported on the CPU.*'
-                       'use bf16'):
+    with pytest.raises(
+            ValueError, match='fp16 mixed precision is not supported on the CPU.*'
+            'use bf16'):
         resolve_amp_dtype('cpu', 'fp16')
     with pytest.raises(ValueError, match=r"--amp-dtype must be one of \['bf16', 'fp16'\]"):
         resolve_amp_dtype('cuda', 'float16')
 
 
-@pytest.mark.parametrize('flags, native', [
-    ({'fpu', 'avx2', 'avx512f', 'avx512bw', 'avx512_bf16'}, True),
-    ({'fpu', 'avx2', 'amx_bf16', 'amx_tile'}, True),
-    # near misses: AVX-512 without its bf16 extension, AMX without bf16, a longer name
-    ({'fpu', 'avx2', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx512_fp16'}, False),
-    ({'amx_tile', 'amx_int8'}, False),
-    ({'avx512_bf16x'}, False),
-    (set(), False),
-])
+@pytest.mark.parametrize(
+    'flags, native',
+    [
+        ({'fpu', 'avx2', 'avx512f', 'avx512bw', 'avx512_bf16'}, True),
+        ({'fpu', 'avx2', 'amx_bf16', 'amx_tile'}, True),
+        # near misses: AVX-512 without its bf16 extension, AMX without bf16, a longer name
+        ({'fpu', 'avx2', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx512_fp16'}, False),
+        ({'amx_tile', 'amx_int8'}, False),
+        ({'avx512_bf16x'}, False),
+        (set(), False),
+    ])
 def test_native_bf16_is_read_from_the_flags(flags, native):
     got, why = cpu_bf16_support(frozenset(flags))
     assert got is native
@@ -77,26 +80,36 @@ def test_emulated_bf16_warns_once(monkeypatch):
 
 # ----------------------------------------------------------------------------- autocast
 def _classifier(family, arch, **backbone):
-    from mmpretrain.registry import MODELS
     from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type=f'mmscope.{family}', arch=arch, **backbone),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=4, in_channels=arch['embed_dims'][-1])))
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type=f'mmscope.{family}', arch=arch, **backbone),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=4, in_channels=arch['embed_dims'][-1])))
     model.init_weights()
     return model
 
 
 #: Small archs whose stage maps fit the attention grids at 64x64 (``unpadded``) and do not
 #: at 72x72 (``padded``: GSDA / IWSA windows and SSA reductions pad).
-SCOPEVIT = dict(embed_dims=[16, 32, 32, 64], depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
-                mssa_stride=[4, 2, 1, 1], mssa_split=[[1, 0, 0], [1, 1, 0], [1, 1, 0],
-                                                    [2, 1, 1]], gsda_dilation=[2, 2, 2, 2])
-SCALABLEVIT = dict(embed_dims=[16, 32, 32, 64], depths=[2, 2, 2, 1], num_heads=[1, 2, 2, 4],
-                   mlp_ratios=[4, 4, 4, 4], sr_ratios=[4, 2, 2, 1],
-                   c_ratios=[1.25, 1.25, 1.25, 1], window_sizes=[2, 2, 2, 2])
+SCOPEVIT = dict(
+    embed_dims=[16, 32, 32, 64],
+    depths=[1, 1, 1, 1],
+    num_heads=[1, 2, 2, 4],
+    mssa_stride=[4, 2, 1, 1],
+    mssa_split=[[1, 0, 0], [1, 1, 0], [1, 1, 0], [2, 1, 1]],
+    gsda_dilation=[2, 2, 2, 2])
+SCALABLEVIT = dict(
+    embed_dims=[16, 32, 32, 64],
+    depths=[2, 2, 2, 1],
+    num_heads=[1, 2, 2, 4],
+    mlp_ratios=[4, 4, 4, 4],
+    sr_ratios=[4, 2, 2, 1],
+    c_ratios=[1.25, 1.25, 1.25, 1],
+    window_sizes=[2, 2, 2, 2])
 ARCHS = {'ScopeViT': SCOPEVIT, 'ScalableViT': SCALABLEVIT}
 
 
@@ -128,8 +141,10 @@ def _grads(model, x, y, bf16):
         autocast_feature_extractor(model)
     loss = F.cross_entropy(model(x, mode='tensor'), y)
     loss.backward()
-    return loss.detach(), {n: p.grad.detach().clone() for n, p in model.named_parameters()
-                           if p.grad is not None}
+    return loss.detach(), {
+        n: p.grad.detach().clone()
+        for n, p in model.named_parameters() if p.grad is not None
+    }
 
 
 @pytest.mark.parametrize('family', ['ScopeViT', 'ScalableViT'])

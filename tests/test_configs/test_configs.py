@@ -26,8 +26,9 @@ from mmscope.models.family import families, get_family
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FAMILIES = tuple(f.key for f in families())
 # pose configs (td-hm_*) are tested in tests/test_configs/test_pose.py
-CONFIGS = sorted(p for fam in FAMILIES for p in glob.glob(osp.join(ROOT, 'configs', fam, '*.py'))
-                 if not osp.basename(p).startswith('td-hm_'))
+CONFIGS = sorted(
+    p for fam in FAMILIES for p in glob.glob(osp.join(ROOT, 'configs', fam, '*.py'))
+    if not osp.basename(p).startswith('td-hm_'))
 IDS = [osp.relpath(p, osp.join(ROOT, 'configs')) for p in CONFIGS]
 IMG = 64  # side of the generated test images
 
@@ -80,9 +81,16 @@ def parse_name(path):
     assert variant in VARIANTS[family], f'unknown {family} variant {variant!r}'
     task = 'cls' if g['cls'] else 'det' if g['det'] else 'seg'
     model = 'cls' if task == 'cls' else (g['det_model'] or g['seg_model'])
-    return dict(family=family, variant=variant, arch=VARIANTS[family][variant], task=task,
-                model=model, sched=g['sched'], bs=g['bs'], iters=g['iters'],
-                tag=g['t2'] or g['t3'])
+    return dict(
+        family=family,
+        variant=variant,
+        arch=VARIANTS[family][variant],
+        task=task,
+        model=model,
+        sched=g['sched'],
+        bs=g['bs'],
+        iters=g['iters'],
+        tag=g['t2'] or g['t3'])
 
 
 def widths(family, arch):
@@ -91,14 +99,18 @@ def widths(family, arch):
 
 # Recipes: (family, model[, schedule]) -> (lr, weight decay)
 RECIPES = {
-    ('scopevit', 'cls'): (1e-3, 0.05), ('scalablevit', 'cls'): (1e-3, 0.05),
-    ('scopevit', 'mask-rcnn'): (2e-4, 0.05), ('scopevit', 'retinanet'): (1e-4, 0.05),
+    ('scopevit', 'cls'): (1e-3, 0.05),
+    ('scalablevit', 'cls'): (1e-3, 0.05),
+    ('scopevit', 'mask-rcnn'): (2e-4, 0.05),
+    ('scopevit', 'retinanet'): (1e-4, 0.05),
     ('scalablevit', 'mask-rcnn', '1x'): (1e-4, 1e-4),
     ('scalablevit', 'retinanet', '1x'): (1e-4, 1e-4),
     ('scalablevit', 'mask-rcnn', 'ms-crop-3x'): (1e-4, 0.05),
     ('scalablevit', 'retinanet', 'ms-crop-3x'): (1e-4, 0.05),
-    ('scopevit', 'upernet'): (1e-4, 0.01), ('scopevit', 'fpn'): (2e-4, 1e-4),
-    ('scalablevit', 'upernet'): (6e-5, 0.01), ('scalablevit', 'fpn'): (1e-4, 1e-4),
+    ('scopevit', 'upernet'): (1e-4, 0.01),
+    ('scopevit', 'fpn'): (2e-4, 1e-4),
+    ('scalablevit', 'upernet'): (6e-5, 0.01),
+    ('scalablevit', 'fpn'): (1e-4, 1e-4),
 }
 LIBRARY = {'cls': 'mmpretrain', 'det': 'mmdet', 'seg': 'mmseg'}
 # Recipes without weight decay on the backbone's no-decay keys (through
@@ -108,11 +120,18 @@ NO_DECAY_RECIPES = {('scopevit', 'cls'), ('scalablevit', 'cls'), ('scopevit', 'm
                     ('scalablevit', 'mask-rcnn', 'ms-crop-3x'),
                     ('scalablevit', 'retinanet', 'ms-crop-3x'), ('scalablevit', 'upernet')}
 # The layer-wise learning-rate decay variants (``..._layer-decay-...``): file -> rate
-LAYER_DECAY = {'mask-rcnn_scopevit-t_fpn_layer-decay-1x_coco.py': 0.9,
-               'upernet_scalablevit-s_8xb2-layer-decay-160k_ade20k-512x512.py': 0.95}
-DROP_PATH_CLS = {('scopevit', 'xt'): 0.05, ('scopevit', 't'): 0.1, ('scopevit', 's'): 0.1,
-                 ('scalablevit', 's'): 0.2, ('scalablevit', 'b'): 0.5,
-                 ('scalablevit', 'l'): 0.5}
+LAYER_DECAY = {
+    'mask-rcnn_scopevit-t_fpn_layer-decay-1x_coco.py': 0.9,
+    'upernet_scalablevit-s_8xb2-layer-decay-160k_ade20k-512x512.py': 0.95
+}
+DROP_PATH_CLS = {
+    ('scopevit', 'xt'): 0.05,
+    ('scopevit', 't'): 0.1,
+    ('scopevit', 's'): 0.1,
+    ('scalablevit', 's'): 0.2,
+    ('scalablevit', 'b'): 0.5,
+    ('scalablevit', 'l'): 0.5
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -137,8 +156,10 @@ def test_all_variants_and_tasks_present():
         for v in variants:
             expected = [f'{family}-{v}_8xb128_in1k.py']
             for det in ('mask-rcnn', 'retinanet'):
-                expected += [f'{det}_{family}-{v}_fpn_1x_coco.py',
-                             f'{det}_{family}-{v}_fpn_ms-crop-3x_coco.py']
+                expected += [
+                    f'{det}_{family}-{v}_fpn_1x_coco.py',
+                    f'{det}_{family}-{v}_fpn_ms-crop-3x_coco.py'
+                ]
             expected.append(f'upernet_{family}-{v}_8xb2-160k_ade20k-512x512.py')
             fpn_bs = 4 if family == 'scopevit' else 2
             expected.append(f'fpn_{family}-{v}_8xb{fpn_bs}-80k_ade20k-512x512.py')
@@ -197,8 +218,10 @@ def test_config_follows_recipe(path):
         ra = [t for t in train_pipe if t.type == 'RandAugment'][0]
         assert (ra.magnitude_level, ra.magnitude_std, ra.num_policies) == (9, 0.5, 2)
         assert [t for t in train_pipe if t.type == 'RandomErasing'][0].erase_prob == 0.25
-        assert cfg.model.train_cfg.augments == [dict(type='Mixup', alpha=0.8),
-                                                dict(type='CutMix', alpha=1.0)]
+        assert cfg.model.train_cfg.augments == [
+            dict(type='Mixup', alpha=0.8),
+            dict(type='CutMix', alpha=1.0)
+        ]
         assert cfg.model.head.loss.label_smooth_val == 0.1
         clip = cfg.optim_wrapper.get('clip_grad', None)
         if family == 'scalablevit':
@@ -272,23 +295,28 @@ def shrink(cfg, info):
 
 def make_batch(task, with_mask, n=2):
     gen = torch.Generator().manual_seed(0)
-    inputs = [torch.randint(0, 256, (3, IMG, IMG), dtype=torch.uint8, generator=gen)
-              for _ in range(n)]
+    inputs = [
+        torch.randint(0, 256, (3, IMG, IMG), dtype=torch.uint8, generator=gen) for _ in range(n)
+    ]
     if task == 'cls':
         from mmpretrain.structures import DataSample
         samples = [DataSample().set_gt_label(i * 7) for i in range(n)]
     elif task == 'det':
         from mmdet.testing import demo_mm_inputs
-        packed = demo_mm_inputs(batch_size=n, image_shapes=(3, IMG, IMG), num_items=[3] * n,
-                                num_classes=80, with_mask=with_mask)
+        packed = demo_mm_inputs(
+            batch_size=n,
+            image_shapes=(3, IMG, IMG),
+            num_items=[3] * n,
+            num_classes=80,
+            with_mask=with_mask)
         return packed
     else:
         from mmengine.structures import PixelData
         from mmseg.structures import SegDataSample
         samples = []
         for _ in range(n):
-            s = SegDataSample(metainfo=dict(img_shape=(IMG, IMG), ori_shape=(IMG, IMG),
-                                            pad_shape=(IMG, IMG)))
+            s = SegDataSample(
+                metainfo=dict(img_shape=(IMG, IMG), ori_shape=(IMG, IMG), pad_shape=(IMG, IMG)))
             seg = torch.randint(0, 150, (1, IMG, IMG), generator=gen)
             seg[:, :4] = 255  # some ignored pixels
             s.gt_sem_seg = PixelData(data=seg)
@@ -320,7 +348,8 @@ def test_train_and_test_step(path):
     # head's init_cfg); the other models keep PyTorch's default init (dense backbones are
     # initialised by the skipped checkpoint), which saves seconds on the large ones
     model = build_model(
-        cfg, drop_pretrained=True,
+        cfg,
+        drop_pretrained=True,
         init_weights=info['task'] == 'cls' and info['variant'] in ('xt', 't', 's'))
     PARAMS_SEEN[osp.basename(path)] = complexity.count_params(model)
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
@@ -333,8 +362,13 @@ def test_train_and_test_step(path):
     paramwise = cfg.optim_wrapper.get('paramwise_cfg', None) or {}
     custom_keys = dict(paramwise.get('custom_keys', {}))
     if cfg.optim_wrapper.get('constructor') == 'mmscope.BackboneOptimWrapperConstructor':
-        custom_keys = {**{k: dict(decay_mult=0.) for k in model.backbone.no_decay_keys},
-                       **custom_keys}
+        custom_keys = {
+            **{
+                k: dict(decay_mult=0.)
+                for k in model.backbone.no_decay_keys
+            },
+            **custom_keys
+        }
         assert custom_keys
     names = [n for n, _ in model.named_parameters()]
     wd_of = {}
@@ -427,8 +461,8 @@ def test_classifier_params_match_released_models():
         released = sum(math.prod(shape) for _, shape, _, kind in table if kind == 'param')
         cfg_name = osp.basename(rel)
         if cfg_name not in PARAMS_SEEN:
-            PARAMS_SEEN[cfg_name] = complexity.measure(load(osp.join(ROOT, 'configs', rel)),
-                                                       flops=False)['params']
+            PARAMS_SEEN[cfg_name] = complexity.measure(
+                load(osp.join(ROOT, 'configs', rel)), flops=False)['params']
         assert PARAMS_SEEN[cfg_name] == released, (rel, PARAMS_SEEN[cfg_name], released)
 
 
@@ -440,8 +474,9 @@ def test_default_shapes():
         (224, 224)
     assert shape(load(osp.join(cfg_dir, 'scopevit/retinanet_scopevit-t_fpn_1x_coco.py'))) == \
         (1280, 800)
-    assert shape(load(osp.join(
-        cfg_dir, 'scalablevit/fpn_scalablevit-s_8xb2-80k_ade20k-512x512.py'))) == (512, 512)
+    assert shape(
+        load(osp.join(cfg_dir,
+                      'scalablevit/fpn_scalablevit-s_8xb2-80k_ade20k-512x512.py'))) == (512, 512)
 
 
 @pytest.mark.parametrize('rel,shape', [
@@ -461,12 +496,13 @@ def test_flops_every_task(rel, shape):
 def test_get_flops_cli_table(tmp_path, capsys):
     get_flops = _load_get_flops_tool()
     out = tmp_path / 'table.md'
-    get_flops.main(['--all', '--params-only', '--filter', 'scopevit-xt_8xb128', '--out',
-                    str(out)])
+    get_flops.main(['--all', '--params-only', '--filter', 'scopevit-xt_8xb128', '--out', str(out)])
     text = out.read_text()
     assert text.startswith('| Config | Task |')
     assert 'scopevit/scopevit-xt_8xb128_in1k.py | cls | 256x256 | 5.29 | - |' in text
     assert text.strip() in capsys.readouterr().out
-    get_flops.main([osp.join(ROOT, 'configs', 'scopevit', 'scopevit-xt_8xb128_in1k.py'),
-                    '--params-only', '--shape', '64'])
+    get_flops.main([
+        osp.join(ROOT, 'configs', 'scopevit', 'scopevit-xt_8xb128_in1k.py'), '--params-only',
+        '--shape', '64'
+    ])
     assert 'Params: 5.29 M' in capsys.readouterr().out

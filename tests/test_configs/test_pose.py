@@ -21,13 +21,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread_env, run_watched
 
 import mmscope  # noqa: F401
 from mmscope.apis import build_model, complexity, load_config
 from mmscope.apis.libraries import get_library
 from mmscope.models.family import families, get_family
-
-from helpers import one_thread_env, run_watched
 
 pytest.importorskip('mmpose', reason='the pose configs need mmpose (make setup, step 5)')
 
@@ -40,12 +39,24 @@ IDS = [osp.relpath(p, osp.join(ROOT, 'configs')) for p in CONFIGS]
 NAME_RE = re.compile(r'^td-hm_(?P<family>\w+)-(?P<variant>\w+)_8xb32-210e_coco-'
                      r'(?P<h>\d+)x(?P<w>\d+)\.py$')
 # family -> {variant: drop path}: ScopeViT's released rates; ScalableViT's dense-task ones
-DROP_PATH = {'scopevit': {'xt': 0.1, 't': 0.15, 's': 0.2},
-             'scalablevit': {'s': 0.2, 'b': 0.2, 'l': 0.3}}
+DROP_PATH = {
+    'scopevit': {
+        'xt': 0.1,
+        't': 0.15,
+        's': 0.2
+    },
+    'scalablevit': {
+        's': 0.2,
+        'b': 0.2,
+        'l': 0.3
+    }
+}
 SIZES = {'scopevit': ('256x192', '384x288'), 'scalablevit': ('256x192', )}
 HEATMAP = {(256, 192): (48, 64), (384, 288): (72, 96)}  # (H, W) -> codec (W, H)
-SMALL = {'scopevit': 'td-hm_scopevit-xt_8xb32-210e_coco-256x192.py',
-         'scalablevit': 'td-hm_scalablevit-s_8xb32-210e_coco-256x192.py'}
+SMALL = {
+    'scopevit': 'td-hm_scopevit-xt_8xb32-210e_coco-256x192.py',
+    'scalablevit': 'td-hm_scalablevit-s_8xb32-210e_coco-256x192.py'
+}
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -77,8 +88,7 @@ def parse_name(path):
     assert m, f'{osp.basename(path)} does not follow td-hm_<family>-<v>_8xb32-210e_coco-HxW'
     fam = get_family(m['family'])
     arch = {short: a for a in fam.archs for short in [a] + fam.short_names(a)}[m['variant']]
-    return dict(family=fam.key, variant=m['variant'], arch=arch,
-                shape=(int(m['h']), int(m['w'])))
+    return dict(family=fam.key, variant=m['variant'], arch=arch, shape=(int(m['h']), int(m['w'])))
 
 
 def test_every_variant_and_size_present():
@@ -98,8 +108,8 @@ def test_config_recipe_builds_and_maps_input_to_heatmap(path):
     cfg = load(path)
     h, w = info['shape']
     assert cfg.default_scope == 'mmpose'
-    assert cfg.codec == dict(type='MSRAHeatmap', input_size=(w, h),
-                             heatmap_size=HEATMAP[(h, w)], sigma=2)
+    assert cfg.codec == dict(
+        type='MSRAHeatmap', input_size=(w, h), heatmap_size=HEATMAP[(h, w)], sigma=2)
     model = cfg.model
     assert model.type == 'TopdownPoseEstimator'
     assert model.backbone.type == f'mmscope.{get_family(info["family"]).name}'
@@ -151,9 +161,13 @@ def test_train_step(family):
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    data = get_packed_inputs(batch_size=2, img_shape=(64, 64), input_size=(64, 64),
-                             heatmap_size=(16, 16), with_reg_label=False,
-                             with_simcc_label=False)
+    data = get_packed_inputs(
+        batch_size=2,
+        img_shape=(64, 64),
+        input_size=(64, 64),
+        heatmap_size=(16, 16),
+        with_reg_label=False,
+        with_simcc_label=False)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     log_vars = model.train_step(data, optim_wrapper)
     assert set(log_vars) >= {'loss', 'loss_kpt', 'acc_pose'}
@@ -164,9 +178,11 @@ def test_train_step(family):
 
 
 # ------------------------------------------------------------------ tools/test.py end to end
-KEYPOINTS = ['nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
-             'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
-             'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle']
+KEYPOINTS = [
+    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder', 'right_shoulder',
+    'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip', 'left_knee',
+    'right_knee', 'left_ankle', 'right_ankle'
+]
 PERSONS = (1, 2, 2)  # per image
 
 
@@ -179,19 +195,33 @@ def _write_coco_keypoints(root):
     os.makedirs(osp_img)
     for img_id, persons in enumerate(PERSONS, start=1):
         name = f'{img_id:012d}.png'
-        Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(
-            osp.join(osp_img, name))
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3),
+                                     dtype=np.uint8)).save(osp.join(osp_img, name))
         images.append(dict(id=img_id, file_name=name, width=160, height=120))
         for k in range(persons):
             x, y, bw, bh = 10 + 70 * k, 10, 60, 100
-            kpts = np.stack([rng.uniform(x, x + bw, 17), rng.uniform(y, y + bh, 17),
-                             np.full(17, 2.)], axis=1)
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=img_id, category_id=1, iscrowd=0,
-                bbox=[x, y, bw, bh], area=float(bw * bh), num_keypoints=17,
-                keypoints=[round(float(v), 2) for v in kpts.ravel()]))
-    categories = [dict(id=1, name='person', supercategory='person', keypoints=KEYPOINTS,
-                       skeleton=[[16, 14], [14, 12], [17, 15], [15, 13], [12, 13]])]
+            kpts = np.stack(
+                [rng.uniform(x, x + bw, 17),
+                 rng.uniform(y, y + bh, 17),
+                 np.full(17, 2.)], axis=1)
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=img_id,
+                    category_id=1,
+                    iscrowd=0,
+                    bbox=[x, y, bw, bh],
+                    area=float(bw * bh),
+                    num_keypoints=17,
+                    keypoints=[round(float(v), 2) for v in kpts.ravel()]))
+    categories = [
+        dict(
+            id=1,
+            name='person',
+            supercategory='person',
+            keypoints=KEYPOINTS,
+            skeleton=[[16, 14], [14, 12], [17, 15], [15, 13], [12, 13]])
+    ]
     ann_file = osp.join(root, 'person_keypoints.json')
     with open(ann_file, 'w') as f:
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
@@ -207,17 +237,22 @@ def test_tools_test_dumps_one_prediction_per_person(tmp_path):
     torch.manual_seed(0)
     torch.save(dict(state_dict=build_model(load(path)).state_dict()), ckpt)
     out = str(tmp_path / 'preds.pkl')
-    options = [f'test_dataloader.dataset.data_root={tmp_path}',
-               f'test_dataloader.dataset.ann_file={ann_file}',
-               'test_dataloader.dataset.data_prefix.img=images/',
-               'test_dataloader.dataset.bbox_file=None',
-               'test_dataloader.batch_size=2', 'test_dataloader.num_workers=0',
-               'test_dataloader.persistent_workers=False',
-               f'test_evaluator.ann_file={ann_file}', 'model.test_cfg.flip_test=False']
-    run = run_watched([sys.executable, osp.join(TOOLS, 'test.py'), path, ckpt, '--out', out,
-                       '--tta', '--work-dir', str(tmp_path / 'work'),
-                       '--cfg-options', *options],
-                      idle_timeout=300, total_timeout=900, cwd=ROOT)
+    options = [
+        f'test_dataloader.dataset.data_root={tmp_path}',
+        f'test_dataloader.dataset.ann_file={ann_file}',
+        'test_dataloader.dataset.data_prefix.img=images/', 'test_dataloader.dataset.bbox_file=None',
+        'test_dataloader.batch_size=2', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False', f'test_evaluator.ann_file={ann_file}',
+        'model.test_cfg.flip_test=False'
+    ]
+    run = run_watched([
+        sys.executable,
+        osp.join(TOOLS, 'test.py'), path, ckpt, '--out', out, '--tta', '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *options
+    ],
+                      idle_timeout=300,
+                      total_timeout=900,
+                      cwd=ROOT)
     assert run.returncode == 0, run.tail()
     assert 'coco/AP' in run.output, run.tail()
     # --tta: the model's flip test (no TTA wrapper model), as the runner's config shows
@@ -234,8 +269,7 @@ def test_tools_test_dumps_one_prediction_per_person(tmp_path):
 
 
 def _load_test_tool():
-    spec = importlib.util.spec_from_file_location('mmscope_test_tool',
-                                                  osp.join(TOOLS, 'test.py'))
+    spec = importlib.util.spec_from_file_location('mmscope_test_tool', osp.join(TOOLS, 'test.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -269,24 +303,34 @@ def no_mmpose(tmp_path):
     """A PYTHONPATH entry whose ``mmpose`` fails to import as a missing package does."""
     pkg = tmp_path / 'shadow' / 'mmpose'
     pkg.mkdir(parents=True)
-    (pkg / '__init__.py').write_text(
-        "raise ModuleNotFoundError(\"No module named 'mmpose'\", name='mmpose')\n")
+    (pkg / '__init__.py'
+     ).write_text("raise ModuleNotFoundError(\"No module named 'mmpose'\", name='mmpose')\n")
     return one_thread_env(PYTHONPATH=str(tmp_path / 'shadow'))
 
 
 def test_missing_mmpose_names_the_install_step(no_mmpose):
     code = ("from mmscope.apis.libraries import get_library\n"
             "get_library('mmpose').models()\n")
-    run = run_watched([sys.executable, '-c', code], idle_timeout=120, total_timeout=300,
-                      cwd=ROOT, env=no_mmpose)
+    run = run_watched([sys.executable, '-c', code],
+                      idle_timeout=120,
+                      total_timeout=300,
+                      cwd=ROOT,
+                      env=no_mmpose)
     assert run.returncode != 0
     assert 'mmpose is not installed' in run.output and INSTALL_STEP in run.output, run.tail()
 
 
 def test_train_tool_without_mmpose_names_the_install_step(no_mmpose, tmp_path):
-    run = run_watched([sys.executable, osp.join(TOOLS, 'train.py'), config('scopevit'),
-                       '--work-dir', str(tmp_path / 'work')],
-                      idle_timeout=120, total_timeout=300, cwd=ROOT, env=no_mmpose)
+    run = run_watched([
+        sys.executable,
+        osp.join(TOOLS, 'train.py'),
+        config('scopevit'), '--work-dir',
+        str(tmp_path / 'work')
+    ],
+                      idle_timeout=120,
+                      total_timeout=300,
+                      cwd=ROOT,
+                      env=no_mmpose)
     assert run.returncode != 0
     assert INSTALL_STEP in run.output, run.tail()
 

@@ -10,15 +10,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import mmscope.models  # noqa: F401
+from mmscope.deploy import (ExportMismatch, OnnxModel, TensorWrapper, check_onnx, compile_report,
+                            export_onnx)
+from mmscope.deploy.onnx import default_check_inputs, relative_error
 from mmscope.models.layers import symbolic_shapes
 from mmscope.registry import MODELS
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
-
-from mmscope.deploy import (ExportMismatch, OnnxModel, TensorWrapper, check_onnx,  # noqa: E402
-                            compile_report, export_onnx)
-from mmscope.deploy.onnx import default_check_inputs, relative_error  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: fitting (both grids), padded, large padded, tall, wide, the smallest
@@ -62,8 +61,8 @@ def test_onnx_backbone_equals_pytorch_at_every_size(exported):
     """Export once, run at 7 sizes (fitting, padded, tall, wide, 32x32) and batch 2: every
     feature map equals PyTorch within 1e-4 relative (the issue's bar)."""
     name, model, data = exported
-    rows = check_onnx(model, data, _inputs(SIZES) + _inputs([(97, 131)], batch=2), rtol=1e-4,
-                      threads=1)
+    rows = check_onnx(
+        model, data, _inputs(SIZES) + _inputs([(97, 131)], batch=2), rtol=1e-4, threads=1)
     assert len(rows) == len(SIZES) + 1
     assert max(r['rel_err'] for r in rows) < 1e-4, rows
 
@@ -91,8 +90,8 @@ def test_export_mismatch_is_an_error_and_writes_nothing(tmp_path):
 
     out = tmp_path / 'frozen.onnx'
     with pytest.raises(ExportMismatch, match=r'\(1, 3, 97, 131\)'):
-        export_onnx(Frozen(), torch.randn(1, 3, 64, 64), str(out),
-                    check_inputs=_inputs([(97, 131)]))
+        export_onnx(
+            Frozen(), torch.randn(1, 3, 64, 64), str(out), check_inputs=_inputs([(97, 131)]))
     assert not out.exists() and not (tmp_path / 'frozen.onnx.part').exists()
 
 
@@ -128,8 +127,12 @@ def test_dynamo_exporter_equals_pytorch_at_every_size(name):
     """torch.onnx.export(dynamo=True) (torch.export with Dim ranges + onnxscript)."""
     pytest.importorskip('onnxscript')
     model = _backbone(name)
-    report = export_onnx(TensorWrapper(model, 'backbone'), _inputs([(256, 320)])[0],
-                         exporter='dynamo', check_inputs=_inputs(SIZES[1:]), threads=1)
+    report = export_onnx(
+        TensorWrapper(model, 'backbone'),
+        _inputs([(256, 320)])[0],
+        exporter='dynamo',
+        check_inputs=_inputs(SIZES[1:]),
+        threads=1)
     assert report['opset'] >= 18
     assert max(r['rel_err'] for r in report['checks']) < 1e-4, report['checks']
 
@@ -137,7 +140,10 @@ def test_dynamo_exporter_equals_pytorch_at_every_size(name):
 # ------------------------------------------------------------------------- whole models
 def _run_tool(*args, cwd=ROOT):
     return subprocess.run([sys.executable, 'tools/deployment/pytorch2onnx.py', *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=900)
+                          cwd=cwd,
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
 
 
 @pytest.mark.slow
@@ -155,17 +161,17 @@ def test_tool_exports_a_classifier_a_segmentor_and_a_pose_model(tmp_path):
     assert r.returncode != 0 and 'exists' in r.stderr
 
     seg_out = tmp_path / 'seg.onnx'
-    r = _run_tool('projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py', '--out', str(seg_out),
-                  '--shape', '64', '64', '--check-size', '97', '131', '--check-size', '32',
-                  '32', '--check-size', '128', '72')
+    r = _run_tool('projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py', '--out',
+                  str(seg_out), '--shape', '64', '64', '--check-size', '97', '131', '--check-size',
+                  '32', '32', '--check-size', '128', '72')
     assert r.returncode == 0, r.stderr[-3000:]
     logits = OnnxModel(str(seg_out))(torch.randn(1, 3, 97, 131))[0]
     assert logits.shape == (1, 5, 97, 131)
 
     pytest.importorskip('mmpose')
     pose_out = tmp_path / 'pose.onnx'
-    r = _run_tool('projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py', '--out', str(pose_out),
-                  '--shape', '64', '64')
+    r = _run_tool('projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py', '--out',
+                  str(pose_out), '--shape', '64', '64')
     assert r.returncode == 0, r.stderr[-3000:]
     assert '"kind": "pose"' in r.stdout
     heatmaps = OnnxModel(str(pose_out))(torch.randn(2, 3, 96, 64))[0]
@@ -179,9 +185,9 @@ def test_tool_exports_a_whole_segmentor_with_the_dynamo_exporter(tmp_path):
     checked size (the tool refuses to write otherwise)."""
     pytest.importorskip('onnxscript')
     out = tmp_path / 'seg.onnx'
-    r = _run_tool('projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py', '--out', str(out),
-                  '--shape', '64', '64', '--exporter', 'dynamo', '--check-size', '97', '131',
-                  '--check-size', '32', '32', '--check-size', '128', '72')
+    r = _run_tool('projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py', '--out',
+                  str(out), '--shape', '64', '64', '--exporter', 'dynamo', '--check-size', '97',
+                  '131', '--check-size', '32', '32', '--check-size', '128', '72')
     assert r.returncode == 0, r.stderr[-3000:]
     assert '"exporter": "dynamo"' in r.stdout and '"kind": "segmentor"' in r.stdout
     logits = OnnxModel(str(out))(torch.randn(2, 3, 72, 200))[0]
@@ -209,8 +215,8 @@ def test_detection_matching_ignores_how_equal_scores_are_cut():
     assert match_detections(a, moved, 0.05, max_per_img=2)['max_box_err'] == 1.
     missing = dets((box + 30, 0.3, 1))
     assert match_detections(a, missing, 0.05, max_per_img=2)['max_box_err'] == float('inf')
-    r = match_detections(dets(top, (box, 0.05001, 2)), dets(top, (box, 0.04999, 2)), 0.05,
-                         max_per_img=10)
+    r = match_detections(
+        dets(top, (box, 0.05001, 2)), dets(top, (box, 0.04999, 2)), 0.05, max_per_img=10)
     assert (r['n_torch'], r['n_onnx'], r['max_box_err']) == (2, 1, 0.)
 
 
@@ -220,8 +226,12 @@ def test_detector_export_refuses_the_dynamo_exporter(tmp_path):
     from mmscope.deploy.from_config import export_config
     out = tmp_path / 'det.onnx'
     with pytest.raises(ValueError, match='TorchScript exporter'):
-        export_config(osp.join(ROOT, 'projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py'),
-                      None, str(out), image=__file__, exporter='dynamo')
+        export_config(
+            osp.join(ROOT, 'projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py'),
+            None,
+            str(out),
+            image=__file__,
+            exporter='dynamo')
     assert not out.exists()
 
 
@@ -233,10 +243,17 @@ def test_dynamo_exporter_without_onnxscript_names_the_install_step(tmp_path, mon
     from mmscope.deploy.from_config import export_config
     monkeypatch.setitem(sys.modules, 'onnxscript', None)  # as if not installed
     out = tmp_path / 'seg.onnx'
-    with pytest.raises(ModuleNotFoundError, match=r'--exporter dynamo needs onnxscript, '
-                       r'which is not installed: make setup installs it') as info:
-        export_config(osp.join(ROOT, 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py'),
-                      None, str(out), shape=(64, 64), exporter='dynamo')
+    with pytest.raises(
+            ModuleNotFoundError,
+            match=r'--exporter dynamo needs onnxscript, '
+            r'which is not installed: make setup installs it') as info:
+        export_config(
+            osp.join(ROOT,
+                     'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py'),
+            None,
+            str(out),
+            shape=(64, 64),
+            exporter='dynamo')
     assert info.value.name == 'onnxscript' and not out.exists()
 
 
@@ -248,8 +265,8 @@ def test_detection_matching_tolerates_ties_and_finds_differences():
     scores = torch.tensor([0.5, 0.5, 0.4])
     labels = torch.tensor([1, 1, 2])
     order = torch.tensor([1, 0, 2])  # the tie listed the other way round
-    assert _nearest_errors(boxes, scores, labels,
-                           boxes[order], scores[order], labels[order]) == (0., 0.)
+    assert _nearest_errors(boxes, scores, labels, boxes[order], scores[order],
+                           labels[order]) == (0., 0.)
     moved = boxes.clone()
     moved[1, 0] += 0.5
     box_err, score_err = _nearest_errors(boxes, scores, labels, moved, scores + 0.01, labels)
@@ -313,8 +330,9 @@ def _compile_backbone(name):
     size logic, which decides graphs and breaks, is the same in every block): ScopeViT-XT
     with one block per stage, ScalableViT-S with two (one IWSA, one SSA)."""
     from mmscope.models.backbones import ScalableViT, ScopeViT
-    arch = (dict(ScopeViT.arch_zoo['xtiny'], depths=[1, 1, 1, 1]) if name == 'ScopeViT'
-            else dict(ScalableViT.arch_zoo['small'], depths=[2, 2, 2, 2]))
+    arch = (
+        dict(ScopeViT.arch_zoo['xtiny'], depths=[1, 1, 1, 1]) if name == 'ScopeViT' else dict(
+            ScalableViT.arch_zoo['small'], depths=[2, 2, 2, 2]))
     torch.manual_seed(0)
     return MODELS.build(dict(BACKBONES[name], arch=arch))
 
@@ -388,8 +406,9 @@ def test_size_generic_adaptive_pool_equals_pytorch():
     for out in (1, 2, 3, 6, (2, 5)):
         for h, w in ((16, 16), (7, 13), (25, 9), (6, 6), (5, 3)):
             x = torch.randn(2, 4, h, w, generator=gen)
-            torch.testing.assert_close(SizeGenericAdaptiveAvgPool2d(out)(x),
-                                       nn.AdaptiveAvgPool2d(out)(x))
+            torch.testing.assert_close(
+                SizeGenericAdaptiveAvgPool2d(out)(x),
+                nn.AdaptiveAvgPool2d(out)(x))
     model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Sequential(nn.AdaptiveAvgPool2d(3)))
     copy = size_generic_copy(model)
     assert isinstance(copy[0], nn.AdaptiveAvgPool2d)  # 1x1 exports as GlobalAveragePool

@@ -16,8 +16,10 @@ from mmscope.apis import shutdown_distributed  # noqa: E402
 from mmscope.models.layers import store_channels_last  # noqa: E402
 from mmscope.registry import MODELS  # noqa: E402
 
-FAMILIES = [dict(type='mmscope.ScopeViT', arch='xtiny'),
-            dict(type='mmscope.ScalableViT', arch='small')]
+FAMILIES = [
+    dict(type='mmscope.ScopeViT', arch='xtiny'),
+    dict(type='mmscope.ScalableViT', arch='small')
+]
 
 
 def _incoming_and_final_grad_strides(model, size):
@@ -29,9 +31,11 @@ def _incoming_and_final_grad_strides(model, size):
         return tuple(s for s, n in zip(t.stride(), t.shape) if n != 1)
 
     for name, p in model.named_parameters():
+
         def hook(g, name=name, p=p):
             if dense_strides(g) != dense_strides(p):
                 relaid.append(name)
+
         handles.append(p.register_hook(hook))
     out = model(torch.randn(1, 3, *size))
     sum((o * o).mean() for o in out).backward()
@@ -113,6 +117,7 @@ def test_shutdown_after_failure_is_bounded(gloo_group, monkeypatch):
 
 
 class _FakeRunner:
+
     def __init__(self, fail):
         self.fail, self.model = fail, nn.Linear(2, 2)
 
@@ -131,8 +136,7 @@ def test_run_runner_success_shuts_the_group_down(gloo_group, monkeypatch):
     assert not dist.is_initialized()
 
 
-def test_run_runner_failure_in_a_group_exits_1_with_traceback(gloo_group, monkeypatch,
-                                                              capsys):
+def test_run_runner_failure_in_a_group_exits_1_with_traceback(gloo_group, monkeypatch, capsys):
     monkeypatch.setattr(runner_mod, 'build_runner', lambda cfg: _FakeRunner(fail=True))
     with pytest.raises(SystemExit) as exc:
         runner_mod.run_runner({}, 'train')

@@ -75,8 +75,11 @@ def workspace(tmp_path_factory):
 
 
 def _run(*args):
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
+    proc = subprocess.run([sys.executable, *args],
+                          capture_output=True,
+                          text=True,
+                          cwd=ROOT,
+                          timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -85,9 +88,9 @@ def test_train_resume_and_test(workspace):
     root, cfg = workspace
     work_dir = osp.join(root, 'work')
     # stop after 3 iterations, then resume to 6: the iteration count continues
-    code, log = _run(osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir,
-                     '--cfg-options', 'train_cfg.max_iters=3', 'val_cfg=None',
-                     'val_dataloader=None', 'val_evaluator=None')
+    code, log = _run(
+        osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--cfg-options',
+        'train_cfg.max_iters=3', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None')
     assert code == 0, log[-4000:]
     assert osp.isfile(osp.join(work_dir, 'iter_3.pth'))
     code, log = _run(osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--resume')
@@ -97,8 +100,9 @@ def test_train_resume_and_test(workspace):
     assert 'accuracy/top1' in log
 
     out_pkl = osp.join(root, 'preds.pkl')
-    code, log = _run(osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_6.pth'),
-                     '--work-dir', osp.join(root, 'test'), '--out', out_pkl)
+    code, log = _run(
+        osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_6.pth'), '--work-dir',
+        osp.join(root, 'test'), '--out', out_pkl)
     assert code == 0, log[-4000:]
     assert 'accuracy/top1' in log
     import pickle
@@ -116,21 +120,22 @@ def test_amp_on_the_cpu(workspace):
         pytest.skip('checks the CPU path of --amp; this machine has CUDA')
     root, cfg = workspace
     work_dir = osp.join(root, 'amp')
-    code, log = _run(osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--amp',
-                     '--cfg-options', 'train_cfg.max_iters=3', 'val_cfg=None',
-                     'val_dataloader=None', 'val_evaluator=None')
+    code, log = _run(
+        osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--amp', '--cfg-options',
+        'train_cfg.max_iters=3', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None')
     assert code == 0, log[-4000:]
     assert 'mixed precision: backbone+neck under bf16 autocast on the CPU' in log
-    code, log = _run(osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_3.pth'),
-                     '--work-dir', osp.join(root, 'amp_test'), '--amp')
+    code, log = _run(
+        osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_3.pth'), '--work-dir',
+        osp.join(root, 'amp_test'), '--amp')
     assert code == 0, log[-4000:]
     assert 'mixed precision: backbone+neck under bf16' in log and 'accuracy/top1' in log
-    code, log = _run(osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--amp',
-                     '--amp-dtype', 'fp16')
+    code, log = _run(
+        osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, '--amp', '--amp-dtype', 'fp16')
     assert code != 0 and 'fp16 mixed precision is not supported on the CPU' in log
     assert 'use bf16' in log
-    code, log = _run(osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_3.pth'),
-                     '--amp-dtype', 'bf16')
+    code, log = _run(
+        osp.join(TOOLS, 'test.py'), cfg, osp.join(work_dir, 'iter_3.pth'), '--amp-dtype', 'bf16')
     assert code != 0 and '--amp-dtype chooses the dtype of --amp: add --amp' in log
 
 
@@ -170,10 +175,17 @@ def _checkpoint(cfg, path, other_family=False):
     sd = build_model(load_config(cfg)).state_dict()
     if other_family:
         other = ScalableViT(arch='small', out_indices=(3, )).state_dict()
-        sd = {**{'backbone.' + k: v for k, v in other.items()},
-              **{k: v for k, v in sd.items() if not k.startswith('backbone.')}}
-    torch.save({'state_dict': sd, 'meta': {'dataset_meta': {'classes': ['left', 'right']}}},
-               path)
+        sd = {
+            **{
+                'backbone.' + k: v
+                for k, v in other.items()
+            },
+            **{
+                k: v
+                for k, v in sd.items() if not k.startswith('backbone.')
+            }
+        }
+    torch.save({'state_dict': sd, 'meta': {'dataset_meta': {'classes': ['left', 'right']}}}, path)
     return path
 
 
@@ -185,9 +197,10 @@ def test_test_tool_refuses_what_is_not_its_model(workspace, tmp_path):
     test = _tool('test')
     work = ['--work-dir', str(tmp_path / 'w')]
     other = _checkpoint(cfg, str(tmp_path / 'other.pth'), other_family=True)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'other.pth does not fit the ImageClassifier: 2 of its \d+ '
-                       r'parameter tensors match.*another family or variant'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'other.pth does not fit the ImageClassifier: 2 of its \d+ '
+            r'parameter tensors match.*another family or variant'):
         test([cfg, other] + work)
     text = tmp_path / 'notes.pth'
     text.write_text('epoch 12, top-1 51.5\n')
@@ -221,9 +234,11 @@ def test_resume_from_weights_only_is_refused(workspace, tmp_path):
     it (load_from) instead of mmengine's KeyError: 'epoch'."""
     root, cfg = workspace
     ckpt = _checkpoint(cfg, str(tmp_path / 'weights.pth'))
-    with pytest.raises(ValueError, match=r'weights.pth: the file holds no training state '
-                       r'to resume \(missing: meta.epoch, meta.iter, message_hub, optimizer\)'
-                       r'.*--cfg-options load_from=.*weights.pth'):
+    with pytest.raises(
+            ValueError,
+            match=r'weights.pth: the file holds no training state '
+            r'to resume \(missing: meta.epoch, meta.iter, message_hub, optimizer\)'
+            r'.*--cfg-options load_from=.*weights.pth'):
         _tool('train')([cfg, '--resume', ckpt, '--work-dir', str(tmp_path / 'w')])
     with pytest.raises(FileNotFoundError, match='--resume checkpoint not found'):
         _tool('train')([cfg, '--resume', str(tmp_path / 'nope.pth')])
@@ -232,8 +247,7 @@ def test_resume_from_weights_only_is_refused(workspace, tmp_path):
 def test_dist_scripts_usage():
     for script, nargs in (('dist_train.sh', 2), ('dist_test.sh', 3), ('slurm_train.sh', 4),
                           ('slurm_test.sh', 4)):
-        proc = subprocess.run(['bash', osp.join(TOOLS, script)], capture_output=True,
-                              text=True)
+        proc = subprocess.run(['bash', osp.join(TOOLS, script)], capture_output=True, text=True)
         assert proc.returncode == 2 and 'usage:' in proc.stderr, script
 
 
@@ -269,13 +283,14 @@ def test_tools_are_thin_command_lines():
                 problems.append(f'{rel}:{node.lineno}: uses sys.path')
             elif isinstance(node, ast.Import):
                 names = [a.name.split('.')[0] for a in node.names]
-                problems += [f'{rel}:{node.lineno}: imports the tool {n}' for n in names
-                             if n in tool_names]
+                problems += [
+                    f'{rel}:{node.lineno}: imports the tool {n}' for n in names if n in tool_names
+                ]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
                     node.module.split('.')[0] in tool_names:
                 problems.append(f'{rel}:{node.lineno}: imports the tool {node.module}')
-            elif isinstance(node, ast.Attribute) and node.attr in (
-                    'spec_from_file_location', 'run_path'):
+            elif isinstance(node,
+                            ast.Attribute) and node.attr in ('spec_from_file_location', 'run_path'):
                 problems.append(f'{rel}:{node.lineno}: loads a file as a module')
     assert not problems, problems
 
@@ -343,18 +358,30 @@ def test_collect_configs_and_table(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text('')
     root = str(tmp_path)
-    assert collect_configs(root) == [osp.join(root, 'a', 'x_in1k.py'),
-                                     osp.join(root, 'b', 'y_coco.py')]
+    assert collect_configs(root) == [
+        osp.join(root, 'a', 'x_in1k.py'),
+        osp.join(root, 'b', 'y_coco.py')
+    ]
     assert collect_configs(root, 'coco') == [osp.join(root, 'b', 'y_coco.py')]
-    rows = [dict(config=osp.join(root, 'a', 'x_in1k.py'), task='cls', shape=(256, 256),
-                 params=5_290_000, flops=1_450_000_000),
-            dict(config=osp.join(root, 'b', 'y_coco.py'), task='det', shape=(1280, 800),
-                 params=25_060_000, flops=None)]
+    rows = [
+        dict(
+            config=osp.join(root, 'a', 'x_in1k.py'),
+            task='cls',
+            shape=(256, 256),
+            params=5_290_000,
+            flops=1_450_000_000),
+        dict(
+            config=osp.join(root, 'b', 'y_coco.py'),
+            task='det',
+            shape=(1280, 800),
+            params=25_060_000,
+            flops=None)
+    ]
     assert table(rows, root).splitlines() == [
         '| Config | Task | Input (HxW) | Params (M) | FLOPs (G) |',
-        '| --- | --- | --- | ---: | ---: |',
-        '| a/x_in1k.py | cls | 256x256 | 5.29 | 1.45 |',
-        '| b/y_coco.py | det | 1280x800 | 25.06 | - |']
+        '| --- | --- | --- | ---: | ---: |', '| a/x_in1k.py | cls | 256x256 | 5.29 | 1.45 |',
+        '| b/y_coco.py | det | 1280x800 | 25.06 | - |'
+    ]
     assert table(rows[:1]).splitlines()[2].startswith(f'| {rows[0]["config"]} |')
     assert (fmt_m(None), fmt_g(None)) == ('-', '-')
     assert (fmt_m(1234567), fmt_g(2.5e9)) == ('1.23', '2.50')

@@ -44,22 +44,25 @@ class _Data(Dataset):
 
 
 def _collate(batch):
-    return dict(inputs=torch.stack([b['inputs'] for b in batch]),
-                target=torch.stack([b['target'] for b in batch]))
+    return dict(
+        inputs=torch.stack([b['inputs'] for b in batch]),
+        target=torch.stack([b['target'] for b in batch]))
 
 
 def _runner(work_dir, max_iters, **kw):
     return Runner(
         model=_Regressor(),
         work_dir=work_dir,
-        train_dataloader=dict(dataset=_Data(), batch_size=4, collate_fn=_collate,
-                              sampler=dict(type='DefaultSampler', shuffle=True)),
+        train_dataloader=dict(
+            dataset=_Data(),
+            batch_size=4,
+            collate_fn=_collate,
+            sampler=dict(type='DefaultSampler', shuffle=True)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.05)),
-        param_scheduler=dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0,
-                             end=max_iters),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2,
-                                           by_epoch=False)),
+        param_scheduler=dict(
+            type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
         randomness=dict(seed=0),
         **kw)
 
@@ -92,8 +95,7 @@ def test_runner_checkpoint_loads_with_message_hub(trained):
 
 def test_resume_continues_iteration_and_schedule(trained, tmp_path):
     work_dir, _ = trained
-    resumed = _runner(str(tmp_path), 6, resume=True,
-                      load_from=osp.join(work_dir, 'iter_4.pth'))
+    resumed = _runner(str(tmp_path), 6, resume=True, load_from=osp.join(work_dir, 'iter_4.pth'))
     resumed.train()
     assert resumed.iter == 6
     # LinearLR from 0.5 to 1.0 over 6 iterations continued from iteration 4
@@ -194,13 +196,16 @@ def test_patch_is_explicit_and_can_be_declined():
             'import torch; c = m.torch is torch; patch_mmengine(); patch_mmengine(); '
             'print(a, b, c, mmengine_is_patched(), names())')
     for value, expected in ((None, 'True False True True True'),
-                            ('0', 'False False True True False'),
-                            ('1', 'True False True True True')):
+                            ('0', 'False False True True False'), ('1',
+                                                                   'True False True True True')):
         env = {k: v for k, v in os.environ.items() if k != 'MMSCOPE_PATCH_MMENGINE'}
         if value is not None:
             env['MMSCOPE_PATCH_MMENGINE'] = value
-        out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                             env=env, timeout=300)
+        out = subprocess.run([sys.executable, '-c', code],
+                             capture_output=True,
+                             text=True,
+                             env=env,
+                             timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.split()[-5:] == expected.split(), (value, out.stdout)
 
@@ -218,18 +223,17 @@ def _granted_names():
     from mmscope.utils.checkpoint import checkpoint_allowlist
     names = {}
     for entry in checkpoint_allowlist():
-        obj, name = entry if isinstance(entry, tuple) else (
-            entry, f'{entry.__module__}.{entry.__qualname__}')
+        obj, name = entry if isinstance(
+            entry, tuple) else (entry, f'{entry.__module__}.{entry.__qualname__}')
         names[name] = obj
     return names
 
 
 #: numpy 1.26 (pinned) pickles dtypes as instances of these classes
-NUMPY_DTYPE_CLASSES = (
-    'Bool', 'Int8', 'UInt8', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Int64', 'UInt64',
-    'LongLong', 'ULongLong', 'Float16', 'Float32', 'Float64', 'LongDouble', 'Complex64',
-    'Complex128', 'CLongDouble', 'Object', 'Bytes', 'Str', 'Void', 'DateTime64',
-    'TimeDelta64')
+NUMPY_DTYPE_CLASSES = ('Bool', 'Int8', 'UInt8', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Int64',
+                       'UInt64', 'LongLong', 'ULongLong', 'Float16', 'Float32', 'Float64',
+                       'LongDouble', 'Complex64', 'Complex128', 'CLongDouble', 'Object', 'Bytes',
+                       'Str', 'Void', 'DateTime64', 'TimeDelta64')
 
 
 def test_allowlist_is_exactly_what_checkpoints_need():
@@ -240,10 +244,10 @@ def test_allowlist_is_exactly_what_checkpoints_need():
     expected = {
         'mmengine.logging.history_buffer.HistoryBuffer', 'numpy.ndarray', 'numpy.dtype',
         'numpy.core.multiarray._reconstruct', 'numpy.core.multiarray.scalar',
-        'numpy._core.multiarray._reconstruct', 'numpy._core.multiarray.scalar',
-        'builtins.getattr'} | {f'numpy.dtypes.{n}DType' for n in NUMPY_DTYPE_CLASSES}
-    assert set(names) == expected, (sorted(set(names) - expected),
-                                    sorted(expected - set(names)))
+        'numpy._core.multiarray._reconstruct', 'numpy._core.multiarray.scalar', 'builtins.getattr'
+    } | {f'numpy.dtypes.{n}DType'
+         for n in NUMPY_DTYPE_CLASSES}
+    assert set(names) == expected, (sorted(set(names) - expected), sorted(expected - set(names)))
     # 'builtins.getattr' is the restricted stand-in, never the real one
     assert names['builtins.getattr'] is _restricted_getattr
     import builtins
@@ -275,12 +279,10 @@ def _payloads(marker):
         'eval': (_Payload(eval, write), 'eval'),
         'exec': (_Payload(exec, write), 'exec'),
         '__import__': (_Payload(__import__, 'os'), '__import__'),
-        'getattr on a module': (_Payload(getattr, module_of_allowed, 'fromfile'),
-                                '__self__'),
+        'getattr on a module': (_Payload(getattr, module_of_allowed, 'fromfile'), '__self__'),
         'getattr on numpy': (_Payload(getattr, np.ndarray, 'tofile'), 'tofile'),
         'subprocess.Popen': (_Payload(subprocess.Popen, ['touch', marker]), 'Popen'),
-        'importlib.import_module': (_Payload(importlib.import_module, 'os'),
-                                    'import_module'),
+        'importlib.import_module': (_Payload(importlib.import_module, 'os'), 'import_module'),
         'operator.attrgetter': (_Payload(operator.attrgetter, 'system'), 'attrgetter'),
         'os.system': (_Payload(os.system, f'touch {marker}'), 'system'),
     }
@@ -307,12 +309,20 @@ def _no_checkpoints(tmp_path):
     only its last byte (a near miss of a valid file) and a legacy-format one cut short."""
     good, legacy = tmp_path / 'good.pth', tmp_path / 'legacy.pth'
     torch.save({'state_dict': {'w': torch.arange(1000.)}}, good)
-    torch.save({'state_dict': {'w': torch.arange(1000.)}}, legacy,
+    torch.save({'state_dict': {
+        'w': torch.arange(1000.)
+    }},
+               legacy,
                _use_new_zipfile_serialization=False)
     zipped, old = good.read_bytes(), legacy.read_bytes()
     assert old[0] == 0x80  # a raw pickle, as torch < 1.6 wrote
-    files = {'text': b'not a checkpoint\n', 'empty': b'', 'half': zipped[:len(zipped) // 2],
-             'last byte missing': zipped[:-1], 'legacy cut short': old[:len(old) // 2]}
+    files = {
+        'text': b'not a checkpoint\n',
+        'empty': b'',
+        'half': zipped[:len(zipped) // 2],
+        'last byte missing': zipped[:-1],
+        'legacy cut short': old[:len(old) // 2]
+    }
     paths = {}
     for kind, data in files.items():
         paths[kind] = tmp_path / (kind.replace(' ', '_') + '.pth')
@@ -339,8 +349,8 @@ def test_files_that_are_no_checkpoint_are_named_so_trusted_or_not(tmp_path, monk
                 assert str(path) in msg and 'PyTorch checkpoint' in msg, (kind, msg)
                 assert 'trust' not in msg.lower() and TRUST_ENV not in msg, (kind, msg)
                 assert not isinstance(info.value, UntrustedCheckpointError)
-    assert 'an empty file' in str(pytest.raises(NotACheckpointError, safe_load,
-                                                str(paths['empty'])).value)
+    assert 'an empty file' in str(
+        pytest.raises(NotACheckpointError, safe_load, str(paths['empty'])).value)
 
 
 def test_a_crafted_file_is_still_untrusted_not_damaged(tmp_path):
@@ -348,7 +358,13 @@ def test_a_crafted_file_is_still_untrusted_not_damaged(tmp_path):
     format) is refused as untrusted, with the opt-in, and nothing runs."""
     for fmt in (True, False):
         path, marker = str(tmp_path / f'evil{fmt}.pth'), str(tmp_path / 'PWNED')
-        torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': _SideEffect(marker)}, path,
+        torch.save({
+            'state_dict': {
+                'w': torch.zeros(2)
+            },
+            'meta': _SideEffect(marker)
+        },
+                   path,
                    _use_new_zipfile_serialization=fmt)
         with pytest.raises(UntrustedCheckpointError, match=TRUST_ENV):
             safe_load(path)

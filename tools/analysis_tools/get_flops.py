@@ -48,22 +48,32 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Params and FLOPs of an mmscope config (or of all of them)')
     parser.add_argument('config', nargs='?', help='config file')
-    parser.add_argument('--all', action='store_true',
-                        help='measure every config under --config-dir, print a markdown table')
-    parser.add_argument('--config-dir', default=osp.join(ROOT, 'configs'),
-                        help='where --all looks for configs (default: configs/)')
-    parser.add_argument('--filter', default=None,
-                        help='with --all: only configs whose file name contains this')
+    parser.add_argument(
+        '--all',
+        action='store_true',
+        help='measure every config under --config-dir, print a markdown table')
+    parser.add_argument(
+        '--config-dir',
+        default=osp.join(ROOT, 'configs'),
+        help='where --all looks for configs (default: configs/)')
+    parser.add_argument(
+        '--filter', default=None, help='with --all: only configs whose file name contains this')
     parser.add_argument('--out', default=None, help='with --all: also write the table here')
-    parser.add_argument('--shape', type=int, nargs='+', default=None,
-                        help='input H [W]; default: cls test size, det 1280 800, seg 512 512')
-    parser.add_argument('--params-only', action='store_true',
-                        help='count parameters only (fast, no forward pass)')
-    parser.add_argument('--exclude-attention', action='store_true',
-                        help='leave the attention-matrix products out of the FLOPs, as '
-                        'the mmcv counter behind the papers\' numbers did')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=None,
+        help='input H [W]; default: cls test size, det 1280 800, seg 512 512')
+    parser.add_argument(
+        '--params-only', action='store_true', help='count parameters only (fast, no forward pass)')
+    parser.add_argument(
+        '--exclude-attention',
+        action='store_true',
+        help='leave the attention-matrix products out of the FLOPs, as '
+        'the mmcv counter behind the papers\' numbers did')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     args = parser.parse_args(argv)
     if bool(args.config) == bool(args.all):
         parser.error('give either a CONFIG or --all')
@@ -75,10 +85,13 @@ def main(argv=None):
     return the rows or the one result."""
     args = parse_args(argv)
     if args.all:
-        rows = measure_all(args.config_dir, flops=not args.params_only,
-                           name_filter=args.filter, shape=args.shape,
-                           count_attention=not args.exclude_attention,
-                           log=lambda s: print(s, file=sys.stderr))
+        rows = measure_all(
+            args.config_dir,
+            flops=not args.params_only,
+            name_filter=args.filter,
+            shape=args.shape,
+            count_attention=not args.exclude_attention,
+            log=lambda s: print(s, file=sys.stderr))
         text = table(rows, args.config_dir)
         print(text)
         if args.out:
@@ -87,8 +100,8 @@ def main(argv=None):
                 f.write(text + '\n')
         return rows
     cfg = load_config(args.config, args.cfg_options)
-    res = measure(cfg, args.shape, flops=not args.params_only,
-                  count_attention=not args.exclude_attention)
+    res = measure(
+        cfg, args.shape, flops=not args.params_only, count_attention=not args.exclude_attention)
     h, w = res['shape']
     line = '=' * 40
     print(f'{line}\nConfig: {args.config}\nTask: {res["task"]} ({library_of(cfg).scope})\n'

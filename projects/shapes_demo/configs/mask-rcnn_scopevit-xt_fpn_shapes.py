@@ -5,10 +5,12 @@
 # shared with the demo RetinaNet).
 #
 # As the COCO config starts from the ImageNet classifier, this one starts from the demo
-# classifier (projects/shapes_demo/configs/scopevit-xt_shapes-cls.py), which projects/shapes_demo/demo.py trains first.
+# classifier (projects/shapes_demo/configs/scopevit-xt_shapes-cls.py), which
+# projects/shapes_demo/demo.py trains first.
 # Standalone:
 #   python projects/shapes_demo/generate_shapes.py --out data/shapes
-#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
+#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py \
+#       --work-dir work_dirs/demo/cls
 #   python tools/train.py projects/shapes_demo/configs/mask-rcnn_scopevit-xt_fpn_shapes.py
 # Environment: MMSCOPE_SHAPES_ROOT (data root, default data/shapes), MMSCOPE_DEMO_CLS_CKPT
 # (classifier checkpoint); or --cfg-options model.backbone.init_cfg=None for from scratch.

@@ -1,10 +1,12 @@
 # Demo: RetinaNet + FPN with a ScopeViT-XT backbone on the synthetic "shapes" scenes
-# (4 classes, 128x128), trained on CPU in minutes. Not one of projects/shapes_demo/demo.py's tasks: the
+# (4 classes, 128x128), trained on CPU in minutes. Not one of projects/shapes_demo/demo.py's tasks:
+# the
 # single-stage detector of the deployment checks (docs/deployment.md; exported through
 # mmdeploy and compared with PyTorch). Inherits the real COCO config: same backbone,
 # neck, head, focal loss, assigner and optimizer; the data, the input size and the
 # schedule are the demo Mask R-CNN's (./_base_/shapes-det.py).
-#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
+#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py \
+#       --work-dir work_dirs/demo/cls
 #   python tools/train.py projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py
 # Environment: MMSCOPE_SHAPES_ROOT (data root, default data/shapes), MMSCOPE_DEMO_CLS_CKPT
 # (classifier checkpoint); or --cfg-options model.backbone.init_cfg=None for from scratch.
@@ -20,8 +22,8 @@ pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls/epoch_10.pth}}'
 # anchors the smallest objects match no anchor, and 400 iterations gave bbox mAP 0.0.
 model = dict(
     backbone=dict(init_cfg=dict(checkpoint=pretrained)),
-    bbox_head=dict(num_classes={{_base_.shapes_num_classes}},
-                   anchor_generator=dict(octave_base_scale=2)),
+    bbox_head=dict(
+        num_classes={{_base_.shapes_num_classes}}, anchor_generator=dict(octave_base_scale=2)),
     test_cfg=dict(max_per_img=10))
 
 # ----------------------------------------------------------------------------- data,

@@ -2,7 +2,8 @@
 # 64x64), trained from scratch on CPU in minutes. Inherits the real ImageNet config
 # (../scalablevit/scalablevit-s_8xb128_in1k.py): the same backbone type, SSA/IWSA blocks,
 # head (Linear-LN-GELU-Linear), loss, AdamW with gradient clipping and warm-up + cosine;
-# what changes is listed below with its reason. projects/shapes_demo/demo.py trains it first: the demo
+# what changes is listed below with its reason. projects/shapes_demo/demo.py trains it first: the
+# demo
 # segmentor (upernet_scalablevit-xs_shapes.py) starts from it, as the real ADE20K recipe
 # starts from the ImageNet classifier.
 #   python projects/shapes_demo/generate_shapes.py --out data/shapes
@@ -35,16 +36,28 @@ model = dict(
 
 # ----------------------------------------------------------------------------- schedule
 # a plain OptimWrapper: the real config trains under CUDA AMP, the demo picks its precision
-# (projects/shapes_demo/demo.py --precision); the same AdamW, clipping, linear warm-up and cosine, over
+# (projects/shapes_demo/demo.py --precision); the same AdamW, clipping, linear warm-up and cosine,
+# over
 # 20 short epochs (63 iterations each) with lr 1e-3 for batch 32; validation every other
 # epoch (a second per pass) draws the metric curve
 max_epochs = 20
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1e-3))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=1e-5, by_epoch=True,
-         begin=1, end=max_epochs, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-2,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - 1,
+        eta_min=1e-5,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
 

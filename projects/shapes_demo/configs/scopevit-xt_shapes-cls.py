@@ -2,7 +2,8 @@
 # trained from scratch on CPU in about five minutes. Inherits the real ImageNet config:
 # same model (backbone, neck, head, loss), AdamW and warm-up + cosine; what changes: the
 # data and input size (./_base_/shapes-cls.py), no Mixup/CutMix, a schedule of 10 short
-# epochs with lr 2e-3 for batch 32. projects/shapes_demo/demo.py trains it first: the demo detector and
+# epochs with lr 2e-3 for batch 32. projects/shapes_demo/demo.py trains it first: the demo detector
+# and
 # pose estimator start from it, as the real COCO recipes start from the ImageNet one.
 #   python projects/shapes_demo/generate_shapes.py --out data/shapes
 #   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py
@@ -20,10 +21,21 @@ model = dict(head=dict(num_classes=4), train_cfg=dict(_delete_=True))
 # the same AdamW + linear warm-up + cosine, over 10 short epochs (63 iterations each)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min=1e-5,
-         by_epoch=True, begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-2,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=1e-5,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True),
 ]
 # validation every other epoch (about 5 s per pass over the 400 images) draws the metric
 # curve

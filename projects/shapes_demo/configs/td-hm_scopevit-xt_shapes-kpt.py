@@ -6,10 +6,12 @@
 # the ground-truth boxes) and the schedule change.
 #
 # As the COCO config starts from the ImageNet classifier, this one starts from the demo
-# classifier (projects/shapes_demo/configs/scopevit-xt_shapes-cls.py), which projects/shapes_demo/demo.py trains first.
+# classifier (projects/shapes_demo/configs/scopevit-xt_shapes-cls.py), which
+# projects/shapes_demo/demo.py trains first.
 # Standalone:
 #   python projects/shapes_demo/generate_shapes.py --out data/shapes
-#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py --work-dir work_dirs/demo/cls
+#   python tools/train.py projects/shapes_demo/configs/scopevit-xt_shapes-cls.py \
+#       --work-dir work_dirs/demo/cls
 #   python tools/train.py projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py
 # Environment: MMSCOPE_SHAPES_ROOT (data root, default data/shapes), MMSCOPE_DEMO_CLS_CKPT
 # (classifier checkpoint); or --cfg-options model.backbone.init_cfg=None for from scratch.
@@ -22,8 +24,8 @@ max_iters = 160  # about 4 passes over the 1300 training objects
 batch_size = 32
 
 # ----------------------------------------------------------------------------- keypoints
-# mmpose metainfo of the generator's keypoints (projects/shapes_demo/shapes_demo/shapes.py: KEYPOINTS,
-# KEYPOINT_SKELETON, KEYPOINT_SIGMAS, KEYPOINT_SWAP; also in the data set's meta.json).
+# mmpose metainfo of the generator's keypoints (projects/shapes_demo/shapes_demo/shapes.py:
+# KEYPOINTS, KEYPOINT_SKELETON, KEYPOINT_SIGMAS, KEYPOINT_SWAP; also in the data set's meta.json).
 # A horizontal flip swaps left and right; top, bottom and the centre stay.
 metainfo = dict(
     dataset_name='mmscope_shapes',
@@ -45,8 +47,11 @@ metainfo = dict(
 
 # ----------------------------------------------------------------------------- model
 # 5 heatmaps of 16x16 (input / 4, as on COCO); sigma 1 heatmap pixel = 4 input pixels
-codec = dict(type='MSRAHeatmap', input_size=input_size,
-             heatmap_size=(input_size[0] // 4, input_size[1] // 4), sigma=1)
+codec = dict(
+    type='MSRAHeatmap',
+    input_size=input_size,
+    heatmap_size=(input_size[0] // 4, input_size[1] // 4),
+    sigma=1)
 model = dict(
     backbone=dict(init_cfg=dict(checkpoint=pretrained)),
     head=dict(out_channels=len(metainfo['keypoint_info']), decoder=codec))
@@ -75,17 +80,24 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True),
-    dataset=dict(data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/keypoints_train.json', data_prefix=dict(img='train/'),
-                 pipeline=train_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/keypoints_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
 # top-down from the ground-truth boxes (bbox_file=None); 32 object crops per test batch
 val_dataloader = dict(
     batch_size=32,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, bbox_file=None,
-                 ann_file='annotations/keypoints_val.json', data_prefix=dict(img='val/'),
-                 pipeline=val_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        bbox_file=None,
+        ann_file='annotations/keypoints_val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=val_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/keypoints_val.json')
 test_evaluator = val_evaluator
@@ -96,8 +108,13 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=30),
-    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
-         milestones=[int(0.75 * max_iters)], gamma=0.1),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_iters,
+        by_epoch=False,
+        milestones=[int(0.75 * max_iters)],
+        gamma=0.1),
 ]
 train_cfg = dict(
     _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)

@@ -40,10 +40,9 @@ batch_size = 4
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(arch=_base_.scalablevit_xs, drop_path_rate=0.,
-                  init_cfg=dict(checkpoint=pretrained)),
-    decode_head=dict(in_channels=[32, 64, 128, 256], channels=128,
-                     num_classes=len(classes)),
+    backbone=dict(
+        arch=_base_.scalablevit_xs, drop_path_rate=0., init_cfg=dict(checkpoint=pretrained)),
+    decode_head=dict(in_channels=[32, 64, 128, 256], channels=128, num_classes=len(classes)),
     auxiliary_head=dict(in_channels=128, channels=128, num_classes=len(classes)))
 
 # ----------------------------------------------------------------------------- data
@@ -90,8 +89,7 @@ val_dataloader = dict(
     dataset=dict(
         _delete_=True,
         **dataset,
-        data_prefix=dict(img_path='images/validation',
-                         seg_map_path='annotations/validation'),
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
@@ -102,15 +100,13 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=warmup_iters,
-         end=max_iters),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=warmup_iters, end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=300)
 auto_scale_lr = dict(base_batch_size=batch_size)
 
 # ----------------------------------------------------------------------------- runtime
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=2))
+    logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=2))
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)

@@ -28,12 +28,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ['ResultKind', 'RESULT_KINDS', 'PALETTE', 'dump_path', 'load_predictions',
-           'coco_predictions', 'coco_per_class', 'seg_per_class', 'class_means',
-           'check_class_means', 'per_class_results', 'per_class_lines', 'fixed_set',
-           'draw_instances', 'draw_label_map', 'draw_keypoints', 'compose_pairs',
-           'cls_pairs', 'det_pairs', 'seg_pairs', 'pose_pairs', 'draw_gt_vs_pred',
-           'read_val_scalars', 'plot_curves']
+__all__ = [
+    'ResultKind', 'RESULT_KINDS', 'PALETTE', 'dump_path', 'load_predictions', 'coco_predictions',
+    'coco_per_class', 'seg_per_class', 'class_means', 'check_class_means', 'per_class_results',
+    'per_class_lines', 'fixed_set', 'draw_instances', 'draw_label_map', 'draw_keypoints',
+    'compose_pairs', 'cls_pairs', 'det_pairs', 'seg_pairs', 'pose_pairs', 'draw_gt_vs_pred',
+    'read_val_scalars', 'plot_curves'
+]
 
 #: Colours of classes (detection, segmentation) and keypoints, by index.
 PALETTE = ((220, 20, 60), (0, 130, 230), (0, 170, 80), (250, 170, 30), (160, 60, 200),
@@ -82,7 +83,8 @@ def load_predictions(path: str) -> list:
 
 
 # ----------------------------------------------------------------------------- per class
-def coco_predictions(predictions: Sequence[dict], cat_ids: Sequence[int],
+def coco_predictions(predictions: Sequence[dict],
+                     cat_ids: Sequence[int],
                      score_thr: float = 0.) -> Tuple[list, list]:
     """``(bbox results, segm results)`` in the COCO results format, from mmdet's dumped
     data samples (``img_id`` and ``pred_instances``: ``bboxes`` as x1y1x2y2, ``scores``,
@@ -110,7 +112,8 @@ def coco_predictions(predictions: Sequence[dict], cat_ids: Sequence[int],
     return bbox, segm
 
 
-def coco_per_class(ann_file: str, predictions: Sequence[dict],
+def coco_per_class(ann_file: str,
+                   predictions: Sequence[dict],
                    classes: Optional[Sequence[str]] = None) -> 'OrderedDict[str, dict]':
     """Per-category COCO AP@[.5:.95] (percent) of mmdet's dumped predictions against the
     COCO annotations ``ann_file``: ``{class: {'bbox_AP': .., 'segm_AP': ..}}`` (``segm``
@@ -160,7 +163,9 @@ def coco_per_class(ann_file: str, predictions: Sequence[dict],
     return table
 
 
-def seg_per_class(ann_dir: str, pred_dir: str, classes: Sequence[str],
+def seg_per_class(ann_dir: str,
+                  pred_dir: str,
+                  classes: Sequence[str],
                   reduce_zero_label: bool = True) -> 'OrderedDict[str, dict]':
     """Per-class IoU and accuracy (percent) of the label maps ``pred_dir/<name>.png``
     (what ``tools/test.py --out DIR`` writes for mmseg) against the annotations
@@ -176,8 +181,7 @@ def seg_per_class(ann_dir: str, pred_dir: str, classes: Sequence[str],
     from PIL import Image
     n = len(classes)
     offset = 1 if reduce_zero_label else 0
-    inter, pred_area, gt_area = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(
-        n, np.int64)
+    inter, pred_area, gt_area = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
     anns = sorted(glob.glob(osp.join(ann_dir, '*.png')))
     if not anns:
         raise FileNotFoundError(f'no annotations (*.png) in {ann_dir}')
@@ -245,8 +249,10 @@ def per_class_lines(per_class: Mapping[str, Mapping[str, Optional[float]]]) -> L
     means = class_means(per_class)
     rows.append(['mean'] + [fmt(means.get(m)) for m in metrics])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ['  '.join(c.ljust(w) if i == 0 else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    return [
+        '  '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -254,9 +260,11 @@ def fixed_set(paths: Sequence[str], n: int) -> List[str]:
     """``n`` of ``paths``, the same ones on every run: in the natural order of the last
     number in their file names (then name, then path), ``n`` of them spread evenly from
     the first to the last."""
+
     def key(p):
         nums = re.findall(r'\d+', osp.basename(p))
         return (int(nums[-1]) if nums else -1, osp.basename(p), p)
+
     paths = sorted(set(paths), key=key)
     if len(paths) <= n:
         return paths
@@ -281,19 +289,17 @@ def _upscale(image, min_width: int):
     f = max(1, -(-min_width // image.width))
     if f == 1:
         return image.convert('RGB'), 1
-    return image.convert('RGB').resize((image.width * f, image.height * f),
-                                       Image.NEAREST), f
+    return image.convert('RGB').resize((image.width * f, image.height * f), Image.NEAREST), f
 
 
 def _blend(array, mask, color, alpha: float = 0.5) -> None:
     """Paint ``color`` over the pixels of ``mask`` (bool) of ``array`` (HxWx3, in place)."""
     import numpy as np
-    array[mask] = (array[mask] * (1 - alpha) + np.array(color) * alpha).round().astype(
-        array.dtype)
+    array[mask] = (array[mask] * (1 - alpha) + np.array(color) * alpha).round().astype(array.dtype)
 
 
-def draw_instances(image, factor: int, masks: Sequence, boxes: Sequence,
-                   texts: Sequence[str], colors: Sequence) -> 'object':
+def draw_instances(image, factor: int, masks: Sequence, boxes: Sequence, texts: Sequence[str],
+                   colors: Sequence) -> 'object':
     """``image`` (PIL, already enlarged by the integer ``factor``) with instances drawn:
     each mask (bool, at the original size) blended in its colour, its box (x1, y1, x2, y2
     at the original scale) outlined and its text written at the box's top-left corner.
@@ -311,13 +317,21 @@ def draw_instances(image, factor: int, masks: Sequence, boxes: Sequence,
         x1, y1, x2, y2 = (float(v) * factor for v in box)
         draw.rectangle([x1, y1, x2, y2], outline=tuple(color), width=2)
         if text:
-            draw.text((x1 + 3, y1 + 1), text, fill=(255, 255, 255), font=font,
-                      stroke_width=2, stroke_fill=tuple(color))
+            draw.text((x1 + 3, y1 + 1),
+                      text,
+                      fill=(255, 255, 255),
+                      font=font,
+                      stroke_width=2,
+                      stroke_fill=tuple(color))
     return out
 
 
-def draw_label_map(image, factor: int, label_map, classes: Sequence[str],
-                   colors: Sequence = PALETTE, alpha: float = 0.85) -> 'object':
+def draw_label_map(image,
+                   factor: int,
+                   label_map,
+                   classes: Sequence[str],
+                   colors: Sequence = PALETTE,
+                   alpha: float = 0.85) -> 'object':
     """``image`` (PIL, enlarged by ``factor``) with the class map ``label_map`` (class
     indices at the original size; others, e.g. ignored pixels, are not drawn) blended in
     the class colours (weight ``alpha``); a class named ``background`` is left as it
@@ -332,7 +346,9 @@ def draw_label_map(image, factor: int, label_map, classes: Sequence[str],
     return Image.fromarray(array)
 
 
-def draw_keypoints(image, factor: int, instances: Sequence[dict],
+def draw_keypoints(image,
+                   factor: int,
+                   instances: Sequence[dict],
                    skeleton: Sequence[Sequence[int]] = (),
                    colors: Sequence = PALETTE) -> 'object':
     """``image`` (PIL, enlarged by ``factor``) with each instance (``keypoints``: K x 2 at
@@ -346,12 +362,14 @@ def draw_keypoints(image, factor: int, instances: Sequence[dict],
     for inst in instances:
         pts = [(float(x) * factor, float(y) * factor) for x, y in _np(inst['keypoints'])]
         if inst.get('bbox') is not None:
-            draw.rectangle([float(v) * factor for v in inst['bbox']], outline=(160, 160, 160),
+            draw.rectangle([float(v) * factor for v in inst['bbox']],
+                           outline=(160, 160, 160),
                            width=1)
         for a, b in skeleton:
             draw.line([pts[a], pts[b]], fill=(255, 255, 255), width=max(1, factor // 2))
         for k, (x, y) in enumerate(pts):
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(colors[k % len(colors)]),
+            draw.ellipse([x - r, y - r, x + r, y + r],
+                         fill=tuple(colors[k % len(colors)]),
                          outline=(0, 0, 0))
     return out
 
@@ -366,9 +384,10 @@ def _captioned(image, text: str, color) -> 'object':
     return out
 
 
-def compose_pairs(pairs: Sequence[Tuple[str, object, object]], out_file: str,
-                  cols: int = 2, legend: Sequence[Tuple[str, Sequence[int]]] = ()
-                  ) -> Optional[str]:
+def compose_pairs(pairs: Sequence[Tuple[str, object, object]],
+                  out_file: str,
+                  cols: int = 2,
+                  legend: Sequence[Tuple[str, Sequence[int]]] = ()) -> Optional[str]:
     """One picture of ``pairs`` (``(name, ground-truth image, predicted image)``, PIL):
     each pair side by side under the headers ``<name>: ground truth`` and
     ``prediction``, ``cols`` pairs a row, and a ``legend`` row (``(text, colour)``) under
@@ -400,7 +419,9 @@ def compose_pairs(pairs: Sequence[Tuple[str, object, object]], out_file: str,
     return out_file
 
 
-def cls_pairs(predictions: Sequence[dict], classes: Sequence[str], n: int,
+def cls_pairs(predictions: Sequence[dict],
+              classes: Sequence[str],
+              n: int,
               min_width: int = 256) -> List[Tuple[str, object, object]]:
     """Pairs (:func:`compose_pairs`) of ``n`` classified images (:func:`fixed_set` of
     the dumped samples' ``img_path``): the image with its ground-truth class, and with
@@ -416,13 +437,17 @@ def cls_pairs(predictions: Sequence[dict], classes: Sequence[str], n: int,
         image, _ = _upscale(Image.open(path), min_width)
         right = (0, 140, 0) if pred == gt else (200, 0, 0)
         text = classes[pred] + (f' {score:.2f}' if score is not None else '')
-        pairs.append((osp.basename(path), _captioned(image, classes[gt], (0, 0, 0)),
-                      _captioned(image, text, right)))
+        pairs.append((osp.basename(path), _captioned(image, classes[gt],
+                                                     (0, 0, 0)), _captioned(image, text, right)))
     return pairs
 
 
-def det_pairs(ann_file: str, img_dir: str, predictions: Sequence[dict], n: int,
-              classes: Optional[Sequence[str]] = None, score_thr: float = 0.3,
+def det_pairs(ann_file: str,
+              img_dir: str,
+              predictions: Sequence[dict],
+              n: int,
+              classes: Optional[Sequence[str]] = None,
+              score_thr: float = 0.3,
               min_width: int = 256) -> List[Tuple[str, object, object]]:
     """Pairs of ``n`` images of the COCO file ``ann_file`` (:func:`fixed_set` of their
     file names, read from ``img_dir``): the annotated objects (mask, box, class), and
@@ -437,20 +462,19 @@ def det_pairs(ann_file: str, img_dir: str, predictions: Sequence[dict], n: int,
     names = [gt.loadCats(c)[0]['name'] for c in cat_ids]
     colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(cat_ids)}
     by_id = {int(s['img_id']): s for s in predictions}
-    images = {osp.join(img_dir, info['file_name']): info for info in gt.loadImgs(
-        gt.getImgIds())}
+    images = {osp.join(img_dir, info['file_name']): info for info in gt.loadImgs(gt.getImgIds())}
     pairs = []
     for path in fixed_set(list(images), n):
         info = images[path]
         image, f = _upscale(Image.open(path), min_width)
-        anns = [a for a in gt.loadAnns(gt.getAnnIds(imgIds=[info['id']]))
-                if a['category_id'] in colour]
+        anns = [
+            a for a in gt.loadAnns(gt.getAnnIds(imgIds=[info['id']])) if a['category_id'] in colour
+        ]
         gt_img = draw_instances(
             image, f, [gt.annToMask(a).astype(bool) for a in anns],
-            [[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
-              a['bbox'][1] + a['bbox'][3]] for a in anns],
-            [names[cat_ids.index(a['category_id'])] for a in anns],
-            [colour[a['category_id']] for a in anns])
+            [[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2], a['bbox'][1] + a['bbox'][3]]
+             for a in anns], [names[cat_ids.index(a['category_id'])]
+                              for a in anns], [colour[a['category_id']] for a in anns])
         masks, boxes, texts, colors = [], [], [], []
         sample = by_id.get(int(info['id']))
         if sample is not None:
@@ -467,13 +491,18 @@ def det_pairs(ann_file: str, img_dir: str, predictions: Sequence[dict], n: int,
                 boxes.append(bboxes[i])
                 texts.append(f'{names[int(labels[i])]} {scores[i]:.2f}')
                 colors.append(colour[c])
-        pairs.append((osp.basename(path), gt_img,
-                      draw_instances(image, f, masks, boxes, texts, colors)))
+        pairs.append(
+            (osp.basename(path), gt_img, draw_instances(image, f, masks, boxes, texts, colors)))
     return pairs
 
 
-def seg_pairs(img_dir: str, ann_dir: str, pred_dir: str, classes: Sequence[str], n: int,
-              reduce_zero_label: bool = True, img_suffix: str = '.jpg',
+def seg_pairs(img_dir: str,
+              ann_dir: str,
+              pred_dir: str,
+              classes: Sequence[str],
+              n: int,
+              reduce_zero_label: bool = True,
+              img_suffix: str = '.jpg',
               min_width: int = 256) -> List[Tuple[str, object, object]]:
     """Pairs of ``n`` images (:func:`fixed_set` of the annotations ``ann_dir/*.png``):
     the image (``img_dir/<stem><img_suffix>``) with its annotated classes, and with the
@@ -488,14 +517,17 @@ def seg_pairs(img_dir: str, ann_dir: str, pred_dir: str, classes: Sequence[str],
         stem = osp.splitext(osp.basename(ann))[0]
         image, f = _upscale(Image.open(osp.join(img_dir, stem + img_suffix)), min_width)
         gt = np.array(Image.open(ann)).astype(np.int64) - offset
-        pred = np.array(Image.open(osp.join(pred_dir, stem + '.png'))).astype(
-            np.int64) - offset
-        pairs.append((stem + img_suffix, draw_label_map(image, f, gt, classes),
-                      draw_label_map(image, f, pred, classes)))
+        pred = np.array(Image.open(osp.join(pred_dir, stem + '.png'))).astype(np.int64) - offset
+        pairs.append(
+            (stem + img_suffix, draw_label_map(image, f, gt,
+                                               classes), draw_label_map(image, f, pred, classes)))
     return pairs
 
 
-def pose_pairs(ann_file: str, img_dir: str, predictions: Sequence[dict], n: int,
+def pose_pairs(ann_file: str,
+               img_dir: str,
+               predictions: Sequence[dict],
+               n: int,
                min_width: int = 256) -> List[Tuple[str, object, object]]:
     """Pairs of ``n`` images of the COCO keypoints file ``ann_file`` (:func:`fixed_set`
     of the images that mmpose's dumped predictions cover, one sample per object): the
@@ -510,8 +542,7 @@ def pose_pairs(ann_file: str, img_dir: str, predictions: Sequence[dict], n: int,
     preds = {}
     for s in predictions:
         preds.setdefault(int(s['img_id']), []).append(s)
-    images = {osp.join(img_dir, info['file_name']): info
-              for info in gt.loadImgs(sorted(preds))}
+    images = {osp.join(img_dir, info['file_name']): info for info in gt.loadImgs(sorted(preds))}
     pairs = []
     for path in fixed_set(list(images), n):
         info = images[path]
@@ -525,10 +556,8 @@ def pose_pairs(ann_file: str, img_dir: str, predictions: Sequence[dict], n: int,
         for s in preds[int(info['id'])]:
             p = s['pred_instances']
             boxes = _np(p['bboxes']).reshape(-1, 4) if 'bboxes' in p else None
-            for i, kpts in enumerate(_np(p['keypoints']).reshape(
-                    -1, len(cat['keypoints']), 2)):
-                pred_inst.append(dict(keypoints=kpts,
-                                      bbox=None if boxes is None else boxes[i]))
+            for i, kpts in enumerate(_np(p['keypoints']).reshape(-1, len(cat['keypoints']), 2)):
+                pred_inst.append(dict(keypoints=kpts, bbox=None if boxes is None else boxes[i]))
         pairs.append((osp.basename(path), draw_keypoints(image, f, gt_inst, skeleton),
                       draw_keypoints(image, f, pred_inst, skeleton)))
     return pairs
@@ -546,8 +575,7 @@ def _det_results(data_root: str, dump: str, n: int):
     from pycocotools.coco import COCO
     ann = osp.join(data_root, 'det', 'annotations', 'instances_val.json')
     classes = _read_meta(data_root).get('classes')
-    pairs = det_pairs(ann, osp.join(data_root, 'det', 'val'), load_predictions(dump), n,
-                      classes)
+    pairs = det_pairs(ann, osp.join(data_root, 'det', 'val'), load_predictions(dump), n, classes)
     with _quiet():
         gt = COCO(ann)
     cat_ids = gt.getCatIds(catNms=list(classes)) if classes else gt.getCatIds()
@@ -570,9 +598,9 @@ def _seg_results(data_root: str, dump: str, n: int):
     """:func:`seg_pairs` on ``seg/`` (ADE20K layout, ``reduce_zero_label``), a legend of
     the classes."""
     classes = _seg_classes(data_root)
-    pairs = seg_pairs(osp.join(data_root, 'seg', 'images', 'validation'),
-                      osp.join(data_root, 'seg', 'annotations', 'validation'), dump,
-                      classes, n)
+    pairs = seg_pairs(
+        osp.join(data_root, 'seg', 'images', 'validation'),
+        osp.join(data_root, 'seg', 'annotations', 'validation'), dump, classes, n)
     return pairs, [(c, PALETTE[k % len(PALETTE)]) for k, c in enumerate(classes)
                    if c != 'background']
 
@@ -588,14 +616,15 @@ def _pose_results(data_root: str, dump: str, n: int):
 
 def _det_per_class(data_root: str, dump: str):
     """:func:`coco_per_class` on ``det/annotations/instances_val.json``."""
-    return coco_per_class(osp.join(data_root, 'det', 'annotations', 'instances_val.json'),
-                          load_predictions(dump), _read_meta(data_root).get('classes'))
+    return coco_per_class(
+        osp.join(data_root, 'det', 'annotations', 'instances_val.json'), load_predictions(dump),
+        _read_meta(data_root).get('classes'))
 
 
 def _seg_per_class(data_root: str, dump: str):
     """:func:`seg_per_class` on ``seg/annotations/validation``."""
-    return seg_per_class(osp.join(data_root, 'seg', 'annotations', 'validation'), dump,
-                         _seg_classes(data_root))
+    return seg_per_class(
+        osp.join(data_root, 'seg', 'annotations', 'validation'), dump, _seg_classes(data_root))
 
 
 @dataclass(frozen=True)
@@ -618,13 +647,26 @@ class ResultKind:
 #: library scope -> :class:`ResultKind`. The tolerances are the rounding of what the
 #: libraries report: mmdet's mAPs to 0.001 (0.05 points), mmseg's to 0.01 points.
 RESULT_KINDS: Dict[str, ResultKind] = {
-    'mmpretrain': ResultKind(pictures=_cls_results),
-    'mmdet': ResultKind(pictures=_det_results, per_class=_det_per_class,
-                        means={'bbox_AP': ('coco/bbox_mAP', 100.0, 0.051),
-                               'segm_AP': ('coco/segm_mAP', 100.0, 0.051)}),
-    'mmseg': ResultKind(pictures=_seg_results, per_class=_seg_per_class,
-                        means={'IoU': ('mIoU', 1.0, 0.006), 'Acc': ('mAcc', 1.0, 0.006)}),
-    'mmpose': ResultKind(pictures=_pose_results),
+    'mmpretrain':
+    ResultKind(pictures=_cls_results),
+    'mmdet':
+    ResultKind(
+        pictures=_det_results,
+        per_class=_det_per_class,
+        means={
+            'bbox_AP': ('coco/bbox_mAP', 100.0, 0.051),
+            'segm_AP': ('coco/segm_mAP', 100.0, 0.051)
+        }),
+    'mmseg':
+    ResultKind(
+        pictures=_seg_results,
+        per_class=_seg_per_class,
+        means={
+            'IoU': ('mIoU', 1.0, 0.006),
+            'Acc': ('mAcc', 1.0, 0.006)
+        }),
+    'mmpose':
+    ResultKind(pictures=_pose_results),
 }
 
 
@@ -641,7 +683,11 @@ def per_class_results(scope: str, data_root: str, dump: str,
     return table, check_class_means(table, reported, kind.means)
 
 
-def draw_gt_vs_pred(scope: str, data_root: str, dump: str, out_file: str, n: int,
+def draw_gt_vs_pred(scope: str,
+                    data_root: str,
+                    dump: str,
+                    out_file: str,
+                    n: int,
                     cols: int = 2) -> Optional[str]:
     """The picture ``out_file`` of ground truth next to prediction for ``n`` fixed
     validation images of a task of the library ``scope`` (predictions dumped to
@@ -659,8 +705,7 @@ def _is_val_record(rec: dict) -> bool:
     """A validation record of ``scalars.json``: a ``step`` and metrics, no loss and no
     learning rate."""
     return ('step' in rec and not any(k.startswith('loss') or k.endswith('lr') for k in rec)
-            and any(k not in _NOT_METRICS and isinstance(v, (int, float))
-                    for k, v in rec.items()))
+            and any(k not in _NOT_METRICS and isinstance(v, (int, float)) for k, v in rec.items()))
 
 
 def read_val_scalars(work_dir: str) -> List[dict]:
@@ -720,8 +765,7 @@ def plot_curves(panels: Mapping[str, Mapping], out_file: str) -> Dict[str, dict]
             curves[label] = [(r['step'], r[name] * scale) for r in val if name in r]
         shown[key] = curves
     n, rows = len(panels), 2 if shown else 1
-    fig, axes = plt.subplots(rows, max(n, 1), figsize=(5 * max(n, 1), 3.6 * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, max(n, 1), figsize=(5 * max(n, 1), 3.6 * rows), squeeze=False)
     for col, (key, p) in enumerate(panels.items()):
         ax, recs = axes[0][col], list(p.get('train') or [])
         ax.set_title(p.get('title', key))
@@ -739,8 +783,14 @@ def plot_curves(panels: Mapping[str, Mapping], out_file: str) -> Dict[str, dict]
         ax = axes[1][col]
         if key not in shown:
             ax.axis('off')
-            ax.text(0.5, 0.5, 'no validation during training', ha='center', va='center',
-                    transform=ax.transAxes, color='grey')
+            ax.text(
+                0.5,
+                0.5,
+                'no validation during training',
+                ha='center',
+                va='center',
+                transform=ax.transAxes,
+                color='grey')
             continue
         curves = shown[key]
         for label, points in curves.items():

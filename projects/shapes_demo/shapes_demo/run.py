@@ -1,4 +1,5 @@
-"""The mmscope demo (``projects/shapes_demo/demo.py``, ``make demo``): from nothing to trained, evaluated
+"""The mmscope demo (``projects/shapes_demo/demo.py``, ``make demo``): from nothing to trained,
+evaluated
 models on a CPU.
 
 :func:`run_demo`
@@ -8,7 +9,8 @@ models on a CPU.
    ImageNet, COCO and ADE20K layouts;
 2. trains and tests, through ``tools/train.py`` and ``tools/test.py`` subprocesses (the
    commands are printed, relative to the repository root), the demo configs of
-   ``projects/shapes_demo/configs/`` (:data:`DEMO_TASKS`: a classifier of each family, then detection,
+   ``projects/shapes_demo/configs/`` (:data:`DEMO_TASKS`: a classifier of each family, then
+   detection,
    segmentation and keypoints, each starting from its family's classifier: every library
    of :data:`mmscope.apis.libraries.LIBRARIES` and both backbone families);
 3. draws predictions on validation images, ground truth next to the predictions of a
@@ -44,17 +46,21 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import results as demo_results
 from mmscope.apis.libraries import Library, get_library
+from . import results as demo_results
 
-__all__ = ['DemoTask', 'DEMO_TASKS', 'THRESHOLDS', 'DATA', 'PICTURES_PER_TASK',
-           'MIN_BF16_SPEEDUP', 'PRECISIONS', 'choose_precision', 'say',
-           'fmt_time', 'run_streamed', 'run_with_bar', 'last_checkpoint', 'read_test_metrics',
-           'read_train_scalars', 'background_only_miou', 'box_centre_keypoint_ap', 'baselines',
-           'plot_losses', 'tile', 'run_demo']
-
+__all__ = [
+    'DemoTask', 'DEMO_TASKS', 'THRESHOLDS', 'DATA', 'PICTURES_PER_TASK', 'MIN_BF16_SPEEDUP',
+    'PRECISIONS', 'choose_precision', 'say', 'fmt_time', 'run_streamed', 'run_with_bar',
+    'last_checkpoint', 'read_test_metrics', 'read_train_scalars', 'background_only_miou',
+    'box_centre_keypoint_ap', 'baselines', 'plot_losses', 'tile', 'run_demo'
+]
 
 # ----------------------------------------------------------------------------- settings
+#: the demo's configs, relative to the repository root
+CONFIGS = 'projects/shapes_demo/configs/'
+
+
 @dataclass(frozen=True)
 class DemoTask:
     """What the demo trains for one library, with which configs, and what it checks.
@@ -103,44 +109,68 @@ class DemoTask:
 #: The key is the library's ``task``, with a suffix for a second task of one library.
 #: Metrics are shown in percent (COCO mAPs are multiplied by 100).
 DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((
-    ('cls', DemoTask(
-        scope='mmpretrain', model='ScopeViT-XT',
-        config='projects/shapes_demo/configs/scopevit-xt_shapes-cls.py',
-        quick_config='projects/shapes_demo/configs/quick/scopevit-xt_shapes-cls_quick.py',
-        validate=True, metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
-        val_count='cls_val', val_images='cls/val/*/*.jpg', tile_cols=4,
-        tile_min_width=256)),
+    ('cls',
+     DemoTask(
+         scope='mmpretrain',
+         model='ScopeViT-XT',
+         config=CONFIGS + 'scopevit-xt_shapes-cls.py',
+         quick_config=CONFIGS + 'quick/scopevit-xt_shapes-cls_quick.py',
+         validate=True,
+         metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
+         val_count='cls_val',
+         val_images='cls/val/*/*.jpg',
+         tile_cols=4,
+         tile_min_width=256)),
     # the second family's classifier: the segmentor starts from it
-    ('cls-scalable', DemoTask(
-        scope='mmpretrain', model='ScalableViT-XS',
-        config='projects/shapes_demo/configs/scalablevit-xs_shapes-cls.py',
-        quick_config='projects/shapes_demo/configs/quick/scalablevit-xs_shapes-cls_quick.py',
-        validate=True, metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
-        val_count='cls_val', val_images='cls/val/*/*.jpg', tile_cols=4,
-        tile_min_width=256)),
-    ('det', DemoTask(
-        scope='mmdet', model='Mask R-CNN + ScopeViT-XT',
-        config='projects/shapes_demo/configs/mask-rcnn_scopevit-xt_fpn_shapes.py',
-        quick_config='projects/shapes_demo/configs/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
-        validate=False,
-        metrics=(('coco/bbox_mAP', 'bbox mAP', 100.0), ('coco/segm_mAP', 'mask mAP', 100.0)),
-        val_count='num_val', val_images='det/val/*.jpg', backbone_from='cls')),
-    ('seg', DemoTask(
-        scope='mmseg', model='UperNet + ScalableViT-XS',
-        config='projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py',
-        quick_config='projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py',
-        validate=True, metrics=(('mIoU', 'mIoU', 1.0), ),
-        val_count='num_val', val_images='det/val/*.jpg', backbone_from='cls-scalable')),
+    ('cls-scalable',
+     DemoTask(
+         scope='mmpretrain',
+         model='ScalableViT-XS',
+         config=CONFIGS + 'scalablevit-xs_shapes-cls.py',
+         quick_config=CONFIGS + 'quick/scalablevit-xs_shapes-cls_quick.py',
+         validate=True,
+         metrics=(('accuracy/top1', 'top-1 acc', 1.0), ),
+         val_count='cls_val',
+         val_images='cls/val/*/*.jpg',
+         tile_cols=4,
+         tile_min_width=256)),
+    ('det',
+     DemoTask(
+         scope='mmdet',
+         model='Mask R-CNN + ScopeViT-XT',
+         config=CONFIGS + 'mask-rcnn_scopevit-xt_fpn_shapes.py',
+         quick_config=CONFIGS + 'quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
+         validate=False,
+         metrics=(('coco/bbox_mAP', 'bbox mAP', 100.0), ('coco/segm_mAP', 'mask mAP', 100.0)),
+         val_count='num_val',
+         val_images='det/val/*.jpg',
+         backbone_from='cls')),
+    ('seg',
+     DemoTask(
+         scope='mmseg',
+         model='UperNet + ScalableViT-XS',
+         config=CONFIGS + 'upernet_scalablevit-xs_shapes.py',
+         quick_config=CONFIGS + 'quick/upernet_scalablevit-xs_shapes_quick.py',
+         validate=True,
+         metrics=(('mIoU', 'mIoU', 1.0), ),
+         val_count='num_val',
+         val_images='det/val/*.jpg',
+         backbone_from='cls-scalable')),
     # top-down from the ground-truth boxes: the test draws one picture per object, so
     # the pictures are counted in objects; the image demo has no detector and takes the
     # whole image as the box: it runs on the single-object classification images
-    ('pose', DemoTask(
-        scope='mmpose', model='top-down heatmaps + ScopeViT-XT',
-        config='projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py',
-        quick_config='projects/shapes_demo/configs/quick/td-hm_scopevit-xt_shapes-kpt_quick.py',
-        validate=False, metrics=(('coco/AP', 'keypoint AP', 100.0), ),
-        val_count='val_objects', val_images='cls/val/*/*.jpg', tile_cols=4,
-        backbone_from='cls')),
+    ('pose',
+     DemoTask(
+         scope='mmpose',
+         model='top-down heatmaps + ScopeViT-XT',
+         config=CONFIGS + 'td-hm_scopevit-xt_shapes-kpt.py',
+         quick_config=CONFIGS + 'quick/td-hm_scopevit-xt_shapes-kpt_quick.py',
+         validate=False,
+         metrics=(('coco/AP', 'keypoint AP', 100.0), ),
+         val_count='val_objects',
+         val_images='cls/val/*/*.jpg',
+         tile_cols=4,
+         backbone_from='cls')),
 ))
 
 #: Pass marks (percent) per task and metric: between what an untrained model scores
@@ -151,16 +181,42 @@ DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((
 #: 14.6, mIoU 30.4, keypoint AP 66.0. Quick (4 December 2026, generator v4, in the test
 #: suite of a fresh clone): 64.0, 62.25, 2.5 / 3.2, 23.5, 20.7.
 THRESHOLDS = {
-    'full': {'cls': {'accuracy/top1': 70.0},
-             'cls-scalable': {'accuracy/top1': 70.0},
-             'det': {'coco/bbox_mAP': 8.0, 'coco/segm_mAP': 10.0},
-             'seg': {'mIoU': 25.0},
-             'pose': {'coco/AP': 55.0}},
-    'quick': {'cls': {'accuracy/top1': 50.0},
-              'cls-scalable': {'accuracy/top1': 48.0},
-              'det': {'coco/bbox_mAP': 2.0, 'coco/segm_mAP': 2.0},
-              'seg': {'mIoU': 20.0},
-              'pose': {'coco/AP': 12.0}},
+    'full': {
+        'cls': {
+            'accuracy/top1': 70.0
+        },
+        'cls-scalable': {
+            'accuracy/top1': 70.0
+        },
+        'det': {
+            'coco/bbox_mAP': 8.0,
+            'coco/segm_mAP': 10.0
+        },
+        'seg': {
+            'mIoU': 25.0
+        },
+        'pose': {
+            'coco/AP': 55.0
+        }
+    },
+    'quick': {
+        'cls': {
+            'accuracy/top1': 50.0
+        },
+        'cls-scalable': {
+            'accuracy/top1': 48.0
+        },
+        'det': {
+            'coco/bbox_mAP': 2.0,
+            'coco/segm_mAP': 2.0
+        },
+        'seg': {
+            'mIoU': 20.0
+        },
+        'pose': {
+            'coco/AP': 12.0
+        }
+    },
 }
 
 #: Dataset sizes: full demo / quick variant (arguments of ``write_shapes``).
@@ -193,8 +249,8 @@ def fmt_time(seconds: float) -> str:
 
 def _say_command(cmd: Sequence[str], root: str) -> None:
     """Print ``cmd`` with the paths under ``root`` relative to it."""
-    say('$ ' + ' '.join(osp.relpath(c, root) if osp.isabs(c) and c.startswith(root) else c
-                        for c in cmd))
+    say('$ ' +
+        ' '.join(osp.relpath(c, root) if osp.isabs(c) and c.startswith(root) else c for c in cmd))
 
 
 def run_streamed(cmd: Sequence[str], env: dict, log_file: str, root: str) -> int:
@@ -202,8 +258,14 @@ def run_streamed(cmd: Sequence[str], env: dict, log_file: str, root: str) -> int
     Returns its exit status."""
     _say_command(cmd, root)
     with open(log_file, 'a') as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1)
         for line in proc.stdout:
             sys.stdout.write(line)
             log.write(line)
@@ -218,10 +280,16 @@ def run_with_bar(cmd: Sequence[str], env: dict, log_file: str, desc: str, root: 
     _say_command(cmd, root)
     pattern = re.compile(r'Epoch\(test\)\s*\[\s*(\d+)/(\d+)\]')
     tail = []
-    with open(log_file, 'a') as log, tqdm(desc=desc, unit='img', dynamic_ncols=True,
-                                          file=sys.stdout) as bar:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+    with open(log_file, 'a') as log, tqdm(
+            desc=desc, unit='img', dynamic_ncols=True, file=sys.stdout) as bar:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1)
         for line in proc.stdout:
             log.write(line)
             tail = (tail + [line])[-40:]
@@ -297,11 +365,13 @@ def box_centre_keypoint_ap(ann_file: str, sigmas: Sequence[float]) -> float:
         dets = []
         for ann in gt.loadAnns(gt.getAnnIds()):
             x, y, w, h = ann['bbox']
-            dets.append(dict(image_id=ann['image_id'], category_id=ann['category_id'],
-                             keypoints=[x + w / 2, y + h / 2, 1.0] * len(sigmas),
-                             score=1.0))
-        evaluator = COCOeval(gt, gt.loadRes(dets), 'keypoints', np.array(sigmas),
-                             use_area=True)
+            dets.append(
+                dict(
+                    image_id=ann['image_id'],
+                    category_id=ann['category_id'],
+                    keypoints=[x + w / 2, y + h / 2, 1.0] * len(sigmas),
+                    score=1.0))
+        evaluator = COCOeval(gt, gt.loadRes(dets), 'keypoints', np.array(sigmas), use_area=True)
         evaluator.params.useSegm = None
         evaluator.evaluate()
         evaluator.accumulate()
@@ -315,12 +385,16 @@ def baselines(meta: dict, data_root: Optional[str] = None) -> Dict[str, Tuple[fl
     and its keypoint annotations (0 without them).
     """
     kpt_ann = osp.join(data_root or '', 'det', 'annotations', 'keypoints_val.json')
-    kpt_ap = (box_centre_keypoint_ap(kpt_ann, meta['keypoint_sigmas'])
-              if data_root and 'keypoint_sigmas' in meta and osp.isfile(kpt_ann) else 0.0)
-    return {'accuracy/top1': (100.0 / len(meta['classes']), 'chance'),
-            'coco/bbox_mAP': (0.0, 'untrained'), 'coco/segm_mAP': (0.0, 'untrained'),
-            'mIoU': (background_only_miou(meta), 'all background'),
-            'coco/AP': (kpt_ap, 'all at box centre')}
+    kpt_ap = (
+        box_centre_keypoint_ap(kpt_ann, meta['keypoint_sigmas'])
+        if data_root and 'keypoint_sigmas' in meta and osp.isfile(kpt_ann) else 0.0)
+    return {
+        'accuracy/top1': (100.0 / len(meta['classes']), 'chance'),
+        'coco/bbox_mAP': (0.0, 'untrained'),
+        'coco/segm_mAP': (0.0, 'untrained'),
+        'mIoU': (background_only_miou(meta), 'all background'),
+        'coco/AP': (kpt_ap, 'all at box centre')
+    }
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -328,15 +402,19 @@ def plot_losses(task_dirs: Dict[str, str], out_file: str) -> dict:
     """One panel per task (``task -> work dir``): its training losses by iteration; under
     them, for the tasks that validated during training, their checked metrics
     (:func:`shapes_demo.results.plot_curves`, which returns what that row shows)."""
-    return demo_results.plot_curves(OrderedDict(
-        (key, dict(title=f'{DEMO_TASKS[key].title}: {DEMO_TASKS[key].model}',
-                   train=read_train_scalars(work_dir),
-                   val=demo_results.read_val_scalars(work_dir),
-                   metrics=DEMO_TASKS[key].metrics))
-        for key, work_dir in task_dirs.items()), out_file)
+    return demo_results.plot_curves(
+        OrderedDict((key,
+                     dict(
+                         title=f'{DEMO_TASKS[key].title}: {DEMO_TASKS[key].model}',
+                         train=read_train_scalars(work_dir),
+                         val=demo_results.read_val_scalars(work_dir),
+                         metrics=DEMO_TASKS[key].metrics))
+                    for key, work_dir in task_dirs.items()), out_file)
 
 
-def tile(images: Sequence[str], out_file: str, cols: int = 4,
+def tile(images: Sequence[str],
+         out_file: str,
+         cols: int = 4,
          min_width: int = 256) -> Optional[str]:
     """Paste ``images`` (paths) into a grid picture, small ones enlarged (nearest) to at
     least ``min_width`` pixels. Returns ``out_file``, or None (nothing written) for no
@@ -345,9 +423,12 @@ def tile(images: Sequence[str], out_file: str, cols: int = 4,
     ims = [Image.open(p).convert('RGB') for p in images]
     if not ims:
         return None
-    ims = [im.resize((im.width * -(-min_width // im.width),
-                      im.height * -(-min_width // im.width)), Image.NEAREST)
-           if im.width < min_width else im for im in ims]
+    ims = [
+        im.resize(
+            (im.width * -(-min_width // im.width),
+             im.height * -(-min_width // im.width)), Image.NEAREST) if im.width < min_width else im
+        for im in ims
+    ]
     cell = max(im.width for im in ims) + 4, max(im.height for im in ims) + 4
     cols = min(cols, len(ims))
     rows = (len(ims) + cols - 1) // cols
@@ -358,7 +439,9 @@ def tile(images: Sequence[str], out_file: str, cols: int = 4,
     return out_file
 
 
-def choose_precision(request: str, config: str, batch: int = 32,
+def choose_precision(request: str,
+                     config: str,
+                     batch: int = 32,
                      size: int = 64) -> Tuple[bool, str]:
     """``(amp, why)``: whether the demo runs with ``--amp`` (bf16 autocast on the CPU),
     for ``request`` (one of :data:`PRECISIONS`) and the classifier ``config`` whose
@@ -435,15 +518,26 @@ def _make_data(data_root: str, mode: str, seed: int) -> dict:
     """Step 1: the data set of ``mode`` under ``data_root``; returns its ``meta.json``."""
     from shapes_demo.shapes import write_shapes
     d = DATA[mode]
-    gen_args = ['--out', data_root, '--train', str(d['train']), '--val', str(d['val']),
-                '--cls-train', str(d['cls_train']), '--cls-val', str(d['cls_val']),
-                '--size', str(d['size']), '--cls-size', str(d['cls_size']),
-                '--seed', str(seed)]
-    say('1/4 dataset: python projects/shapes_demo/generate_shapes.py ' +
-        ' '.join(gen_args))
-    write_shapes(data_root, num_train=d['train'], num_val=d['val'], size=d['size'],
-                 cls_size=d['cls_size'], seed=seed, cls_train=d['cls_train'],
-                 cls_val=d['cls_val'])
+    gen_args = [
+        '--out', data_root, '--train',
+        str(d['train']), '--val',
+        str(d['val']), '--cls-train',
+        str(d['cls_train']), '--cls-val',
+        str(d['cls_val']), '--size',
+        str(d['size']), '--cls-size',
+        str(d['cls_size']), '--seed',
+        str(seed)
+    ]
+    say('1/4 dataset: python projects/shapes_demo/generate_shapes.py ' + ' '.join(gen_args))
+    write_shapes(
+        data_root,
+        num_train=d['train'],
+        num_val=d['val'],
+        size=d['size'],
+        cls_size=d['cls_size'],
+        seed=seed,
+        cls_train=d['cls_train'],
+        cls_val=d['cls_val'])
     with open(osp.join(data_root, 'meta.json')) as f:
         return json.load(f)
 
@@ -460,8 +554,11 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
     say()
     say(f'2/4 [{n}/{n_tasks}] train {task.title}: {task.model} ({task.scope})')
     t0 = time.time()
-    cmd = [sys.executable, osp.join(root, 'tools', 'train.py'), config,
-           '--work-dir', work_dir, '--resume'] + (AMP_ARGS if run.amp else [])
+    cmd = [
+        sys.executable,
+        osp.join(root, 'tools', 'train.py'), config, '--work-dir', work_dir, '--resume'
+    ] + (
+        AMP_ARGS if run.amp else [])
     if not task.validate:
         cmd.append('--no-validate')
     if task.backbone_from is not None:
@@ -492,37 +589,44 @@ def _train_and_test(key: str, n: int, n_tasks: int, run: _Run) -> Optional[str]:
         shutil.rmtree(dump)
     elif osp.isfile(dump):
         os.remove(dump)
-    cmd = [sys.executable, osp.join(root, 'tools', 'test.py'), config, ckpt,
-           '--work-dir', osp.join(work_dir, 'test'), '--out', dump] + (
-               AMP_ARGS if run.amp else []) + [
-           '--cfg-options', 'default_hooks.logger.interval=1']
+    cmd = [
+        sys.executable,
+        osp.join(root, 'tools', 'test.py'), config, ckpt, '--work-dir',
+        osp.join(work_dir, 'test'), '--out', dump
+    ] + (AMP_ARGS if run.amp else []) + ['--cfg-options', 'default_hooks.logger.interval=1']
     if not run.no_pictures:
-        cmd[4:4] = ['--show-dir', vis_dir,
-                    '--interval', str(max(1, n_val // PICTURES_PER_TASK))]
-    rc = run_with_bar(cmd, env, osp.join(log_dir, f'{key}_test.log'),
-                      f'evaluating {task.title}', root)
+        cmd[4:4] = ['--show-dir', vis_dir, '--interval', str(max(1, n_val // PICTURES_PER_TASK))]
+    rc = run_with_bar(cmd, env, osp.join(log_dir, f'{key}_test.log'), f'evaluating {task.title}',
+                      root)
     run.timings[f'{key} test'] = time.time() - t0
     if rc != 0:
         return (f'{key}: testing failed (exit code {rc}); see '
                 f'{osp.join(log_dir, key + "_test.log")}')
     metrics = read_test_metrics(osp.join(work_dir, 'test'))
-    run.results[key] = dict(checkpoint=ckpt, raw=metrics, metrics=OrderedDict(
-        (name, metrics[name] * scale) for name, _, scale in task.metrics
-        if name in metrics))
+    run.results[key] = dict(
+        checkpoint=ckpt,
+        raw=metrics,
+        metrics=OrderedDict(
+            (name, metrics[name] * scale) for name, _, scale in task.metrics if name in metrics))
     for name, _, _ in task.metrics:
         if name not in metrics:
             run.failures.append(f'{key}: metric {name} missing from the test results')
     _results_of_predictions(key, dump, run)
     if not run.no_pictures:
-        pics = demo_results.fixed_set([p for p in glob.glob(osp.join(vis_dir, '**', '*.*'), recursive=True)
-                     if p.endswith(('.png', '.jpg'))], PICTURES_PER_TASK)
+        pics = demo_results.fixed_set([
+            p for p in glob.glob(osp.join(vis_dir, '**', '*.*'), recursive=True)
+            if p.endswith(('.png', '.jpg'))
+        ], PICTURES_PER_TASK)
         task_pics = osp.join(run.out_root, key)
         shutil.rmtree(task_pics, ignore_errors=True)
         os.makedirs(task_pics)
         for p in pics:
             shutil.copy(p, task_pics)
-        tile(pics, osp.join(run.out_root, f'{key}_predictions.png'),
-             cols=task.tile_cols, min_width=task.tile_min_width)
+        tile(
+            pics,
+            osp.join(run.out_root, f'{key}_predictions.png'),
+            cols=task.tile_cols,
+            min_width=task.tile_min_width)
     return None
 
 
@@ -533,8 +637,8 @@ def _results_of_predictions(key: str, dump: str, run: _Run) -> None:
     (``<key>_gt_vs_pred.png``). What fails is added to ``run.failures``."""
     task, res = DEMO_TASKS[key], run.results[key]
     try:
-        per_class, problems = demo_results.per_class_results(task.scope, run.data_root,
-                                                             dump, res['raw'])
+        per_class, problems = demo_results.per_class_results(task.scope, run.data_root, dump,
+                                                             res['raw'])
     except Exception as e:  # noqa: BLE001 (reported as a failure of the step)
         run.failures.append(f'{key}: per-class results failed: {type(e).__name__}: {e}')
     else:
@@ -544,9 +648,13 @@ def _results_of_predictions(key: str, dump: str, run: _Run) -> None:
     if run.no_pictures:
         return
     try:
-        demo_results.draw_gt_vs_pred(task.scope, run.data_root, dump,
-                                     osp.join(run.out_root, f'{key}_gt_vs_pred.png'),
-                                     PICTURES_PER_TASK, cols=task.tile_cols)
+        demo_results.draw_gt_vs_pred(
+            task.scope,
+            run.data_root,
+            dump,
+            osp.join(run.out_root, f'{key}_gt_vs_pred.png'),
+            PICTURES_PER_TASK,
+            cols=task.tile_cols)
     except Exception as e:  # noqa: BLE001
         run.failures.append(f'{key}: ground truth / prediction picture failed: '
                             f'{type(e).__name__}: {e}')
@@ -568,11 +676,12 @@ def _pictures(run: _Run) -> None:
         vis_dir = osp.join(out_root, 'image_demo', key)
         shutil.rmtree(vis_dir, ignore_errors=True)
         say(f'demo/image_demo.py on {len(images)} validation images: {task.title}')
-        for r in inference(images, config, res['checkpoint'], vis_dir, amp=run.amp,
-                           amp_dtype='bf16'):
+        for r in inference(
+                images, config, res['checkpoint'], vis_dir, amp=run.amp, amp_dtype='bf16'):
             say(f'  {osp.relpath(r["image"], data_root)}: {r["summary"]}')
         tile([osp.join(vis_dir, f) for f in sorted(os.listdir(vis_dir))],
-             osp.join(out_root, f'{key}_image_demo.png'), cols=4)
+             osp.join(out_root, f'{key}_image_demo.png'),
+             cols=4)
     run.timings['pictures'] = time.time() - t0
 
 
@@ -591,9 +700,8 @@ def _report(run: _Run) -> int:
             base_value, base_name = base[name]
             ok = value >= thr
             passed &= ok
-            rows.append((task.title, task.model, label + ' (%)', f'{value:.1f}',
-                         f'>= {thr:g}', f'{base_value:.1f} ({base_name})',
-                         'PASS' if ok else 'FAIL'))
+            rows.append((task.title, task.model, label + ' (%)', f'{value:.1f}', f'>= {thr:g}',
+                         f'{base_value:.1f} ({base_name})', 'PASS' if ok else 'FAIL'))
     header = ('task', 'model', 'metric', 'value', 'threshold', 'baseline', '')
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = '  '.join('{:<%d}' % w for w in widths)
@@ -613,10 +721,19 @@ def _report(run: _Run) -> int:
         print('pictures: ' + ', '.join(
             osp.relpath(p, root) for p in sorted(glob.glob(osp.join(out_root, '*.png')))))
 
-    summary = dict(mode=mode, data_root=run.data_root, work_dir=run.work_root,
-                   passed=passed and not failures, failures=failures,
-                   thresholds=THRESHOLDS[mode], baselines={k: v[0] for k, v in base.items()},
-                   timings=run.timings, results=run.results)
+    summary = dict(
+        mode=mode,
+        data_root=run.data_root,
+        work_dir=run.work_root,
+        passed=passed and not failures,
+        failures=failures,
+        thresholds=THRESHOLDS[mode],
+        baselines={
+            k: v[0]
+            for k, v in base.items()
+        },
+        timings=run.timings,
+        results=run.results)
     with open(osp.join(out_root, 'metrics.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     for msg in failures:
@@ -630,10 +747,16 @@ def _report(run: _Run) -> int:
     return 0
 
 
-def run_demo(root: str, tasks: Optional[Sequence[str]] = None, quick: bool = False,
-             data_root: Optional[str] = None, work_dir: Optional[str] = None,
-             out_dir: Optional[str] = None, seed: int = 0, fresh: bool = False,
-             no_pictures: bool = False, precision: str = 'auto') -> int:
+def run_demo(root: str,
+             tasks: Optional[Sequence[str]] = None,
+             quick: bool = False,
+             data_root: Optional[str] = None,
+             work_dir: Optional[str] = None,
+             out_dir: Optional[str] = None,
+             seed: int = 0,
+             fresh: bool = False,
+             no_pictures: bool = False,
+             precision: str = 'auto') -> int:
     """The demo (see the module doc) of ``tasks`` (keys of :data:`DEMO_TASKS`, default
     all), run from the repository ``root`` (which holds ``configs/`` and ``tools/``).
 
@@ -654,9 +777,16 @@ def run_demo(root: str, tasks: Optional[Sequence[str]] = None, quick: bool = Fal
     os.makedirs(work_root, exist_ok=True)
     log_dir = osp.join(out_root, 'logs')
     os.makedirs(log_dir, exist_ok=True)
-    run = _Run(root=root, data_root=data_root, work_root=work_root, out_root=out_root,
-               log_dir=log_dir, quick=quick, fresh=fresh, no_pictures=no_pictures,
-               env=dict(os.environ, MMSCOPE_SHAPES_ROOT=data_root, PYTHONUNBUFFERED='1'))
+    run = _Run(
+        root=root,
+        data_root=data_root,
+        work_root=work_root,
+        out_root=out_root,
+        log_dir=log_dir,
+        quick=quick,
+        fresh=fresh,
+        no_pictures=no_pictures,
+        env=dict(os.environ, MMSCOPE_SHAPES_ROOT=data_root, PYTHONUNBUFFERED='1'))
     t_start = time.time()
 
     import torch

@@ -57,10 +57,9 @@ from PIL import Image
 
 __all__ = [
     'CLASSES', 'SEG_CLASSES', 'SEG_IGNORE_VALUE', 'SEG_BACKGROUND_VALUE', 'GENERATOR_VERSION',
-    'CLS_RADIUS',
-    'KEYPOINTS', 'KEYPOINT_SKELETON', 'KEYPOINT_SIGMAS', 'KEYPOINT_SWAP', 'keypoints_of',
-    'polygon_mask', 'render_scene', 'render_single', 'generate_shapes', 'count_images',
-    'is_up_to_date', 'write_shapes'
+    'CLS_RADIUS', 'KEYPOINTS', 'KEYPOINT_SKELETON', 'KEYPOINT_SIGMAS', 'KEYPOINT_SWAP',
+    'keypoints_of', 'polygon_mask', 'render_scene', 'render_single', 'generate_shapes',
+    'count_images', 'is_up_to_date', 'write_shapes'
 ]
 
 # 3: the keypoint annotations (det/annotations/keypoints_*.json) were added; the other
@@ -89,8 +88,7 @@ KEYPOINT_SKELETON = ((1, 2), (1, 3), (1, 4), (1, 5))
 # jump between two corners when an edge is nearly horizontal or vertical
 KEYPOINT_SIGMAS = (0.05, 0.08, 0.08, 0.08, 0.08)
 # the keypoint each keypoint becomes under a horizontal flip
-KEYPOINT_SWAP = dict(centre='centre', top='top', bottom='bottom', left='right',
-                     right='left')
+KEYPOINT_SWAP = dict(centre='centre', top='top', bottom='bottom', left='right', right='left')
 
 # Sub-seeds that keep the parts and splits on independent random streams.
 _PART_IDS = {'cls': 1, 'scene': 2}
@@ -143,8 +141,10 @@ def keypoints_of(poly: np.ndarray) -> np.ndarray:
     """The :data:`KEYPOINTS` (5, 2) of the shape with vertices ``poly`` (N, 2): the
     vertex mean, then the vertices of smallest y, largest y, smallest x and largest x
     (the first of equal ones)."""
-    return np.stack([poly.mean(0), poly[np.argmin(poly[:, 1])], poly[np.argmax(poly[:, 1])],
-                     poly[np.argmin(poly[:, 0])], poly[np.argmax(poly[:, 0])]])
+    return np.stack([
+        poly.mean(0), poly[np.argmin(poly[:, 1])], poly[np.argmax(poly[:, 1])],
+        poly[np.argmin(poly[:, 0])], poly[np.argmax(poly[:, 0])]
+    ])
 
 
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
@@ -224,8 +224,12 @@ def render_single(seed: int, split: str, index: int, size: int = 64) -> Tuple[np
     return _finish(img, rng), label
 
 
-def render_scene(seed: int, split: str, index: int, size: int = 128,
-                 min_objects: int = 2, max_objects: int = 5) -> Tuple[np.ndarray, List[dict]]:
+def render_scene(seed: int,
+                 split: str,
+                 index: int,
+                 size: int = 128,
+                 min_objects: int = 2,
+                 max_objects: int = 5) -> Tuple[np.ndarray, List[dict]]:
     """One multi-object scene (RGB uint8, ``size`` x ``size``) and its objects.
 
     Objects do not overlap (their bounding boxes keep a 2-pixel gap), so each object's
@@ -245,8 +249,7 @@ def render_scene(seed: int, split: str, index: int, size: int = 128,
         for _attempt in range(30):
             radius = rng.uniform(r_min, r_max)
             cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
-            poly = _shape_polygon(CLASSES[label], cx, cy, radius,
-                                  rng.uniform(0, 2 * math.pi), rng)
+            poly = _shape_polygon(CLASSES[label], cx, cy, radius, rng.uniform(0, 2 * math.pi), rng)
             x0, y0 = poly.min(0)
             x1, y1 = poly.max(0)
             if all(x0 > b[2] + 2 or x1 < b[0] - 2 or y0 > b[3] + 2 or y1 < b[1] - 2
@@ -256,8 +259,12 @@ def render_scene(seed: int, split: str, index: int, size: int = 128,
             continue  # no room left for this object
         placed.append((x0, y0, x1, y1))
         mask = _paint(img, poly, bg_mean, rng)
-        objects.append(dict(label=label, polygon=poly, mask=mask,
-                            bbox=(float(x0), float(y0), float(x1 - x0), float(y1 - y0))))
+        objects.append(
+            dict(
+                label=label,
+                polygon=poly,
+                mask=mask,
+                bbox=(float(x0), float(y0), float(x1 - x0), float(y1 - y0))))
     return _finish(img, rng), objects
 
 
@@ -266,7 +273,9 @@ def _save_jpg(path: str, img: np.ndarray) -> None:
     Image.fromarray(img).save(path, format='JPEG', quality=JPEG_QUALITY)
 
 
-def count_images(num_train: int, num_val: int, cls_train: Optional[int] = None,
+def count_images(num_train: int,
+                 num_val: int,
+                 cls_train: Optional[int] = None,
                  cls_val: Optional[int] = None) -> int:
     """Number of images :func:`generate_shapes` renders (classification + scenes)."""
     cls_train = num_train if cls_train is None else cls_train
@@ -276,8 +285,12 @@ def count_images(num_train: int, num_val: int, cls_train: Optional[int] = None,
 
 def _coco_skeleton(split: str) -> dict:
     return dict(
-        info=dict(description=f'mmscope synthetic shapes ({split})', version='1.0',
-                  year=2024, contributor='mmscope', date_created='2024-01-01'),
+        info=dict(
+            description=f'mmscope synthetic shapes ({split})',
+            version='1.0',
+            year=2024,
+            contributor='mmscope',
+            date_created='2024-01-01'),
         licenses=[],
         images=[],
         annotations=[],
@@ -286,17 +299,28 @@ def _coco_skeleton(split: str) -> dict:
 
 def _keypoint_category() -> dict:
     """The one category of the keypoint files: every object, whatever its class."""
-    return dict(id=1, name='shape', supercategory='shape', keypoints=list(KEYPOINTS),
-                skeleton=[list(link) for link in KEYPOINT_SKELETON])
+    return dict(
+        id=1,
+        name='shape',
+        supercategory='shape',
+        keypoints=list(KEYPOINTS),
+        skeleton=[list(link) for link in KEYPOINT_SKELETON])
 
 
 def _keypoint_annotation(ann: dict, poly: np.ndarray) -> dict:
     """The keypoint annotation of the object of instance annotation ``ann`` (same id,
     image, box and area) with the vertices ``poly``."""
     kpts = [[round(float(x), 2), round(float(y), 2), 2] for x, y in keypoints_of(poly)]
-    return dict(id=ann['id'], image_id=ann['image_id'], category_id=1,
-                shape_class=ann['category_id'] - 1, bbox=ann['bbox'], area=ann['area'],
-                iscrowd=0, num_keypoints=len(kpts), keypoints=sum(kpts, []))
+    return dict(
+        id=ann['id'],
+        image_id=ann['image_id'],
+        category_id=1,
+        shape_class=ann['category_id'] - 1,
+        bbox=ann['bbox'],
+        area=ann['area'],
+        iscrowd=0,
+        num_keypoints=len(kpts),
+        keypoints=sum(kpts, []))
 
 
 def generate_shapes(out: str,
@@ -357,13 +381,14 @@ def generate_shapes(out: str,
             for obj in objects:
                 seg[obj['mask']] = SEG_BACKGROUND_VALUE + 1 + obj['label']
                 coco['annotations'].append(
-                    dict(id=len(coco['annotations']) + 1,
-                         image_id=image_id,
-                         category_id=obj['label'] + 1,
-                         segmentation=[[round(float(v), 2) for v in obj['polygon'].ravel()]],
-                         area=int(obj['mask'].sum()),
-                         bbox=[round(v, 2) for v in obj['bbox']],
-                         iscrowd=0))
+                    dict(
+                        id=len(coco['annotations']) + 1,
+                        image_id=image_id,
+                        category_id=obj['label'] + 1,
+                        segmentation=[[round(float(v), 2) for v in obj['polygon'].ravel()]],
+                        area=int(obj['mask'].sum()),
+                        bbox=[round(v, 2) for v in obj['bbox']],
+                        iscrowd=0))
                 kpt_coco['annotations'].append(
                     _keypoint_annotation(coco['annotations'][-1], obj['polygon']))
             n_objects += len(objects)
@@ -379,13 +404,26 @@ def generate_shapes(out: str,
         stats['seg_pixel_counts'][split] = pixel_counts.tolist()
     meta = dict(
         generator_version=GENERATOR_VERSION,
-        seed=seed, num_train=num_train, num_val=num_val, size=size, cls_size=cls_size,
-        cls_train=cls_train, cls_val=cls_val,
-        classes=list(CLASSES), seg_classes=list(SEG_CLASSES),
-        seg_png_values=dict(ignore=SEG_IGNORE_VALUE, background=SEG_BACKGROUND_VALUE,
-                            **{c: SEG_BACKGROUND_VALUE + 1 + k for k, c in enumerate(CLASSES)}),
-        keypoints=list(KEYPOINTS), keypoint_skeleton=[list(x) for x in KEYPOINT_SKELETON],
-        keypoint_sigmas=list(KEYPOINT_SIGMAS), keypoint_swap=dict(KEYPOINT_SWAP),
+        seed=seed,
+        num_train=num_train,
+        num_val=num_val,
+        size=size,
+        cls_size=cls_size,
+        cls_train=cls_train,
+        cls_val=cls_val,
+        classes=list(CLASSES),
+        seg_classes=list(SEG_CLASSES),
+        seg_png_values=dict(
+            ignore=SEG_IGNORE_VALUE,
+            background=SEG_BACKGROUND_VALUE,
+            **{
+                c: SEG_BACKGROUND_VALUE + 1 + k
+                for k, c in enumerate(CLASSES)
+            }),
+        keypoints=list(KEYPOINTS),
+        keypoint_skeleton=[list(x) for x in KEYPOINT_SKELETON],
+        keypoint_sigmas=list(KEYPOINT_SIGMAS),
+        keypoint_swap=dict(KEYPOINT_SWAP),
         stats=stats)
     with open(osp.join(out, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=2, sort_keys=True)
@@ -393,8 +431,8 @@ def generate_shapes(out: str,
 
 
 # ----------------------------------------------------------------------------- command line
-def is_up_to_date(out: str, num_train: int, num_val: int, size: int, cls_size: int,
-                  seed: int, cls_train: int, cls_val: int) -> bool:
+def is_up_to_date(out: str, num_train: int, num_val: int, size: int, cls_size: int, seed: int,
+                  cls_train: int, cls_val: int) -> bool:
     """True when ``out`` was completely written by this generator (this
     :data:`GENERATOR_VERSION`) with these arguments: its ``meta.json``, written last,
     says so."""
@@ -403,9 +441,15 @@ def is_up_to_date(out: str, num_train: int, num_val: int, size: int, cls_size: i
             meta = json.load(f)
     except (OSError, ValueError):
         return False
-    want = dict(generator_version=GENERATOR_VERSION, seed=seed, num_train=num_train,
-                num_val=num_val, size=size, cls_size=cls_size, cls_train=cls_train,
-                cls_val=cls_val)
+    want = dict(
+        generator_version=GENERATOR_VERSION,
+        seed=seed,
+        num_train=num_train,
+        num_val=num_val,
+        size=size,
+        cls_size=cls_size,
+        cls_train=cls_train,
+        cls_val=cls_val)
     return all(meta.get(k) == v for k, v in want.items())
 
 
@@ -421,8 +465,8 @@ def write_shapes(out: str,
     """:func:`generate_shapes` as the command line runs it: nothing is written when
     :func:`is_up_to_date` (unless ``force``); otherwise a progress bar and a closing
     line of statistics are printed. Returns whether the data set was written."""
-    if not force and is_up_to_date(out, num_train, num_val, size, cls_size, seed,
-                                   cls_train, cls_val):
+    if not force and is_up_to_date(out, num_train, num_val, size, cls_size, seed, cls_train,
+                                   cls_val):
         print(f'[shapes] {out} is up to date (seed {seed}); --force to rewrite')
         return False
     from mmengine.utils import ProgressBar
@@ -430,8 +474,8 @@ def write_shapes(out: str,
     print(f'[shapes] writing {total} images to {out} (seed {seed})')
     t0 = time.time()
     bar = ProgressBar(total)
-    meta = generate_shapes(out, num_train, num_val, size, cls_size, seed, cls_train, cls_val,
-                           progress=bar.update)
+    meta = generate_shapes(
+        out, num_train, num_val, size, cls_size, seed, cls_train, cls_val, progress=bar.update)
     sys.stdout.write('\n')
     objs = meta['stats']['scene_objects']
     print(f'[shapes] done in {time.time() - t0:.1f}s: classes {meta["classes"]}, '

@@ -17,7 +17,6 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from helpers import one_thread_env, run_watched  # noqa: E402
 
-
 # ------------------------------------------------------------------------ end to end
 QUICK_CLS = 'projects/shapes_demo/configs/quick/scopevit-xt_shapes-cls_quick.py'
 
@@ -48,14 +47,22 @@ def _scalars(work_dir):
 
 @pytest.fixture(scope='module')
 def quick_demo(tmp_path_factory):
-    """``projects/shapes_demo/demo.py --quick``: all four tasks on the small data set, in a temp dir."""
+    """``projects/shapes_demo/demo.py --quick``: all four tasks on the small data set, in a temp
+    dir."""
     root = tmp_path_factory.mktemp('demo')
     dirs = dict(data=str(root / 'data'), work=str(root / 'work'), out=str(root / 'results'))
-    cmd = [sys.executable, osp.join(ROOT, 'projects', 'shapes_demo', 'demo.py'), '--quick',
-           '--data-root', dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out']]
-    proc = run_watched(cmd, cwd=ROOT, env=one_thread_env(), idle_timeout=IDLE_TIMEOUT,
-                       total_timeout=QUICK_DEMO_TIMEOUT,
-                       log_file=str(root / 'demo.log'))
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'projects', 'shapes_demo', 'demo.py'), '--quick', '--data-root',
+        dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out']
+    ]
+    proc = run_watched(
+        cmd,
+        cwd=ROOT,
+        env=one_thread_env(),
+        idle_timeout=IDLE_TIMEOUT,
+        total_timeout=QUICK_DEMO_TIMEOUT,
+        log_file=str(root / 'demo.log'))
     dirs.update(proc=proc)
     return dirs
 
@@ -81,8 +88,7 @@ def test_quick_demo_learns(quick_demo):
     assert res['pose']['metrics']['coco/AP'] > summary['baselines']['coco/AP'] + 2
     # the training loss falls
     for task in DEMO_TASKS:
-        losses = [r['loss'] for run in _scalars(osp.join(quick_demo['work'], task))
-                  for r in run]
+        losses = [r['loss'] for run in _scalars(osp.join(quick_demo['work'], task)) for r in run]
         assert len(losses) >= 6, task
         assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3]), (task, losses)
     # pictures: loss curves, predictions per task, image_demo outputs; the table printed
@@ -126,20 +132,24 @@ def test_onnx_models_give_the_demos_metrics(quick_demo, tmp_path, monkeypatch):
         results = json.load(f)['results']
     monkeypatch.setenv('MMSCOPE_SHAPES_ROOT', quick_demo['data'])
     image = sorted(glob.glob(osp.join(quick_demo['data'], 'det', 'val', '*.jpg')))[0]
-    cases = [('cls', 'projects/shapes_demo/configs/quick/scopevit-xt_shapes-cls_quick.py', 'accuracy/top1',
-              0., ['--shape', '64', '64']),
-             ('seg', 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py', 'mIoU', 0.,
-              ['--shape', '64', '64']),
+    cases = [('cls', 'projects/shapes_demo/configs/quick/scopevit-xt_shapes-cls_quick.py',
+              'accuracy/top1', 0., ['--shape', '64', '64']),
+             ('seg', 'projects/shapes_demo/configs/quick/upernet_scalablevit-xs_shapes_quick.py',
+              'mIoU', 0., ['--shape', '64', '64']),
              ('det', 'projects/shapes_demo/configs/quick/mask-rcnn_scopevit-xt_fpn_shapes_quick.py',
               'coco/bbox_mAP', 0.001, ['--image', image]),
-             ('pose', 'projects/shapes_demo/configs/quick/td-hm_scopevit-xt_shapes-kpt_quick.py', 'coco/AP',
-              0.001, ['--shape', '64', '64'])]
+             ('pose', 'projects/shapes_demo/configs/quick/td-hm_scopevit-xt_shapes-kpt_quick.py',
+              'coco/AP', 0.001, ['--shape', '64', '64'])]
     for task, config, metric, tol, extra in cases:
         checkpoint = results[task]['checkpoint']
         out = str(tmp_path / f'{task}.onnx')
         proc = subprocess.run(
-            [sys.executable, 'tools/deployment/pytorch2onnx.py', config, checkpoint, '--out',
-             out] + extra, cwd=ROOT, capture_output=True, text=True, timeout=1200,
+            [sys.executable, 'tools/deployment/pytorch2onnx.py', config, checkpoint, '--out', out] +
+            extra,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1200,
             env=one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data']))
         assert proc.returncode == 0, (task, proc.stderr[-3000:])
         got = evaluate_onnx(osp.join(ROOT, config), out, checkpoint, threads=1)[metric]
@@ -149,40 +159,57 @@ def test_onnx_models_give_the_demos_metrics(quick_demo, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_onnx_retinanet_gives_pytorchs_detections(quick_demo, tmp_path, monkeypatch):
-    """RetinaNet + ScopeViT-XT (projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py, 100
+    """RetinaNet + ScopeViT-XT (projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py,
+    100
     iterations from the quick demo's classifier) exported through mmdeploy by
     tools/deployment/pytorch2onnx.py, which compares its detections on an image with
     PyTorch's and writes nothing unless they agree (boxes within 1e-4 of the input side,
-    scores within 1e-4; some detections above the cut are checked); bbox mAP through onnxruntime equals tools/test.py's within 0.1
+    scores within 1e-4; some detections above the cut are checked); bbox mAP through onnxruntime
+    equals tools/test.py's within 0.1
     (points)."""
     pytest.importorskip('onnxruntime')
     pytest.importorskip('mmdeploy')
-    from shapes_demo.run import read_test_metrics
     from mmscope.deploy.evaluate import evaluate_onnx
+    from shapes_demo.run import read_test_metrics
     assert quick_demo['proc'].returncode == 0, quick_demo['proc'].tail(3000)
     with open(osp.join(quick_demo['out'], 'metrics.json')) as f:
         cls_checkpoint = json.load(f)['results']['cls']['checkpoint']
     config = 'projects/shapes_demo/configs/retinanet_scopevit-xt_fpn_shapes.py'
     work = str(tmp_path / 'retinanet')
-    env = one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'],
-                         MMSCOPE_DEMO_CLS_CKPT=cls_checkpoint)
-    proc = run_watched([sys.executable, 'tools/train.py', config, '--work-dir', work,
-                        '--cfg-options', 'train_cfg.max_iters=100'],
-                       cwd=ROOT, env=env, idle_timeout=IDLE_TIMEOUT, total_timeout=RUN_TIMEOUT)
+    env = one_thread_env(
+        MMSCOPE_SHAPES_ROOT=quick_demo['data'], MMSCOPE_DEMO_CLS_CKPT=cls_checkpoint)
+    proc = run_watched([
+        sys.executable, 'tools/train.py', config, '--work-dir', work, '--cfg-options',
+        'train_cfg.max_iters=100'
+    ],
+                       cwd=ROOT,
+                       env=env,
+                       idle_timeout=IDLE_TIMEOUT,
+                       total_timeout=RUN_TIMEOUT)
     assert proc.returncode == 0, proc.tail()
     checkpoint = osp.join(work, 'iter_100.pth')
-    proc = run_watched([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-                        osp.join(work, 'test')],
-                       cwd=ROOT, env=env, idle_timeout=IDLE_TIMEOUT, total_timeout=RUN_TIMEOUT)
+    proc = run_watched(
+        [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
+         osp.join(work, 'test')],
+        cwd=ROOT,
+        env=env,
+        idle_timeout=IDLE_TIMEOUT,
+        total_timeout=RUN_TIMEOUT)
     assert proc.returncode == 0, proc.tail()
     want = read_test_metrics(osp.join(work, 'test'))['coco/bbox_mAP']
 
     monkeypatch.setenv('MMSCOPE_SHAPES_ROOT', quick_demo['data'])
     image = sorted(glob.glob(osp.join(quick_demo['data'], 'det', 'val', '*.jpg')))[0]
     out = str(tmp_path / 'retinanet.onnx')
-    proc = subprocess.run([sys.executable, 'tools/deployment/pytorch2onnx.py', config,
-                           checkpoint, '--out', out, '--image', image],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env)
+    proc = subprocess.run([
+        sys.executable, 'tools/deployment/pytorch2onnx.py', config, checkpoint, '--out', out,
+        '--image', image
+    ],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=1200,
+                          env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout[proc.stdout.rindex('\n{') + 1:])
     assert report['kind'] == 'detector' and report['n_checked'] > 0, report
@@ -191,16 +218,23 @@ def test_onnx_retinanet_gives_pytorchs_detections(quick_demo, tmp_path, monkeypa
 
 
 def _dist_env(quick_demo, **extra):
-    return one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'], PYTHON=sys.executable,
-                          PORT=str(_free_port()), **extra)
+    return one_thread_env(
+        MMSCOPE_SHAPES_ROOT=quick_demo['data'],
+        PYTHON=sys.executable,
+        PORT=str(_free_port()),
+        **extra)
 
 
 def _dist_train(quick_demo, work, config=QUICK_CLS, env=None):
-    return run_watched(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), config, '2', '--work-dir', work,
-         '--cfg-options', 'train_cfg.max_epochs=1'],
-        cwd=ROOT, env=env or _dist_env(quick_demo), idle_timeout=IDLE_TIMEOUT,
-        total_timeout=RUN_TIMEOUT)
+    return run_watched([
+        'bash',
+        osp.join(ROOT, 'tools', 'dist_train.sh'), config, '2', '--work-dir', work, '--cfg-options',
+        'train_cfg.max_epochs=1'
+    ],
+                       cwd=ROOT,
+                       env=env or _dist_env(quick_demo),
+                       idle_timeout=IDLE_TIMEOUT,
+                       total_timeout=RUN_TIMEOUT)
 
 
 @pytest.mark.slow
@@ -225,7 +259,9 @@ def test_dist_train_two_processes(quick_demo, tmp_path):
     assert (meta['epoch'], meta['iter']) == (1, -(-n_train // 64))
     test = run_watched(
         [sys.executable, 'tools/test.py', QUICK_CLS, ckpt, '--work-dir', work + '/test'],
-        cwd=ROOT, env=_dist_env(quick_demo), idle_timeout=IDLE_TIMEOUT,
+        cwd=ROOT,
+        env=_dist_env(quick_demo),
+        idle_timeout=IDLE_TIMEOUT,
         total_timeout=RUN_TIMEOUT)
     assert test.returncode == 0, test.tail(3000)
     assert 'accuracy/top1' in test.output
@@ -236,8 +272,10 @@ def test_dist_train_failure_fails_loudly(quick_demo, tmp_path):
     """One rank raising in the middle of training fails the job (non-zero exit) with
     that rank's traceback, promptly, instead of hanging or being reported as an abort."""
     work = str(tmp_path / 'dist_fail')
-    env = _dist_env(quick_demo, PYTHONPATH=osp.join(ROOT, 'projects', 'shapes_demo', 'tests', 'fixtures'))
-    proc = _dist_train(quick_demo, work, 'projects/shapes_demo/tests/fixtures/cls_quick_failing_rank1.py', env=env)
+    env = _dist_env(
+        quick_demo, PYTHONPATH=osp.join(ROOT, 'projects', 'shapes_demo', 'tests', 'fixtures'))
+    proc = _dist_train(
+        quick_demo, work, 'projects/shapes_demo/tests/fixtures/cls_quick_failing_rank1.py', env=env)
     assert proc.returncode != 0, proc.tail()
     assert 'RuntimeError: injected failure on rank 1 at iteration 3' in proc.output, \
         proc.tail()
@@ -255,8 +293,13 @@ def test_kill_and_resume(quick_demo, tmp_path):
     work = str(tmp_path / 'resume')
     env = one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'])
     cmd = [sys.executable, 'tools/train.py', QUICK_CLS, '--work-dir', work]
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True)
     marker = osp.join(work, 'last_checkpoint')
     deadline = time.time() + RUN_TIMEOUT
     while time.time() < deadline and first.poll() is None:
@@ -266,13 +309,15 @@ def test_kill_and_resume(quick_demo, tmp_path):
     assert first.poll() is None, 'the run ended before it could be interrupted'
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    before = {p: osp.getsize(p) for p in glob.glob(osp.join(work, '**', '*'), recursive=True)
-              if osp.isfile(p)}
+    before = {
+        p: osp.getsize(p)
+        for p in glob.glob(osp.join(work, '**', '*'), recursive=True) if osp.isfile(p)
+    }
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     assert not osp.exists(osp.join(work, 'epoch_4.pth'))
 
-    second = run_watched(cmd + ['--resume'], cwd=ROOT, env=env, idle_timeout=IDLE_TIMEOUT,
-                         total_timeout=RUN_TIMEOUT)
+    second = run_watched(
+        cmd + ['--resume'], cwd=ROOT, env=env, idle_timeout=IDLE_TIMEOUT, total_timeout=RUN_TIMEOUT)
     assert second.returncode == 0, second.tail(3000)
     assert 'resumed epoch: 1' in second.output
     # nothing written before the interruption is lost or rewritten, except what points at

@@ -14,6 +14,7 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from helpers import seg_of  # noqa: E402
+
 from shapes_demo import shapes  # noqa: E402
 
 
@@ -21,20 +22,28 @@ from shapes_demo import shapes  # noqa: E402
 def _rect_coco(tmp_path):
     """A 3-image COCO file (128 x 128): categories a, b, c, d; two a, one b, two c (one
     small, one large), no d."""
-    boxes = {1: [(1, [4, 4, 20, 12]), (2, [30, 30, 16, 16])],  # img 1: a, b
-             2: [(1, [10, 8, 24, 20]), (3, [40, 4, 12, 30])],  # img 2: a, c
-             3: [(3, [10, 20, 110, 100])]}  # img 3: c, over 96 x 96 pixels (large)
+    boxes = {
+        1: [(1, [4, 4, 20, 12]), (2, [30, 30, 16, 16])],  # img 1: a, b
+        2: [(1, [10, 8, 24, 20]), (3, [40, 4, 12, 30])],  # img 2: a, c
+        3: [(3, [10, 20, 110, 100])]
+    }  # img 3: c, over 96 x 96 pixels (large)
     anns, n = [], 0
     for img_id, objs in boxes.items():
         for cat, (x, y, w, h) in objs:
             n += 1
-            anns.append(dict(id=n, image_id=img_id, category_id=cat, bbox=[x, y, w, h],
-                             area=w * h, iscrowd=0,
-                             segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
-    coco = dict(images=[dict(id=i, file_name=f'{i:06d}.jpg', width=128, height=128)
-                        for i in (1, 2, 3)],
-                categories=[dict(id=k, name=c) for k, c in enumerate('abcd', 1)],
-                annotations=anns)
+            anns.append(
+                dict(
+                    id=n,
+                    image_id=img_id,
+                    category_id=cat,
+                    bbox=[x, y, w, h],
+                    area=w * h,
+                    iscrowd=0,
+                    segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
+    coco = dict(
+        images=[dict(id=i, file_name=f'{i:06d}.jpg', width=128, height=128) for i in (1, 2, 3)],
+        categories=[dict(id=k, name=c) for k, c in enumerate('abcd', 1)],
+        annotations=anns)
     path = tmp_path / 'instances.json'
     path.write_text(json.dumps(coco))
     return str(path)
@@ -56,14 +65,15 @@ def _det_sample(gt, img_id, objs, mask_scores=None):
             m[y:y + h, x:x + w] = 1
         boxes.append([x, y, x + w, y + h])
         masks.append(mask_utils.encode(np.asfortranarray(m)))
-    pred = dict(bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-                labels=torch.tensor([lb for _, lb, _ in objs], dtype=torch.long),
-                scores=torch.tensor([s for _, _, s in objs], dtype=torch.float32),
-                masks=masks)
+    pred = dict(
+        bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        labels=torch.tensor([lb for _, lb, _ in objs], dtype=torch.long),
+        scores=torch.tensor([s for _, _, s in objs], dtype=torch.float32),
+        masks=masks)
     if mask_scores is not None:
         pred['mask_scores'] = torch.tensor(mask_scores, dtype=torch.float32)
-    return dict(img_id=img_id, img_path=f'{img_id:06d}.jpg', ori_shape=(128, 128),
-                pred_instances=pred)
+    return dict(
+        img_id=img_id, img_path=f'{img_id:06d}.jpg', ori_shape=(128, 128), pred_instances=pred)
 
 
 def test_coco_per_class_averages_to_mmdets_map(tmp_path):
@@ -81,11 +91,13 @@ def test_coco_per_class_averages_to_mmdets_map(tmp_path):
     ann_file = _rect_coco(tmp_path)
     gt = COCO(ann_file)
     a1, b1, a2, c2, c3 = gt.loadAnns([1, 2, 3, 4, 5])
-    samples = [_det_sample(gt, 1, [(a1, 0, 0.9)]),
-               _det_sample(gt, 2, [(a2, 0, 0.9), (c2, 2, 0.8)]),
-               # d: a false positive; c: one away from c3, its mask scored 0.99
-               _det_sample(gt, 3, [((2, 40, 10, 10), 3, 0.5), ((2, 2, 6, 6), 2, 0.1)],
-                           mask_scores=[0.5, 0.99])]
+    samples = [
+        _det_sample(gt, 1, [(a1, 0, 0.9)]),
+        _det_sample(gt, 2, [(a2, 0, 0.9), (c2, 2, 0.8)]),
+        # d: a false positive; c: one away from c3, its mask scored 0.99
+        _det_sample(
+            gt, 3, [((2, 40, 10, 10), 3, 0.5), ((2, 2, 6, 6), 2, 0.1)], mask_scores=[0.5, 0.99])
+    ]
     table = dr.coco_per_class(ann_file, samples, classes=('a', 'b', 'c', 'd'))
     c_ap = 100 * 51 / 101
     assert list(table) == ['a', 'b', 'c', 'd']
@@ -107,19 +119,23 @@ def test_coco_per_class_averages_to_mmdets_map(tmp_path):
     (msg, ) = dr.check_class_means(table, wrong, pairs)
     assert msg.startswith('the per-class segm_AP average 41.749, but coco/segm_mAP is')
     # no detections at all: 0 where there is ground truth
-    empty = [dict(s, pred_instances=dict(scores=s['pred_instances']['scores'][:0],
-                                         labels=s['pred_instances']['labels'][:0],
-                                         bboxes=s['pred_instances']['bboxes'][:0],
-                                         masks=[])) for s in samples]
+    empty = [
+        dict(
+            s,
+            pred_instances=dict(
+                scores=s['pred_instances']['scores'][:0],
+                labels=s['pred_instances']['labels'][:0],
+                bboxes=s['pred_instances']['bboxes'][:0],
+                masks=[])) for s in samples
+    ]
     table = dr.coco_per_class(ann_file, empty, classes=('a', 'b', 'c', 'd'))
     assert [table[c]['bbox_AP'] for c in 'abcd'] == [0.0, 0.0, 0.0, None]
     # the table printed by the demo
-    assert dr.per_class_lines(OrderedDict(
-        a=dict(IoU=91.24, Acc=None), bb=dict(IoU=5.0, Acc=10.0))) == [
-        'class   IoU   Acc',
-        'a      91.2     -',
-        'bb      5.0  10.0',
-        'mean   48.1  10.0']
+    assert dr.per_class_lines(OrderedDict(a=dict(IoU=91.24, Acc=None),
+                                          bb=dict(IoU=5.0, Acc=10.0))) == [
+                                              'class   IoU   Acc', 'a      91.2     -',
+                                              'bb      5.0  10.0', 'mean   48.1  10.0'
+                                          ]
 
 
 def test_seg_per_class_matches_mmseg(tmp_path):
@@ -152,8 +168,10 @@ def test_seg_per_class_matches_mmseg(tmp_path):
     for g, p in ((gt1, pr1), (gt2, pr2)):
         g = torch.tensor(g) - 1
         g[g < 0] = 255  # reduce_zero_label
-        metric.process({}, [dict(pred_sem_seg=dict(data=(torch.tensor(p) - 1)[None]),
-                                 gt_sem_seg=dict(data=g[None]))])
+        metric.process({}, [
+            dict(
+                pred_sem_seg=dict(data=(torch.tensor(p) - 1)[None]), gt_sem_seg=dict(data=g[None]))
+        ])
     reported = metric.compute_metrics(metric.results)
     means = dr.class_means(table)
     assert means['IoU'] == pytest.approx(np.mean(want_iou))
@@ -179,8 +197,7 @@ def test_fixed_set_and_compose_pairs(tmp_path):
     assert dr.fixed_set(paths, 1) == ['d0/000000.jpg']
     gt, pred = Image.new('RGB', (40, 30), 'red'), Image.new('RGB', (40, 30), 'blue')
     out = str(tmp_path / 'pairs.png')
-    assert dr.compose_pairs([('x', gt, pred)] * 3, out, cols=2,
-                            legend=[('a', (0, 255, 0))]) == out
+    assert dr.compose_pairs([('x', gt, pred)] * 3, out, cols=2, legend=[('a', (0, 255, 0))]) == out
     # cells: 2 x 40 + 4 + 8 wide, 18 + 30 + 8 high; 2 x 2 cells and a legend row of 22
     pic = np.array(Image.open(out))
     assert pic.shape == (2 * 56 + 22, 2 * 92, 3)
@@ -198,8 +215,7 @@ def test_draw_instances_paints_masks_and_boxes():
     image = Image.new('RGB', (32, 32), (100, 100, 100))  # 16 x 16 enlarged twice
     mask = np.zeros((16, 16), bool)
     mask[2:6, 3:7] = True  # rows 4..11, columns 6..13 at factor 2
-    out = np.array(dr.draw_instances(image, 2, [mask], [[3, 2, 7, 6]], [''],
-                                     [(200, 0, 0)]))
+    out = np.array(dr.draw_instances(image, 2, [mask], [[3, 2, 7, 6]], [''], [(200, 0, 0)]))
     assert (out[6:10, 8:12] == [150, 50, 50]).all()  # inside: blended half and half
     assert (out[4, 6:14] == [200, 0, 0]).all()  # the box's outline (2 pixels wide)
     changed = (out != 100).any(-1)
@@ -226,34 +242,44 @@ def shapes_with_predictions(small_shapes, tmp_path_factory):
     for img_id in gt.getImgIds():
         anns = gt.loadAnns(gt.getAnnIds(imgIds=[img_id]))
         # and, scored under the 0.3 the pictures show, one box over the whole image
-        det.append(dict(img_id=img_id, pred_instances=dict(
-            bboxes=torch.tensor([[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
-                                  a['bbox'][1] + a['bbox'][3]] for a in anns] +
-                                [[0., 0., 127., 127.]]),
-            labels=torch.tensor([a['category_id'] - 1 for a in anns] + [0]),
-            scores=torch.tensor([0.9] * len(anns) + [0.05]),
-            masks=[mask_utils.encode(np.asfortranarray(gt.annToMask(a))) for a in anns] +
-            [mask_utils.encode(np.ones((128, 128), np.uint8, order='F'))])))
+        det.append(
+            dict(
+                img_id=img_id,
+                pred_instances=dict(
+                    bboxes=torch.tensor([[
+                        a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2], a['bbox'][1] +
+                        a['bbox'][3]
+                    ] for a in anns] + [[0., 0., 127., 127.]]),
+                    labels=torch.tensor([a['category_id'] - 1 for a in anns] + [0]),
+                    scores=torch.tensor([0.9] * len(anns) + [0.05]),
+                    masks=[mask_utils.encode(np.asfortranarray(gt.annToMask(a))) for a in anns] +
+                    [mask_utils.encode(np.ones((128, 128), np.uint8, order='F'))])))
     kpt = COCO(osp.join(out, 'det', 'annotations', 'keypoints_val.json'))
     pose = []
     for a in kpt.loadAnns(kpt.getAnnIds()):
         x, y, w, h = a['bbox']
         info = kpt.loadImgs(a['image_id'])[0]
-        pose.append(dict(id=a['id'], img_id=a['image_id'],
-                         img_path=osp.join(out, 'det', 'val', info['file_name']),
-                         pred_instances=dict(
-                             keypoints=np.array(a['keypoints'], np.float32).reshape(
-                                 1, -1, 3)[..., :2],
-                             keypoint_scores=np.ones((1, 5), np.float32),
-                             bboxes=np.array([[x, y, x + w, y + h]], np.float32))))
+        pose.append(
+            dict(
+                id=a['id'],
+                img_id=a['image_id'],
+                img_path=osp.join(out, 'det', 'val', info['file_name']),
+                pred_instances=dict(
+                    keypoints=np.array(a['keypoints'], np.float32).reshape(1, -1, 3)[..., :2],
+                    keypoint_scores=np.ones((1, 5), np.float32),
+                    bboxes=np.array([[x, y, x + w, y + h]], np.float32))))
     cls = []
     for i, path in enumerate(sorted(glob.glob(osp.join(out, 'cls', 'val', '*', '*.jpg')))):
         label = shapes.CLASSES.index(osp.basename(osp.dirname(path)))
         pred = label if i % 2 == 0 else (label + 1) % 4  # every second one wrong
         score = torch.full((4, ), 0.1)
         score[pred] = 0.7
-        cls.append(dict(img_path=path, gt_label=torch.tensor([label]),
-                        pred_label=torch.tensor([pred]), pred_score=score))
+        cls.append(
+            dict(
+                img_path=path,
+                gt_label=torch.tensor([label]),
+                pred_label=torch.tensor([pred]),
+                pred_score=score))
     dumps = {}
     for name, samples in (('det', det), ('pose', pose), ('cls', cls)):
         dumps[name] = str(tmp / f'{name}.pkl')
@@ -293,7 +319,9 @@ def test_gt_vs_pred_detection(shapes_with_predictions, tmp_path):
         assert ((g != p).any(-1).mean()) < 0.05  # the same but for the score texts
         assert (g0 == g).all() and (p0 == plain).all()
     table, problems = dr.per_class_results('mmdet', out, dumps['det'], {
-        'coco/bbox_mAP': 1.0, 'coco/segm_mAP': 1.0})
+        'coco/bbox_mAP': 1.0,
+        'coco/segm_mAP': 1.0
+    })
     assert problems == [] and list(table) == list(shapes.CLASSES)
     assert all(v == pytest.approx(100.0) for row in table.values() for v in row.values())
     _, problems = dr.per_class_results('mmdet', out, dumps['det'], {'coco/bbox_mAP': 0.5})
@@ -353,8 +381,7 @@ def test_gt_vs_pred_pose_and_classification(shapes_with_predictions, tmp_path):
     img_dir = osp.join(out, 'det', 'val')
     preds = dr.load_predictions(dumps['pose'])
     pairs = dr.pose_pairs(ann, img_dir, preds, 4)
-    assert [n for n, _, _ in pairs] == ['000000.jpg', '000002.jpg', '000003.jpg',
-                                       '000005.jpg']
+    assert [n for n, _, _ in pairs] == ['000000.jpg', '000002.jpg', '000003.jpg', '000005.jpg']
     moved = copy.deepcopy(preds)
     for s in moved:
         s['pred_instances']['keypoints'][..., 0] += 6
@@ -372,8 +399,9 @@ def test_gt_vs_pred_pose_and_classification(shapes_with_predictions, tmp_path):
     cls = dr.load_predictions(dumps['cls'])
     pairs = dr.cls_pairs(cls, shapes.CLASSES, 2)
     first, last = sorted(cls, key=lambda s: osp.basename(s['img_path']))[::len(cls) - 1]
-    assert [n for n, _, _ in pairs] == [osp.basename(first['img_path']),
-                                       osp.basename(last['img_path'])]
+    assert [n for n, _, _ in pairs
+            ] == [osp.basename(first['img_path']),
+                  osp.basename(last['img_path'])]
     for (name, g, p), s in zip(pairs, (first, last)):
         g, p = np.array(g), np.array(p)
         plain = _plain(s['img_path'], 6)  # 48 pixels: x6 to 288 >= 256
@@ -383,7 +411,6 @@ def test_gt_vs_pred_pose_and_classification(shapes_with_predictions, tmp_path):
         red = ((caption[:, 0] > 150) & (caption[:, 1] < 80)).any()
         right = int(s['gt_label'][0]) == int(s['pred_label'][0])
         assert (green, red) == (right, not right), name
-    pic = dr.draw_gt_vs_pred('mmpretrain', out, dumps['cls'], str(tmp_path / 'c.png'), 8,
-                             cols=4)
+    pic = dr.draw_gt_vs_pred('mmpretrain', out, dumps['cls'], str(tmp_path / 'c.png'), 8, cols=4)
     assert Image.open(pic).size == (4 * (2 * 288 + 12), 2 * (18 + 308 + 8))
     assert dr.draw_gt_vs_pred('mmocr', out, dumps['cls'], str(tmp_path / 'x.png'), 8) is None

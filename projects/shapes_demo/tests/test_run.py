@@ -14,7 +14,6 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
-
 # ------------------------------------------------------------------------ demo helpers
 def test_demo_tasks_follow_the_library_table():
     from mmscope.apis import LIBRARIES, load_config
@@ -42,18 +41,21 @@ def test_demo_tasks_follow_the_library_table():
     assert all(t.backbone_from for t in DEMO_TASKS.values() if t.scope != 'mmpretrain')
     assert set(THRESHOLDS['full']) == set(THRESHOLDS['quick']) == set(DEMO_TASKS)
     assert set(DATA) == set(THRESHOLDS) == {'full', 'quick'}
-    proc = subprocess.run([sys.executable, 'projects/shapes_demo/demo.py', '--help'], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, 'projects/shapes_demo/demo.py', '--help'],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0 and '--tasks {cls,cls-scalable,det,seg,pose}' in proc.stdout
 
 
 def test_demo_helpers(tmp_path):
-    from shapes_demo import results as demo_results, run as demo
+    from shapes_demo import results as demo_results
+    from shapes_demo import run as demo
     assert (demo.fmt_time(42.4), demo.fmt_time(65), demo.fmt_time(600)) == \
         ('42s', '1m05s', '10m00s')
     paths = [f'img_{i}.png' for i in (10, 2, 7, 1, 30)]
-    assert demo_results.fixed_set(paths, 10) == ['img_1.png', 'img_2.png', 'img_7.png', 'img_10.png',
-                                    'img_30.png']
+    assert demo_results.fixed_set(
+        paths, 10) == ['img_1.png', 'img_2.png', 'img_7.png', 'img_10.png', 'img_30.png']
     assert demo_results.fixed_set(paths, 3) == ['img_1.png', 'img_7.png', 'img_30.png']
     # pictures: small ones enlarged (an integer factor) to the minimum width
     pics = []
@@ -73,8 +75,8 @@ def test_demo_helpers(tmp_path):
     resumed = [dict(iter=2, loss=1.5), dict(iter=3, loss=1.)]  # replaces iteration 2
     for run, recs in (('20240101_000000', first), ('20240102_000000', resumed)):
         (work / run / 'vis_data').mkdir(parents=True)
-        (work / run / 'vis_data' / 'scalars.json').write_text(
-            '\n'.join(json.dumps(r) for r in recs) + '\n\n')
+        (work / run / 'vis_data' /
+         'scalars.json').write_text('\n'.join(json.dumps(r) for r in recs) + '\n\n')
     assert [r['loss'] for r in demo.read_train_scalars(str(work))] == [3., 1.5, 1.]
     (work / 'iter_3.pth').write_bytes(b'')
     (work / 'last_checkpoint').write_text(str(work / 'iter_3.pth') + '\n')
@@ -88,14 +90,12 @@ def test_demo_helpers(tmp_path):
         (test_dir / run).mkdir(parents=True)
         (test_dir / run / f'{run}.json').write_text(json.dumps({'mIoU': value}) + '\n')
     assert demo.read_test_metrics(str(test_dir)) == {'mIoU': 20.}
-    meta = dict(classes=['a', 'b', 'c', 'd'],
-                stats=dict(seg_pixel_counts=dict(val=[60, 10, 10, 10, 10])))
+    meta = dict(
+        classes=['a', 'b', 'c', 'd'], stats=dict(seg_pixel_counts=dict(val=[60, 10, 10, 10, 10])))
     assert demo.background_only_miou(meta) == pytest.approx(12.0)
     base = demo.baselines(meta)
     assert base['accuracy/top1'] == (25.0, 'chance') and base['mIoU'][1] == 'all background'
     assert base['coco/AP'] == (0.0, 'all at box centre')  # no data root: nothing to score
-
-
 
 
 def test_box_centre_baseline(small_shapes):
@@ -127,39 +127,61 @@ def test_demo_curves(tmp_path):
     """Validation records (a step and metrics, no loss) are read apart from the training
     ones, a resumed run's replacing those it repeated; the metric row is drawn for the
     tasks that have them (by epoch after epoch-based training), and only if one has."""
-    from shapes_demo import results as dr, run as demo
+    from shapes_demo import results as dr
+    from shapes_demo import run as demo
     cls, det = tmp_path / 'cls', tmp_path / 'det'
-    first = [dict(epoch=1, iter=10, loss=2.0, lr=0.1, step=10),
-             {'accuracy/top1': 30.0, 'data_time': 0.1, 'time': 0.2, 'step': 1},
-             dict(epoch=2, iter=20, loss=1.5, lr=0.1, step=20),
-             {'accuracy/top1': 35.0, 'data_time': 0.1, 'time': 0.2, 'step': 2}]
-    resumed = [{'accuracy/top1': 40.0, 'step': 2},
-               dict(epoch=3, iter=30, loss=1.0, lr=0.1, step=30),
-               {'accuracy/top1': 50.0, 'step': 3}]
-    for work, runs in ((cls, (first, resumed)), (det, ([dict(iter=5, loss=3.0, lr=.1,
-                                                              step=5)], ))):
+    first = [
+        dict(epoch=1, iter=10, loss=2.0, lr=0.1, step=10), {
+            'accuracy/top1': 30.0,
+            'data_time': 0.1,
+            'time': 0.2,
+            'step': 1
+        },
+        dict(epoch=2, iter=20, loss=1.5, lr=0.1, step=20), {
+            'accuracy/top1': 35.0,
+            'data_time': 0.1,
+            'time': 0.2,
+            'step': 2
+        }
+    ]
+    resumed = [{
+        'accuracy/top1': 40.0,
+        'step': 2
+    },
+               dict(epoch=3, iter=30, loss=1.0, lr=0.1, step=30), {
+                   'accuracy/top1': 50.0,
+                   'step': 3
+               }]
+    for work, runs in ((cls, (first, resumed)), (det, ([dict(iter=5, loss=3.0, lr=.1, step=5)], ))):
         for i, recs in enumerate(runs):
             (work / f'2024010{i}_000000' / 'vis_data').mkdir(parents=True)
-            (work / f'2024010{i}_000000' / 'vis_data' / 'scalars.json').write_text(
-                '\n'.join(json.dumps(r) for r in recs) + '\n')
+            (work / f'2024010{i}_000000' / 'vis_data' /
+             'scalars.json').write_text('\n'.join(json.dumps(r) for r in recs) + '\n')
     val = dr.read_val_scalars(str(cls))
     assert [(r['step'], r['accuracy/top1']) for r in val] == [(1, 30.), (2, 40.), (3, 50.)]
     assert dr.read_val_scalars(str(det)) == []
     assert [r['loss'] for r in demo.read_train_scalars(str(cls))] == [2.0, 1.5, 1.0]
     two = str(tmp_path / 'two.png')
     shown = demo.plot_losses(OrderedDict(cls=str(cls), det=str(det)), two)
-    assert shown == {'cls': {'unit': 'epoch',
-                             'top-1 acc': [(1, 30.), (2, 40.), (3, 50.)]}}
+    assert shown == {'cls': {'unit': 'epoch', 'top-1 acc': [(1, 30.), (2, 40.), (3, 50.)]}}
     one = str(tmp_path / 'one.png')
     assert demo.plot_losses(OrderedDict(det=str(det)), one) == {}
     assert Image.open(two).size[1] == 2 * Image.open(one).size[1] == 2 * 396
     # metrics not among the task's: every metric of the records, as recorded; steps
     # past the last epoch (or no epochs) are iterations
-    panels = dict(x=dict(title='x', train=[dict(iter=100, loss=1.0)],
-                         val=[dict(mIoU=20.0, aAcc=80.0, step=100)],
-                         metrics=(('coco/AP', 'AP', 100.0), )))
+    panels = dict(
+        x=dict(
+            title='x',
+            train=[dict(iter=100, loss=1.0)],
+            val=[dict(mIoU=20.0, aAcc=80.0, step=100)],
+            metrics=(('coco/AP', 'AP', 100.0), )))
     assert dr.plot_curves(panels, str(tmp_path / 'x.png')) == {
-        'x': {'unit': 'iteration', 'mIoU': [(100, 20.0)], 'aAcc': [(100, 80.0)]}}
+        'x': {
+            'unit': 'iteration',
+            'mIoU': [(100, 20.0)],
+            'aAcc': [(100, 80.0)]
+        }
+    }
 
 
 def test_demo_precision_choice(monkeypatch):
@@ -173,21 +195,26 @@ def test_demo_precision_choice(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     cfg = osp.join(ROOT, 'projects', 'shapes_demo', 'configs', 'scopevit-xt_shapes-cls.py')
     assert demo.choose_precision('fp32', cfg) == (False, 'fp32 (--precision fp32)')
-    monkeypatch.setattr(precision, 'cpu_bf16_support',
-                        lambda flags=None: (False, 'the CPU has no native bf16: none of X'))
+    monkeypatch.setattr(
+        precision,
+        'cpu_bf16_support',
+        lambda flags=None: (False, 'the CPU has no native bf16: none of X'))
     amp, why = demo.choose_precision('auto', cfg)
     assert not amp and why.startswith('fp32: the CPU has no native bf16')
     with pytest.warns(RuntimeWarning, match='with --precision auto or fp32'):
         amp, why = demo.choose_precision('bf16', cfg)
     assert amp and 'no native bf16' in why
-    monkeypatch.setattr(precision, 'cpu_bf16_support',
-                        lambda flags=None: (True, 'the CPU has native bf16 (avx512_bf16)'))
+    monkeypatch.setattr(
+        precision,
+        'cpu_bf16_support',
+        lambda flags=None: (True, 'the CPU has native bf16 (avx512_bf16)'))
     speedups = iter([1.5, demo.MIN_BF16_SPEEDUP - 0.01])
     monkeypatch.setattr(precision, 'bf16_step_speedup', lambda model, x: next(speedups))
     amp, why = demo.choose_precision('auto', cfg, batch=2)
     assert amp and 'measured 1.50x faster' in why
     amp, why = demo.choose_precision('auto', cfg, batch=2)
     assert not amp and 'measured only 1.09x' in why
-    with pytest.raises(ValueError, match="precision must be one of \\('auto', 'fp32', "
-                       "'bf16'\\), got 'fp16'"):
+    with pytest.raises(
+            ValueError, match="precision must be one of \\('auto', 'fp32', "
+            "'bf16'\\), got 'fp16'"):
         demo.choose_precision('fp16', cfg)

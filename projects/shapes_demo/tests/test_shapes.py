@@ -15,12 +15,12 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from helpers import SMALL_SHAPES, seg_of  # noqa: E402
+
 from shapes_demo import shapes  # noqa: E402
 
 
 def _files(root):
-    return sorted(
-        osp.relpath(osp.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    return sorted(osp.relpath(osp.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
 
 
 # ------------------------------------------------------------------------ generator
@@ -30,15 +30,17 @@ def test_generator_is_deterministic(small_shapes, tmp_path):
     shapes.generate_shapes(again, seed=3, **SMALL_SHAPES)
     files = _files(out)
     assert files == _files(again)
-    assert len(files) == 1 + 2 * (SMALL_SHAPES['num_train'] + SMALL_SHAPES['num_val']) + \
-        2 * (SMALL_SHAPES['num_train'] + SMALL_SHAPES['num_val']) + 4  # meta, cls, det+seg imgs, pngs, jsons
+    n = SMALL_SHAPES['num_train'] + SMALL_SHAPES['num_val']
+    assert len(files) == 1 + 2 * n + 2 * n + 4  # meta, cls, det+seg imgs, pngs, jsons
     _, mismatch, errors = filecmp.cmpfiles(out, again, files, shallow=False)
     assert not mismatch and not errors
     # another seed gives other pictures
     other = str(tmp_path / 'c')
     shapes.generate_shapes(other, seed=4, **SMALL_SHAPES)
-    assert not filecmp.cmp(osp.join(out, 'det', 'train', '000000.jpg'),
-                           osp.join(other, 'det', 'train', '000000.jpg'), shallow=False)
+    assert not filecmp.cmp(
+        osp.join(out, 'det', 'train', '000000.jpg'),
+        osp.join(other, 'det', 'train', '000000.jpg'),
+        shallow=False)
     # order-independent: one image rendered alone equals the one written in the batch
     img, objs = shapes.render_scene(3, 'val', 2, SMALL_SHAPES['size'])
     seg = np.array(Image.open(osp.join(out, 'seg', 'annotations', 'validation', '000002.png')))
@@ -54,7 +56,9 @@ def test_generator_module_imports_stay_light():
             'print([m for m in ("torch", "mmengine", "mmdet", "mmseg", "mmpretrain", '
             '"matplotlib") if m in sys.modules])\n')
     out = subprocess.run([sys.executable, '-c', code, shapes.__file__],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True,
+                         text=True,
+                         check=True)
     assert out.stdout.strip() == '[]', out.stdout
 
 
@@ -83,8 +87,8 @@ def test_coco_annotations_are_valid(small_shapes):
                 assert xy.min() >= 0 and xy.max() <= size
                 x, y, w, h = ann['bbox']
                 assert w >= 10 and h >= 10
-                np.testing.assert_allclose([x, y, x + w, y + h],
-                                           [*xy.min(0), *xy.max(0)], atol=0.01)
+                np.testing.assert_allclose([x, y, x + w, y + h], [*xy.min(0), *xy.max(0)],
+                                           atol=0.01)
                 rle = mask_utils.frPyObjects(ann['segmentation'], size, size)
                 m = mask_utils.decode(mask_utils.merge(rle))
                 area = float(mask_utils.area(mask_utils.merge(rle)))
@@ -106,8 +110,8 @@ def test_keypoint_annotations_are_valid(small_shapes):
         ['centre', 'top', 'bottom', 'left', 'right']
     assert len(meta['keypoint_sigmas']) == len(meta['keypoints'])
     assert all(0 < s < 0.2 for s in meta['keypoint_sigmas'])
-    assert meta['keypoint_swap'] == dict(centre='centre', top='top', bottom='bottom',
-                                         left='right', right='left')
+    assert meta['keypoint_swap'] == dict(
+        centre='centre', top='top', bottom='bottom', left='right', right='left')
     assert all(1 <= i <= 5 for link in meta['keypoint_skeleton'] for i in link)
     for split, n in (('train', SMALL_SHAPES['num_train']), ('val', SMALL_SHAPES['num_val'])):
         ann_dir = osp.join(out, 'det', 'annotations')
@@ -129,8 +133,8 @@ def test_keypoint_annotations_are_valid(small_shapes):
             assert (pts[:, 0] >= x - 0.02).all() and (pts[:, 0] <= x + w + 0.02).all()
             assert (pts[:, 1] >= y - 0.02).all() and (pts[:, 1] <= y + h + 0.02).all()
             centre, top, bottom, left, right = pts[:, :2]
-            np.testing.assert_allclose([top[1], bottom[1], left[0], right[0]],
-                                       [y, y + h, x, x + w], atol=0.02)  # rounding
+            np.testing.assert_allclose([top[1], bottom[1], left[0], right[0]], [y, y + h, x, x + w],
+                                       atol=0.02)  # rounding
             # the centre is inside the object, well away from the box edges
             assert x + 0.2 * w < centre[0] < x + 0.8 * w
             assert y + 0.2 * h < centre[1] < y + 0.8 * h
@@ -147,10 +151,16 @@ def test_keypoints_load_in_mmpose(small_shapes):
     from mmengine.config import Config
     from mmpose.datasets import CocoDataset
     out, meta = small_shapes
-    cfg = Config.fromfile(osp.join(ROOT, 'projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py'))
-    ds = CocoDataset(data_root=osp.join(out, 'det'), ann_file='annotations/keypoints_val.json',
-                     data_prefix=dict(img='val/'), metainfo=cfg.metainfo, bbox_file=None,
-                     pipeline=[], test_mode=True)
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'projects/shapes_demo/configs/td-hm_scopevit-xt_shapes-kpt.py'))
+    ds = CocoDataset(
+        data_root=osp.join(out, 'det'),
+        ann_file='annotations/keypoints_val.json',
+        data_prefix=dict(img='val/'),
+        metainfo=cfg.metainfo,
+        bbox_file=None,
+        pipeline=[],
+        test_mode=True)
     assert len(ds) == meta['stats']['scene_objects']['val']
     names = [ds.metainfo['keypoint_id2name'][i] for i in range(ds.metainfo['num_keypoints'])]
     assert names == meta['keypoints']
@@ -182,7 +192,9 @@ def test_seg_annotations_are_valid(small_shapes):
             img_id = int(name[:-4]) + 1
             cats = {a['category_id'] for a in coco['annotations'] if a['image_id'] == img_id}
             assert values - {shapes.SEG_BACKGROUND_VALUE} == {
-                c + shapes.SEG_BACKGROUND_VALUE for c in cats}
+                c + shapes.SEG_BACKGROUND_VALUE
+                for c in cats
+            }
 
 
 def test_cls_folders_are_valid(small_shapes):
@@ -223,28 +235,34 @@ def test_layouts_load_in_openmmlab_datasets(small_shapes):
     from mmseg.datasets import BaseSegDataset
     from mmseg.datasets.transforms import LoadAnnotations
 
-    cls = ImageNet(data_root=osp.join(out, 'cls'), split='val',
-                   metainfo=dict(classes=shapes.CLASSES))
+    cls = ImageNet(
+        data_root=osp.join(out, 'cls'), split='val', metainfo=dict(classes=shapes.CLASSES))
     assert len(cls) == SMALL_SHAPES['num_val']
     # folder-layout labels are numbered by sorted folder name: they must agree with CLASSES
     for i in range(len(cls)):
         info = cls.get_data_info(i)
         assert shapes.CLASSES[info['gt_label']] == osp.basename(osp.dirname(info['img_path']))
 
-    det = CocoDataset(data_root=osp.join(out, 'det'),
-                      ann_file='annotations/instances_val.json',
-                      data_prefix=dict(img='val/'), metainfo=dict(classes=shapes.CLASSES),
-                      pipeline=[], test_mode=True)
+    det = CocoDataset(
+        data_root=osp.join(out, 'det'),
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        metainfo=dict(classes=shapes.CLASSES),
+        pipeline=[],
+        test_mode=True)
     assert len(det) == SMALL_SHAPES['num_val']
     assert det[0]['instances'][0]['mask'] and det.metainfo['classes'] == shapes.CLASSES
 
     # ADE20KDataset pins the 150 ADE classes; the demo reads the same layout and label
     # convention with BaseSegDataset and its own classes.
-    seg = BaseSegDataset(data_root=osp.join(out, 'seg'), img_suffix='.jpg',
-                         seg_map_suffix='.png', reduce_zero_label=True,
-                         data_prefix=dict(img_path='images/validation',
-                                          seg_map_path='annotations/validation'),
-                         metainfo=dict(classes=shapes.SEG_CLASSES), pipeline=[])
+    seg = BaseSegDataset(
+        data_root=osp.join(out, 'seg'),
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        reduce_zero_label=True,
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        metainfo=dict(classes=shapes.SEG_CLASSES),
+        pipeline=[])
     assert len(seg) == SMALL_SHAPES['num_val'] and seg.reduce_zero_label
     results = LoadAnnotations(reduce_zero_label=True)(dict(seg[0], seg_fields=[]))
     values = set(np.unique(results['gt_seg_map']).tolist())
@@ -253,10 +271,12 @@ def test_layouts_load_in_openmmlab_datasets(small_shapes):
 
 def test_generate_cli(tmp_path):
     out = str(tmp_path / 'cli')
-    cmd = [sys.executable, osp.join(ROOT, 'projects', 'shapes_demo', 'generate_shapes.py'),
-           '--out', out, '--train', '4', '--val', '4', '--size', '64', '--cls-train', '4',
-           '--cls-val', '4', '--cls-size', '32',
-           '--seed', '1']
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'projects', 'shapes_demo',
+                 'generate_shapes.py'), '--out', out, '--train', '4', '--val', '4', '--size', '64',
+        '--cls-train', '4', '--cls-val', '4', '--cls-size', '32', '--seed', '1'
+    ]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert '16/16' in first.stdout and 'done' in first.stdout
     with open(osp.join(out, 'meta.json')) as f:
@@ -269,8 +289,7 @@ def test_write_shapes_skips_what_is_up_to_date(tmp_path, capsys):
     """What the command line runs: written once, then skipped while ``meta.json`` says the
     same generator wrote the same arguments (``force`` rewrites)."""
     out = str(tmp_path / 'w')
-    args = dict(num_train=2, num_val=2, size=64, cls_size=32, seed=1, cls_train=4,
-                cls_val=4)
+    args = dict(num_train=2, num_val=2, size=64, cls_size=32, seed=1, cls_train=4, cls_val=4)
     assert not shapes.is_up_to_date(out, **args)
     assert shapes.write_shapes(out, **args)
     text = capsys.readouterr().out

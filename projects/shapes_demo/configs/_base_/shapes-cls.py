@@ -20,29 +20,35 @@ shapes_data_preprocessor = dict(num_classes=len(classes))
 # would cut corners off the shapes, so training only adds flips
 shapes_train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
-         interpolation='bicubic'),
+    dict(
+        type='ResizeEdge', scale=img_size, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction=['horizontal', 'vertical']),
     dict(type='PackInputs'),
 ]
 shapes_test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
-         interpolation='bicubic'),
+    dict(
+        type='ResizeEdge', scale=img_size, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='PackInputs'),
 ]
 shapes_train_dataloader = dict(
     batch_size=batch_size,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, split='train', metainfo=dict(classes=classes),
-                 pipeline=shapes_train_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        split='train',
+        metainfo=dict(classes=classes),
+        pipeline=shapes_train_pipeline))
 shapes_val_dataloader = dict(
     batch_size=100,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, split='val', metainfo=dict(classes=classes),
-                 pipeline=shapes_test_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        split='val',
+        metainfo=dict(classes=classes),
+        pipeline=shapes_test_pipeline))
 shapes_val_evaluator = dict(type='Accuracy', topk=(1, ))
 shapes_auto_scale_lr = dict(base_batch_size=batch_size)
 

@@ -12,8 +12,8 @@ max_iters = 200
 batch_size = 2
 
 # ----------------------------------------------------------------------------- data
-metainfo = dict(classes=classes,
-                palette=[(220, 20, 60), (0, 130, 230), (0, 170, 80), (250, 170, 30)])
+metainfo = dict(
+    classes=classes, palette=[(220, 20, 60), (0, 130, 230), (0, 170, 80), (250, 170, 30)])
 shapes_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
@@ -25,25 +25,32 @@ shapes_test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 shapes_train_dataloader = dict(
     batch_size=batch_size,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(data_root=shapes_data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
-                 filter_cfg=dict(filter_empty_gt=True, min_size=8),
-                 pipeline=shapes_train_pipeline))
+    dataset=dict(
+        data_root=shapes_data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=8),
+        pipeline=shapes_train_pipeline))
 shapes_val_dataloader = dict(
     batch_size=1,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=shapes_data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
-                 pipeline=shapes_test_pipeline))
+    dataset=dict(
+        data_root=shapes_data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=shapes_test_pipeline))
 shapes_val_evaluator = dict(ann_file=shapes_data_root + 'annotations/instances_val.json')
 
 # ----------------------------------------------------------------------------- schedule
@@ -53,8 +60,13 @@ shapes_val_evaluator = dict(ann_file=shapes_data_root + 'annotations/instances_v
 shapes_optim_wrapper = dict(optimizer=dict(lr=1e-3))
 shapes_param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
-         milestones=[int(0.75 * max_iters)], gamma=0.1),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_iters,
+        by_epoch=False,
+        milestones=[int(0.75 * max_iters)],
+        gamma=0.1),
 ]
 shapes_train_cfg = dict(
     _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
@@ -62,7 +74,6 @@ shapes_auto_scale_lr = dict(base_batch_size=batch_size)
 
 # ----------------------------------------------------------------------------- runtime
 shapes_default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(by_epoch=False, interval=50, max_keep_ckpts=2))
+    logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=50, max_keep_ckpts=2))
 shapes_log_processor = dict(window_size=10, by_epoch=False)
 shapes_randomness = dict(seed=0)

@@ -1,4 +1,5 @@
-# Quick variant of ../td-hm_scopevit-xt_shapes-kpt.py for tests/CI (projects/shapes_demo/demo.py --quick):
+# Quick variant of ../td-hm_scopevit-xt_shapes-kpt.py for tests/CI (projects/shapes_demo/demo.py
+# --quick):
 # the same model and recipe, 60 iterations on the small data set (48 scenes).
 _base_ = ['../td-hm_scopevit-xt_shapes-kpt.py']
 
@@ -7,8 +8,7 @@ max_iters = 60
 model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=10),
-    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, milestones=[45],
-         gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, milestones=[45], gamma=0.1),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(logger=dict(interval=2), checkpoint=dict(interval=20))

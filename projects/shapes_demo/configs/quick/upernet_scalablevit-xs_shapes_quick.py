@@ -1,4 +1,5 @@
-# Quick variant of ../upernet_scalablevit-xs_shapes.py for tests/CI (projects/shapes_demo/demo.py --quick):
+# Quick variant of ../upernet_scalablevit-xs_shapes.py for tests/CI (projects/shapes_demo/demo.py
+# --quick):
 # the same model and recipe on the small data set (48 scenes), 300 iterations.
 _base_ = ['../upernet_scalablevit-xs_shapes.py']
 
@@ -11,6 +12,6 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=10, end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=150)
-default_hooks = dict(logger=dict(interval=2),
-                     checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=2))
+default_hooks = dict(
+    logger=dict(interval=2), checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=2))
 log_processor = dict(window_size=2)
