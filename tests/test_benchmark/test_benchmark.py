@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 TABLES = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_tables.py')
 

@@ -29,7 +29,7 @@ from mmscope.converters.common import meta_device
 from mmscope.converters.engine import get_layout, main
 from mmscope.models.family import get_family
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONVERTERS = osp.join(ROOT, 'tools', 'model_converters')
 SPECS = {name: get_family(name) for name in ('scopevit', 'scalablevit')}
 SCOPEVIT = SPECS['scopevit']

@@ -11,7 +11,7 @@ import torch
 import mmscope  # noqa: F401
 from mmscope.apis import build_model, load_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONSTRUCTOR = 'mmscope.BackboneOptimWrapperConstructor'
 
 

@@ -26,7 +26,8 @@ from mmcv.cnn.bricks import DropPath
 from mmscope.apis.libraries import LIBRARIES
 from mmscope.models.family import families, get_family
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'fixtures'))
+TESTS = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(TESTS, 'fixtures'))
 
 FAMILIES = [f.key for f in families()]
 ODD_SIZES = [(32, 32), (33, 47), (97, 131)]
