@@ -98,7 +98,7 @@ MUTATIONS = {
         ['tests/test_dist.py'],
         'a finished run leaves its process group to static destructors'),
     'cpu-rules-switch-ignored': (
-        'mmscope/models/layers/attention.py',
+        'mmscope/models/layers/dispatch.py',
         "    if q.device.type != 'cpu' or not getattr(_state, 'cpu_rules', True):",
         "    if q.device.type != 'cpu':",
         ['tests/test_models/test_layers/test_attention_modes.py'],

@@ -94,8 +94,9 @@ def _autocast(device, dtype: str):
 
 # ----------------------------------------------------------------------------- 1
 def check_attention(device, plan) -> List[Dict]:
-    from mmscope.models.layers import (attention_impl, cpu_dispatch_rules,
-                                       record_attention_calls)
+    from mmscope.models.layers import attention_impl, cpu_dispatch_rules
+
+    from .attention_profile import record_attention_calls
     from mmscope.registry import MODELS
     rows = []
     for family, arch, *sizes in plan['families']:

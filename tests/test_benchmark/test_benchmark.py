@@ -202,12 +202,13 @@ def test_record_attention_calls_sees_every_call():
     import torch
 
     from mmscope.models.backbones import ScalableViT
-    from mmscope.models.layers import record_attention_calls, scaled_dot_attention
+    from mmscope.benchmark.attention_profile import record_attention_calls
+    from mmscope.models import layers
     model = ScalableViT(arch='small').eval()
     x = torch.randn(1, 3, 64, 64)
     with record_attention_calls() as calls:
         with record_attention_calls() as inner:  # nested: the inner list takes the calls
-            scaled_dot_attention(*torch.randn(3, 1, 2, 5, 8))
+            layers.scaled_dot_attention(*torch.randn(3, 1, 2, 5, 8))
         with torch.no_grad():
             model(x)
     assert len(inner) == 1 and inner[0]['q'].shape == (1, 2, 5, 8)
@@ -228,7 +229,7 @@ def test_record_attention_calls_sees_every_call():
 
 @pytest.mark.parametrize('mode', ['infer', 'train'])
 def test_attention_profile_cli(tmp_path, mode):
-    from mmscope.models.layers.attention import CPU_SMALL_ATTENTION_MACS
+    from mmscope.models.layers.dispatch import CPU_SMALL_ATTENTION_MACS
     out = tmp_path / 'profile.json'
     proc = run([PROFILE, '--model', 'scalablevit-s', '--size', '64', '--batch', '8',
                 '--mode', mode, '--repeat', '1', '--step-repeat', '1', '--threads', '1',

@@ -11,7 +11,8 @@ from mmscope.models.backbones.scalablevit import (IWSA, SSA, ScalableViT,
                                                   convert_official_state_dict,
                                                   mmscope_to_official_key,
                                                   official_to_mmscope_key)
-from mmscope.models.layers import attention_impl, cpu_dispatch_rules, record_attention_calls
+from mmscope.benchmark.attention_profile import record_attention_calls
+from mmscope.models.layers import attention_impl, cpu_dispatch_rules
 
 TINY = dict(
     embed_dims=[16, 32, 48, 64],

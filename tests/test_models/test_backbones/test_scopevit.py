@@ -11,7 +11,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.models.backbones import ScopeViT
 from mmscope.models.backbones import scopevit as sv
-from mmscope.models.layers import attention_impl, cpu_dispatch_rules, record_attention_calls
+from mmscope.benchmark.attention_profile import record_attention_calls
+from mmscope.models.layers import attention_impl, cpu_dispatch_rules
 
 # A small custom arch: every feature of the real ones (1/2/3 kernel groups, strides 4/2/1,
 # two GSDA grids) at a fraction of the cost.
