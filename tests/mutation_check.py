@@ -51,7 +51,7 @@ MUTATIONS = {
         ['tests/test_checkpoint_safety.py'],
         'a crafted checkpoint can run eval() through safe_load'),
     'mssa-query-key-value-swapped': (
-        'mmscope/models/backbones/scopevit.py',
+        'mmscope/models/utils/key_tables.py',
         "('blocks{S}.{b}.mssa.attn.query.{p}', 'backbone.stages.{s}.blocks.{b}.mssa.attn.q.{p}'),\n"
         "    ('blocks{S}.{b}.mssa.attn.key_value.{p}', "
         "'backbone.stages.{s}.blocks.{b}.mssa.attn.kv.{p}'),",

@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 import torch.nn as nn
 
 from ..models.family import BackboneFamily, OfficialCode, families, get_family
+from ..models.utils import resolve_arch_alias
 
 class OfficialCodeUnavailable(RuntimeError):
     """The released model file or its dependencies cannot be found or imported."""
@@ -46,7 +47,7 @@ def official_arch(family: str, arch: str) -> str:
     """The released arch name of ``arch`` (``'t'`` -> ``'tiny'``) of a family with released
     code, from its descriptor's ``official.factories``; ValueError if unknown."""
     fam, src = _family(family)
-    name = fam.aliases.get(arch.lower(), arch.lower())
+    name = resolve_arch_alias(arch, fam.aliases)
     if name not in src.factories:
         valid = sorted(set(src.factories) | {a for a, c in fam.aliases.items()
                                              if c in src.factories})
