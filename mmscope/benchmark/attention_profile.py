@@ -3,16 +3,17 @@
 
 One forward of the backbone (train mode with gradients for ``mode='train'``) records the
 arguments of every :func:`mmscope.models.layers.scaled_dot_attention` call
-(:func:`record_calls`, through :func:`record_attention_calls`). Calls with the same shapes, bias and scale are grouped. Each group
-is then replayed on its recorded tensors (:func:`make_replay`) with the default path
-(``fused``) and with the reference path (plain matmul + softmax), one call of each per
-round in ABBA order so that both see the same machine load (:func:`alternate`): a forward
-under ``no_grad`` for ``infer``, forward + backward for ``train``. Per group
-(:func:`profile`): the query / key / value shapes, the bias, how many calls the backbone
-makes, the median time of one call with each path, the median and range of the per-round
-ratio ``t(reference) / t(fused)``, and what the default path runs on this device
-(``flash``: SDPA's CPU flash kernel, ``matmul``: the plain matmuls picked by the CPU
-dispatch rules of ``mmscope/models/layers/dispatch.py``, ``sdpa``: on CUDA, whichever kernel SDPA picks).
+(:func:`record_calls`, through :func:`record_attention_calls`). Calls with the same
+shapes, bias and scale are grouped. Each group is then replayed on its recorded tensors
+(:func:`make_replay`) with the default path (``fused``) and with the reference path (plain
+matmul + softmax), one call of each per round in ABBA order so that both see the same
+machine load (:func:`alternate`): a forward under ``no_grad`` for ``infer``, forward +
+backward for ``train``. Per group (:func:`profile`): the query / key / value shapes, the
+bias, how many calls the backbone makes, the median time of one call with each path, the
+median and range of the per-round ratio ``t(reference) / t(fused)``, and what the default
+path runs on this device (``flash``: SDPA's CPU flash kernel, ``matmul``: the plain
+matmuls picked by the CPU dispatch rules of ``mmscope/models/layers/dispatch.py``,
+``sdpa``: on CUDA, whichever kernel SDPA picks).
 
 The summary weighs each group by its number of calls and compares the totals with a whole
 step of the backbone (forward, or forward + backward, default path), also timed:

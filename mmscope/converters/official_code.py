@@ -1,7 +1,7 @@
 """Build the released (official) models of the backbone families from their source files.
 
 mmscope does not ship or depend on the released code. Optional checks use it: the logits
-comparison in ``tests/test_converters.py``, the golden data of ``tests/golden`` and the
+comparison in ``tests/test_converters/test_converters.py``, the golden data of ``tests/golden`` and the
 released-code comparison of ``tools/analysis_tools/benchmark.py`` (``official:`` models,
 ``--vs-official``). They read the released model files from a folder the user provides:
 
@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from ..models.family import BackboneFamily, OfficialCode, families, get_family
 from ..models.utils import resolve_arch_alias
+
 
 class OfficialCodeUnavailable(RuntimeError):
     """The released model file or its dependencies cannot be found or imported."""

@@ -2,10 +2,11 @@
 
 The descriptors of the built-in families are at the end of this module (their key tables
 in :mod:`mmscope.models.utils.key_tables`); another family registers its own with
-:func:`register_family` (as ``tests/fixtures/toy_family.py`` does). The converters, the released-code loader, the benchmark's model
-list, the FLOPs tool, the configs' tests and the backbone contract tests all read the
-registered descriptors (:func:`families`, :func:`get_family`), so a new family is its
-backbone file, its key table, its descriptor and its configs, nothing else.
+:func:`register_family` (as ``tests/fixtures/toy_family.py`` does). The converters, the
+released-code loader, the benchmark's model list, the FLOPs tool, the configs' tests and
+the backbone contract tests all read the registered descriptors (:func:`families`,
+:func:`get_family`), so a new family is its backbone file, its key table, its descriptor
+and its configs, nothing else.
 
 What a descriptor holds, and what it derives from the backbone class:
 

@@ -28,7 +28,7 @@ renaming rules (official keys <-> mmpretrain ``ImageClassifier`` keys), which
 ``SCOPEVIT_KEY_RULES`` applies (:class:`mmscope.models.utils.KeyRules`); the family
 descriptor (:data:`mmscope.models.family.SCOPEVIT`) names them and the released code.
 """
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn

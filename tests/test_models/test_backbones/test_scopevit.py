@@ -421,13 +421,15 @@ def test_official_key_mapping_is_bijection(arch):
     assert len(set(mapped)) == len(mapped)
     assert set(mapped) == {'backbone.' + k for k in ours}
     assert [KEY_RULES.mmscope_to_official_key(k) for k in mapped] == official
-    assert sorted(KEY_RULES.mmscope_to_official_key('backbone.' + k) for k in ours) == sorted(official)
+    assert sorted(KEY_RULES.mmscope_to_official_key('backbone.' + k)
+                  for k in ours) == sorted(official)
     # every rule of the table is exercised by the real archs (and the classifier head)
     if arch == 'tiny':
         used = {KEY_RULES.rule_index(k) for k in official + ['head.weight', 'head.bias']}
         assert used == set(range(len(OFFICIAL_TO_MMSCOPE)))
     # a converted state dict loads strictly and shapes agree
-    fake = {k: ours[KEY_RULES.official_to_mmscope_key(k)[len('backbone.'):]].clone() for k in official}
+    fake = {k: ours[KEY_RULES.official_to_mmscope_key(k)[len('backbone.'):]].clone()
+            for k in official}
     fake['head.weight'] = torch.zeros(10, model.embed_dims[-1])
     fake['head.bias'] = torch.zeros(10)
     converted = KEY_RULES.convert_official_state_dict(fake, backbone_only=True)
