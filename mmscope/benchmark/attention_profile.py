@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .cases import parse_size
 from .measure import step_loss
-from .models import build_backbone, is_mmscope, parse_model, resolve_backbone
+from .specs import build_backbone, is_mmscope, parse_model, resolve_backbone
 
 __all__ = ['record_attention_calls', 'record_calls', 'make_replay', 'alternate', 'profile',
            'row_text', 'markdown']

@@ -169,7 +169,7 @@ def test_vs_official_pairs_mmscope_with_released_code(tmp_path, fake_official):
 def test_official_scopevit_dense_outputs(fake_official):
     """``--out-indices 0 1 2 3`` builds the released ScopeViT in its ``fork_feat`` mode;
     other index sets, and any for the released ScalableViT, are refused clearly."""
-    from mmscope.benchmark.models import build_official as build
+    from mmscope.benchmark.specs import build_official as build
     cfg = dict(family='scopevit', arch='tiny')
     model = build(cfg, [0, 1, 2, 3], {}, str(fake_official), None)
     assert model.released.fork_feat and len(model(__import__('torch').zeros(1, 3, 32, 32))) == 4
@@ -319,7 +319,7 @@ def test_model_list_reads_the_family_descriptors():
     """Every ``<family>-<arch>`` spelling of every registered family is in the model list
     and parses to the family's type and canonical arch; the released ones have a twin."""
     from mmscope.apis.libraries import LIBRARIES
-    from mmscope.benchmark.models import (library_names, mmscope_models, parse_model,
+    from mmscope.benchmark.specs import (library_names, mmscope_models, parse_model,
                                           twin_of)
     from mmscope.models.family import families
     names = mmscope_models()
