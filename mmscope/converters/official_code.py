@@ -1,9 +1,10 @@
 """Build the released (official) models of the backbone families from their source files.
 
 mmscope does not ship or depend on the released code. Optional checks use it: the logits
-comparison in ``tests/test_converters/test_converters.py``, the golden data of ``tests/golden`` and the
-released-code comparison of ``tools/analysis_tools/benchmark.py`` (``official:`` models,
-``--vs-official``). They read the released model files from a folder the user provides:
+comparison in ``tests/test_converters/test_converters.py``, the golden data of
+``tests/golden`` and the released-code comparison of ``tools/analysis_tools/benchmark.py``
+(``official:`` models, ``--vs-official``). They read the released model files from a
+folder the user provides:
 
 * ``folder`` (or the ``MMSCOPE_OFFICIAL_CODE`` environment variable) holds one file per
   family, under the name its descriptor gives (``OfficialCode.file``: ``scopevit.py``,

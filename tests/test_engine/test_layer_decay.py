@@ -2,7 +2,7 @@
 ``mmscope.BackboneOptimWrapperConstructor`` in the mmdet and mmseg configs that use it
 (``..._layer-decay-...``) and in a classification config; mmpretrain's own
 ``LearningRateDecayOptimWrapperConstructor`` on our backbones is checked for every family
-in ``tests/test_backbone_contract.py``."""
+in ``tests/test_models/test_backbones/test_backbone_contract.py``."""
 import os.path as osp
 
 import pytest
