@@ -3,16 +3,17 @@
 
 One forward of the backbone (train mode with gradients for ``mode='train'``) records the
 arguments of every :func:`mmscope.models.layers.scaled_dot_attention` call
-(:func:`record_calls`). Calls with the same shapes, bias and scale are grouped. Each group
-is then replayed on its recorded tensors (:func:`make_replay`) with the default path
-(``fused``) and with the reference path (plain matmul + softmax), one call of each per
-round in ABBA order so that both see the same machine load (:func:`alternate`): a forward
-under ``no_grad`` for ``infer``, forward + backward for ``train``. Per group
-(:func:`profile`): the query / key / value shapes, the bias, how many calls the backbone
-makes, the median time of one call with each path, the median and range of the per-round
-ratio ``t(reference) / t(fused)``, and what the default path runs on this device
-(``flash``: SDPA's CPU flash kernel, ``matmul``: the plain matmuls picked by the CPU
-dispatch rules of ``attention.py``, ``sdpa``: on CUDA, whichever kernel SDPA picks).
+(:func:`record_calls`, through :func:`record_attention_calls`). Calls with the same
+shapes, bias and scale are grouped. Each group is then replayed on its recorded tensors
+(:func:`make_replay`) with the default path (``fused``) and with the reference path (plain
+matmul + softmax), one call of each per round in ABBA order so that both see the same
+machine load (:func:`alternate`): a forward under ``no_grad`` for ``infer``, forward +
+backward for ``train``. Per group (:func:`profile`): the query / key / value shapes, the
+bias, how many calls the backbone makes, the median time of one call with each path, the
+median and range of the per-round ratio ``t(reference) / t(fused)``, and what the default
+path runs on this device (``flash``: SDPA's CPU flash kernel, ``matmul``: the plain
+matmuls picked by the CPU dispatch rules of ``mmscope/models/layers/dispatch.py``,
+``sdpa``: on CUDA, whichever kernel SDPA picks).
 
 The summary weighs each group by its number of calls and compares the totals with a whole
 step of the backbone (forward, or forward + backward, default path), also timed:
@@ -20,16 +21,106 @@ attention's share of the step, and the whole-step speed-up of the default path t
 per-call times predict. Times are process CPU time on CPU (steady on a shared machine) and
 synchronised wall time on CUDA.
 """
+import contextlib
+import functools
 import logging
 import statistics
+import sys
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .cases import parse_size
 from .measure import step_loss
-from .models import build_backbone, is_mmscope, parse_model, resolve_backbone
+from .specs import build_backbone, is_mmscope, parse_model, resolve_backbone
 
-__all__ = ['record_calls', 'make_replay', 'alternate', 'profile', 'row_text', 'markdown']
+__all__ = ['record_attention_calls', 'record_calls', 'make_replay', 'alternate', 'profile',
+           'row_text', 'markdown']
+
+
+# ---------------------------------------------------------------------------- recording
+_recording = threading.local()  # .calls: the list of this thread's innermost recorder
+_patch_lock = threading.Lock()
+_patch = dict(depth=0, kernel=None, wrapper=None)
+
+
+def _bindings(obj) -> List[Tuple[Dict, str]]:
+    """``(module dict, name)`` of every loaded module that binds ``obj`` by some name: the
+    backbones call the kernel through the name their module imported
+    (``from ..layers import scaled_dot_attention``), so that is where it is replaced."""
+    found = []
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, '__dict__', None)
+        if not isinstance(namespace, dict):
+            continue
+        for name, value in list(namespace.items()):
+            if value is obj:
+                found.append((namespace, name))
+    return found
+
+
+def _recording_kernel(kernel):
+    """``kernel`` that also appends its arguments to this thread's recorder, if any."""
+    from mmscope.models.layers.attention import _broadcast_lead, resolve_attention_impl
+    from mmscope.models.layers.dispatch import cpu_matmul_is_faster
+    from mmscope.models.layers.padding import symbolic_shapes
+
+    @functools.wraps(kernel)
+    def scaled_dot_attention(q, k, v, bias=None, scale=None, dropout_p=0., impl=None):
+        calls = getattr(_recording, 'calls', None)
+        if calls is not None and not symbolic_shapes():
+            record = dict(q=q.detach(), k=k.detach(), v=v.detach(),
+                          bias=None if bias is None else bias.detach(),
+                          bias_requires_grad=bias is not None and bias.requires_grad,
+                          requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
+                          scale=q.shape[-1]**-0.5 if scale is None else scale,
+                          dropout_p=dropout_p, impl=resolve_attention_impl(impl),
+                          path='matmul')
+            calls.append(record)
+            # the kernel's own choice (attention.py): fused unless the CPU rules decline
+            if record['impl'] == 'fused' and not cpu_matmul_is_faster(
+                    q, k, v, bias, _broadcast_lead(q, k, v)):
+                record['path'] = 'sdpa'
+        return kernel(q, k, v, bias, scale, dropout_p, impl)
+
+    return scaled_dot_attention
+
+
+@contextlib.contextmanager
+def record_attention_calls():
+    """Context manager yielding a list that receives one dict per
+    :func:`mmscope.models.layers.scaled_dot_attention` call made inside it (this thread;
+    the innermost of nested recorders takes the calls): the detached ``q``, ``k``, ``v``,
+    ``bias``, whether the inputs (``requires_grad``) and the bias (``bias_requires_grad``)
+    needed gradients, ``scale``, ``dropout_p``, ``impl`` and the ``path`` the call took
+    (``'sdpa'``: ``F.scaled_dot_product_attention``, ``'matmul'``: the plain matmuls).
+    Calls under symbolic sizes (tracing, export) are not recorded.
+
+    While any recorder is open, every loaded module's binding of the kernel (the
+    backbones', ``mmscope.models.layers``', a test module's) is replaced by a recording
+    wrapper, restored when the last one closes; a name bound inside a function before the
+    recorder opened is not replaced (call it through its module there)."""
+    with _patch_lock:
+        if _patch['depth'] == 0:
+            from mmscope.models.layers import attention
+            kernel = attention.scaled_dot_attention
+            wrapper = _recording_kernel(kernel)
+            for namespace, name in _bindings(kernel):
+                namespace[name] = wrapper
+            _patch.update(kernel=kernel, wrapper=wrapper)
+        _patch['depth'] += 1
+    calls, old = [], getattr(_recording, 'calls', None)
+    _recording.calls = calls
+    try:
+        yield calls
+    finally:
+        _recording.calls = old
+        with _patch_lock:
+            _patch['depth'] -= 1
+            if _patch['depth'] == 0:
+                for namespace, name in _bindings(_patch['wrapper']):
+                    namespace[name] = _patch['kernel']
+                _patch.update(kernel=None, wrapper=None)
 
 
 def _print(line: str) -> None:
@@ -50,7 +141,6 @@ def record_calls(model, x, train):
     first appearance, each ``dict(call=first call's arguments, count=n)``."""
     import torch
 
-    from mmscope.models.layers import record_attention_calls
     model.train(train)
     with record_attention_calls() as calls, torch.set_grad_enabled(train):
         model(x)
@@ -83,12 +173,13 @@ def make_replay(call, train):
                 torch.autograd.grad(out.sum(), needs_grad)
 
     def default_kernel():
-        from mmscope.models.layers.attention import _broadcast_lead, _cpu_matmul_is_faster
+        from mmscope.models.layers.attention import _broadcast_lead
+        from mmscope.models.layers.dispatch import cpu_matmul_is_faster
         if leaves[0].device.type != 'cpu':
             return 'sdpa'  # whichever kernel SDPA picks on that device
         with torch.set_grad_enabled(train):
             lead = _broadcast_lead(*leaves)
-            return 'matmul' if _cpu_matmul_is_faster(*leaves, bias, lead) else 'flash'
+            return 'matmul' if cpu_matmul_is_faster(*leaves, bias, lead) else 'flash'
 
     return run, default_kernel
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Dict, List, Tuple
 
 from .cases import parse_size
-from .models import build_backbone, parse_model, resolve_backbone
+from .specs import build_backbone, parse_model, resolve_backbone
 
 __all__ = ['dtype_census', 'profile_precisions', 'markdown']
 

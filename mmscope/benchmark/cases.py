@@ -12,7 +12,7 @@ rows: fused / reference attention, with_cp on / off, mmscope / released code.
 import statistics
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .models import is_mmscope, parse_kwargs, parse_model, resolve_backbone, twin_of
+from .specs import is_mmscope, parse_kwargs, parse_model, resolve_backbone, twin_of
 
 __all__ = ['SIZE_PRESETS', 'HIDDEN', 'parse_size', 'build_cases', 'check_official_code',
            'summarize', 'finish_row', 'finish_paired', 'ratios']

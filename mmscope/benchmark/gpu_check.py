@@ -1,5 +1,8 @@
-"""The GPU check (``tools/analysis_tools/gpu_check.sh``): what only a GPU run can tell,
-in one short script, with a CPU dry run (``--device cpu``, small sizes) in the tests.
+"""The checks of the GPU check: what only a GPU run can tell, in one short run, with a CPU
+dry run (small sizes) in the tests. ``tools/analysis_tools/gpu_check.py`` (and
+``gpu_check.sh`` around it) is the command line: it holds the plans (which configs, models
+and sizes per device) and starts the benchmark for checks 4 and 5; :func:`run` runs the
+checks it names.
 
 1. attention equivalence: each backbone family with the fused path (every call through
    ``F.scaled_dot_product_attention``, counted) against the reference path, same weights,
@@ -11,9 +14,9 @@ in one short script, with a CPU dry run (``--device cpu``, small sizes) in the t
 3. ``torch.compile`` of one backbone: output and gradients against eager, graph breaks,
    compile time, step-time ratio;
 4. classification throughput (bf16 inference) at the given batch sizes with model FLOPs
-   utilisation, measured by ``tools/analysis_tools/benchmark.py``;
+   utilisation, measured by the benchmark (``run_benchmark``, given by the caller);
 5. fp32 against bf16 autocast, inference and a training step, our backbones and the
-   same-FLOPs peers side by side in one process (``benchmark.py --runtimes eager bf16``):
+   same-FLOPs peers side by side in one process (the benchmark's ``--runtimes eager bf16``):
    the speed-up and the output (training: gradient) difference, the CUDA counterpart of
    the CPU table in docs/benchmarks.md.
 
@@ -23,14 +26,14 @@ import json
 import math
 import os
 import os.path as osp
-import subprocess
-import sys
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: ``run_benchmark(args)``: runs the benchmark's command line with ``args``, returns
+#: ``(exit code, output)``
+RunBenchmark = Callable[[Sequence[str]], Tuple[int, str]]
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 #: relative L2 error allowed between fused and reference (outputs; gradients twice it)
@@ -38,39 +41,12 @@ ATTN_TOL = {'fp32': 1e-4, 'bf16': 5e-2, 'fp16': 1e-2}
 #: dense bf16 peak TFLOP/s by device name (for MFU); other devices: --peak-tflops
 PEAK_BF16_TFLOPS = {'H100': 989., 'H200': 989., 'A100': 312., 'L40S': 362., 'A10': 125.}
 
-#: sizes and models per device: the GPU run at real sizes, the CPU dry run small
-PLANS = {
-    'cuda': dict(
-        families=[('ScopeViT', 'tiny', (256, 256), (200, 300)),
-                  ('ScalableViT', 'small', (224, 224), (200, 300))],
-        attn_batch=4,
-        train=[('configs/scopevit/mask-rcnn_scopevit-t_fpn_1x_coco.py', (800, 1344),
-                ('fp16', 'bf16')),
-               ('configs/scalablevit/upernet_scalablevit-s_8xb2-160k_ade20k-512x512.py',
-                (512, 512), ('fp16', 'bf16'))],
-        train_batch=2, train_steps=3,
-        compile=('ScopeViT', 'tiny', (224, 224), 8), compile_backend='inductor',
-        bench_models=['scopevit-t', 'scalablevit-s'], bench_size='224',
-        bench_batches=[64, 128], bench_warmup=10, bench_repeat=30,
-        precision_models=['scopevit-t', 'scalablevit-s', 'mmpretrain:SwinTransformer:tiny',
-                          'mmpretrain:ConvNeXt:tiny', 'mmpretrain:ResNet:50'],
-        precision_size='224', precision_batch=32, precision_warmup=3, precision_repeat=10,
-        precision_rounds=3),
-    'cpu': dict(
-        families=[('ScopeViT', 'xtiny', (64, 64), (97, 131)),
-                  ('ScalableViT', 'small', (56, 56), (64, 72))],
-        attn_batch=1,
-        # mmcv's CPU nms / RoIAlign take fp32 only, and fp16 convolutions on CPU are ~30x
-        # slower than bf16 (a 64x64 UperNet step: 34 s): the dry run is fp32 / bf16
-        train=[('configs/demo/mask-rcnn_scopevit-xt_fpn_shapes.py', (128, 128), ('fp32', )),
-               ('configs/demo/upernet_scalablevit-xs_shapes.py', (64, 64), ('bf16', ))],
-        train_batch=2, train_steps=2,
-        compile=('ScopeViT', 'xtiny', (64, 64), 1), compile_backend='aot_eager',
-        bench_models=['scopevit-xt'], bench_size='64',
-        bench_batches=[2], bench_warmup=0, bench_repeat=1,
-        precision_models=['scopevit-xt'], precision_size='64', precision_batch=2,
-        precision_warmup=0, precision_repeat=1, precision_rounds=1),
-}
+#: The keys of a plan (one per device, given by the caller): ``families`` (family, arch,
+#: sizes...) and ``attn_batch`` for the attention check; ``train`` (config path, size,
+#: dtypes), ``train_batch`` and ``train_steps`` for the training steps; ``compile``
+#: (family, arch, size, batch) and ``compile_backend``; ``bench_*`` for the throughput and
+#: ``precision_*`` for the fp32 / bf16 check (the benchmark's models, size, batches and
+#: repeats).
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -94,8 +70,9 @@ def _autocast(device, dtype: str):
 
 # ----------------------------------------------------------------------------- 1
 def check_attention(device, plan) -> List[Dict]:
-    from mmscope.models.layers import (attention_impl, cpu_dispatch_rules,
-                                       record_attention_calls)
+    from mmscope.models.layers import attention_impl, cpu_dispatch_rules
+
+    from .attention_profile import record_attention_calls
     from mmscope.registry import MODELS
     rows = []
     for family, arch, *sizes in plan['families']:
@@ -145,7 +122,7 @@ def _build_task_model(path: str, device):
 
     from mmscope.apis.config import sync_bn_to_bn
     from mmscope.apis.libraries import library_of
-    cfg = Config.fromfile(osp.join(ROOT, path))
+    cfg = Config.fromfile(path)
     library = library_of(cfg)
     init_default_scope(library.scope)
     cfg.model.backbone.init_cfg = None
@@ -293,19 +270,18 @@ def peak_tflops(device) -> Optional[float]:
     return None
 
 
-def check_throughput(device, plan, out_dir: str, peak: Optional[float]) -> List[Dict]:
+def check_throughput(device, plan, out_dir: str, peak: Optional[float],
+                     run_benchmark: RunBenchmark) -> List[Dict]:
     out = osp.join(out_dir, 'throughput.json')
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py'),
-           '--device', device.type, '--dtype', 'bf16', '--modes', 'infer', '--attn', 'fused',
+    cmd = ['--device', device.type, '--dtype', 'bf16', '--modes', 'infer', '--attn', 'fused',
            '--sizes', plan['bench_size'], '--warmup', str(plan['bench_warmup']),
            '--repeat', str(plan['bench_repeat']), '--json', out, '--flops',
            '--batch-sizes', *map(str, plan['bench_batches']), '--model', *plan['bench_models']]
     if peak:
         cmd += ['--peak-tflops', str(peak)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        return [dict(check='throughput', ok=False,
-                     error=(proc.stdout + proc.stderr)[-3000:])]
+    code, output = run_benchmark(cmd)
+    if code != 0:
+        return [dict(check='throughput', ok=False, error=output[-3000:])]
     with open(out) as f:
         results = json.load(f)
     rows = []
@@ -318,19 +294,18 @@ def check_throughput(device, plan, out_dir: str, peak: Optional[float]) -> List[
     return rows
 
 
-def check_precision(device, plan, out_dir: str) -> List[Dict]:
+def check_precision(device, plan, out_dir: str, run_benchmark: RunBenchmark) -> List[Dict]:
     """fp32 vs bf16 autocast per model and mode: speed-up (median of the paired rounds)
     and relative error against fp32 (outputs; training: gradients)."""
     out = osp.join(out_dir, 'precision.json')
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py'),
-           '--device', device.type, '--runtimes', 'eager', 'bf16', '--modes', 'infer', 'train',
+    cmd = ['--device', device.type, '--runtimes', 'eager', 'bf16', '--modes', 'infer', 'train',
            '--sizes', plan['precision_size'], '--batch-sizes', str(plan['precision_batch']),
            '--warmup', str(plan['precision_warmup']), '--repeat', str(plan['precision_repeat']),
            '--paired-repeat', str(plan['precision_rounds']), '--json', out,
            '--model', *plan['precision_models']]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        return [dict(check='precision', ok=False, error=(proc.stdout + proc.stderr)[-3000:])]
+    code, output = run_benchmark(cmd)
+    if code != 0:
+        return [dict(check='precision', ok=False, error=output[-3000:])]
     with open(out) as f:
         results = json.load(f)
     rows = []
@@ -350,15 +325,18 @@ def check_precision(device, plan, out_dir: str) -> List[Dict]:
 
 
 # ----------------------------------------------------------------------------- run
-def run(device: str = 'cuda',
+def run(device: str,
+        plan: Dict,
+        run_benchmark: RunBenchmark,
         checks=('attention', 'train', 'compile', 'throughput', 'precision'),
         out_dir: str = 'work_dirs/gpu_check', peak: Optional[float] = None,
         compile_backend: Optional[str] = None) -> Dict:
+    """Run ``checks`` with the sizes and models of ``plan`` (see the plan keys above) on
+    ``device``; the report (also written to ``OUT_DIR/gpu_check.json``)."""
     dev = torch.device(device)
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda: no CUDA device is visible (torch.cuda.is_available() '
                            'is False); use --device cpu for the dry run')
-    plan = PLANS[dev.type]
     os.makedirs(out_dir, exist_ok=True)
     peak = peak or peak_tflops(dev)
     report = dict(device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
@@ -366,8 +344,8 @@ def run(device: str = 'cuda',
     steps = dict(attention=lambda: check_attention(dev, plan),
                  train=lambda: check_train_steps(dev, plan),
                  compile=lambda: check_compile(dev, plan, compile_backend),
-                 throughput=lambda: check_throughput(dev, plan, out_dir, peak),
-                 precision=lambda: check_precision(dev, plan, out_dir))
+                 throughput=lambda: check_throughput(dev, plan, out_dir, peak, run_benchmark),
+                 precision=lambda: check_precision(dev, plan, out_dir, run_benchmark))
     for name in checks:
         t0 = time.time()
         try:

@@ -1,7 +1,7 @@
 """Measuring one benchmark case in this process (:mod:`mmscope.benchmark.worker` runs it in
 a fresh process per case, so that the memory figures are the case's own).
 
-:func:`run_case` builds the case's model (:func:`mmscope.benchmark.models.build_case_model`),
+:func:`run_case` builds the case's model (:func:`mmscope.benchmark.specs.build_case_model`),
 runs one untimed priming step (it allocates one-time state: the optimizer's moments,
 kernel caches), then ``warmup`` untimed and ``repeat`` timed steps, and returns the wall
 and process CPU time of every timed step and the peak memory of the steps:
@@ -30,7 +30,7 @@ import math
 import time
 from typing import Callable, Dict, Optional, Tuple
 
-from .models import build_case_model
+from .specs import build_case_model
 
 __all__ = ['DTYPES', 'count_flops', 'step_loss', 'make_step', 'run_case', 'alternate']
 

@@ -14,12 +14,13 @@ does the rest:
   initialisation (the family's ``init_dense_extra``);
 * the reverse direction maps mmscope classifier (or backbone) checkpoints back to the
   official names;
-* without ``--family`` the command line finds the family whose key rules name every key.
+* :func:`convert_checkpoint` converts a checkpoint file into another, with its ``meta``;
+  without ``family`` it finds the family whose key rules name every key
+  (:func:`detect_family`). ``tools/model_converters/official_to_mmscope.py`` is its
+  command line.
 """
-import argparse
 import copy
 import os.path as osp
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,8 +30,8 @@ import torch
 
 from ..models.family import BackboneFamily, config_root, families, get_family
 from ..models.utils.key_rules import BACKBONE_PREFIX as BACKBONE
-from .common import (ConversionError, find_state_dict, meta_device, num_params,
-                     read_checkpoint, sha256_of, write_checkpoint)
+from .common import (ConversionError, find_state_dict, meta_device, read_checkpoint, sha256_of,
+                     write_checkpoint)
 
 FamilyLike = Union[BackboneFamily, str]
 
@@ -44,7 +45,8 @@ def _family(family: FamilyLike) -> BackboneFamily:
         raise ConversionError(str(e)) from None
 
 
-def _official_repo(family: BackboneFamily) -> str:
+def official_repo(family: BackboneFamily) -> str:
+    """The repository of the family's released code, or ``'no released code'``."""
     return family.official.repo if family.official else 'no released code'
 
 
@@ -383,9 +385,9 @@ def convert_to_official(family: FamilyLike,
 
 
 # -------------------------------------------------------------------------------------
-# command line
+# checkpoint files
 # -------------------------------------------------------------------------------------
-def _rel(path: str) -> str:
+def config_display_path(path: str) -> str:
     """``configs/...`` for an installed config, else the absolute path."""
     root = osp.dirname(config_root())
     path = osp.abspath(path)
@@ -422,109 +424,60 @@ def detect_family(state_dict: Dict[str, torch.Tensor], to_official: bool = False
                           f'of keys each family names: {summary}); pass --family')
 
 
-def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
-    lines = []
-    for fam in families():
-        archs = ', '.join(f'{a} ({"/".join(fam.short_names(a))})' for a in fam.archs)
-        lines.append(f'  {fam.key}: {archs}; released code {_official_repo(fam)}')
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description='Convert official checkpoints of an mmscope backbone family into '
-        'mmpretrain classifier checkpoints for mmscope, or back with --to-official.',
-        epilog='families and variants:\n' + '\n'.join(lines),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('src', help='input checkpoint')
-    parser.add_argument('dst', help='output file (never overwritten without --force)')
-    parser.add_argument('--family', choices=[f.key for f in families()],
-                        help='the model family (default: found from the checkpoint keys)')
-    parser.add_argument('--arch', help='force this variant instead of detecting it')
-    parser.add_argument(
-        '--backbone-only', action='store_true',
-        help='write only the backbone (backbone.* keys, every stage of the dense backbone) '
-        'for detection/segmentation pre-training; with --to-official, read only the '
-        'backbone.* keys of SRC (e.g. of a detector)')
-    parser.add_argument('--to-official', action='store_true',
-                        help='convert an mmscope checkpoint into the official layout')
-    parser.add_argument('--config', help='compare with the classifier of this config '
-                        'instead of the released variants (custom archs / class counts)')
-    parser.add_argument('--key', help='take the weights from this checkpoint entry (e.g. '
-                        '"model" when it also has EMA weights, which are preferred)')
-    parser.add_argument('--force', action='store_true', help='overwrite DST')
-    parser.add_argument('--trust', action='store_true',
-                        help='fully unpickle SRC (runs any code it holds: only for files '
-                        'you trust); by default only tensors and plain data are read')
-    return parser
-
-
 @dataclass
 class Conversion:
-    """What :func:`run` did."""
+    """What :func:`convert_checkpoint` did."""
     family: BackboneFamily
     digest: str
     result: 'Result'
 
 
-def run(args: argparse.Namespace, tool: str = '') -> Conversion:
-    """Do what the command line asks (``args`` of :func:`build_parser`)."""
+def convert_checkpoint(src: str,
+                       dst: str,
+                       family: Optional[FamilyLike] = None,
+                       arch: Optional[str] = None,
+                       backbone_only: bool = False,
+                       to_official: bool = False,
+                       config: Optional[str] = None,
+                       key: Optional[str] = None,
+                       force: bool = False,
+                       trust: bool = False,
+                       tool: str = '') -> Conversion:
+    """Convert the checkpoint file ``src`` into ``dst`` (official -> mmscope, or back with
+    ``to_official``), with a ``meta`` entry saying what was converted from what (``tool``
+    names the program in it). ``family`` defaults to the one found from the keys
+    (:func:`detect_family`); ``key`` picks the checkpoint entry, ``trust`` fully unpickles
+    ``src``; ``dst`` is never overwritten without ``force``."""
     from ..version import __version__
-    if osp.exists(args.dst) and not args.force:
-        raise FileExistsError(f'{args.dst} exists; refusing to overwrite it (use --force)')
-    if osp.abspath(args.src) == osp.abspath(args.dst):
+    if osp.exists(dst) and not force:
+        raise FileExistsError(f'{dst} exists; refusing to overwrite it (use --force)')
+    if osp.abspath(src) == osp.abspath(dst):
         raise ConversionError('SRC and DST are the same file')
-    ckpt = read_checkpoint(args.src, trust=args.trust)
-    where, sd = find_state_dict(ckpt, prefer=args.key)
-    if getattr(args, 'family', None):
-        spec = _family(args.family)
+    ckpt = read_checkpoint(src, trust=trust)
+    where, sd = find_state_dict(ckpt, prefer=key)
+    if family:
+        spec = _family(family)
     else:
-        spec = detect_family(sd, args.to_official, args.backbone_only)
-    convert = convert_to_official if args.to_official else convert_to_mmscope
-    result = convert(spec, sd, arch=args.arch, backbone_only=args.backbone_only,
-                     config=args.config)
+        spec = detect_family(sd, to_official, backbone_only)
+    convert = convert_to_official if to_official else convert_to_mmscope
+    result = convert(spec, sd, arch=arch, backbone_only=backbone_only, config=config)
     result.source_entry = where
     meta = dict(
         arch=result.variant,
-        config=_rel(result.layout.config),
-        format='backbone' if args.backbone_only else 'classifier',
-        source=osp.basename(args.src),
-        source_sha256=sha256_of(args.src),
+        config=config_display_path(result.layout.config),
+        format='backbone' if backbone_only else 'classifier',
+        source=osp.basename(src),
+        source_sha256=sha256_of(src),
         source_entry=where,
         converter=f'mmscope {__version__} {tool}'.strip(),
     )
-    if not args.backbone_only:
+    if not backbone_only:
         meta['num_classes'] = result.layout.num_classes
-    if args.to_official:
-        meta['layout'] = f'official {spec.name} ({_official_repo(spec)})'
+    if to_official:
+        meta['layout'] = f'official {spec.name} ({official_repo(spec)})'
         obj = {_official_wrapper(spec): result.state_dict, 'meta': meta}
     else:
-        meta['converted_from'] = f'official {spec.name} ({_official_repo(spec)})'
+        meta['converted_from'] = f'official {spec.name} ({official_repo(spec)})'
         obj = {'state_dict': result.state_dict, 'meta': meta}
-    digest = write_checkpoint(obj, args.dst, force=args.force)
+    digest = write_checkpoint(obj, dst, force=force)
     return Conversion(spec, digest, result)
-
-
-def format_summary(args: argparse.Namespace, done: Conversion) -> str:
-    spec, result = done.family, done.result
-    direction = 'mmscope -> official' if args.to_official else 'official -> mmscope'
-    what = 'backbone' if args.backbone_only else 'classifier'
-    lines = [
-        f'{spec.name} {direction} ({what})',
-        f'input: {osp.abspath(args.src)} [{result.source_entry}]',
-        f'variant: {result.variant} ({_rel(result.layout.config)})',
-        f'tensors: {len(result.state_dict)}',
-        f'params: {num_params(result.state_dict):,}',
-        f'output: {osp.abspath(args.dst)}',
-        f'sha256: {done.digest}',
-    ]
-    lines += [f'note: {n}' for n in result.notes]
-    return '\n'.join(lines)
-
-
-def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> Conversion:
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
-    try:
-        done = run(args, tool=prog or osp.basename(sys.argv[0]))
-    except (ConversionError, FileExistsError, IsADirectoryError) as exc:
-        parser.exit(1, f'error: {exc}\n')
-    print(format_summary(args, done))
-    return done

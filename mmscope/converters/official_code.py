@@ -1,9 +1,10 @@
 """Build the released (official) models of the backbone families from their source files.
 
 mmscope does not ship or depend on the released code. Optional checks use it: the logits
-comparison in ``tests/test_converters.py``, the golden data of ``tests/golden`` and the
-released-code comparison of ``tools/analysis_tools/benchmark.py`` (``official:`` models,
-``--vs-official``). They read the released model files from a folder the user provides:
+comparison in ``tests/test_converters/test_converters.py``, the golden data of
+``tests/golden`` and the released-code comparison of ``tools/analysis_tools/benchmark.py``
+(``official:`` models, ``--vs-official``). They read the released model files from a
+folder the user provides:
 
 * ``folder`` (or the ``MMSCOPE_OFFICIAL_CODE`` environment variable) holds one file per
   family, under the name its descriptor gives (``OfficialCode.file``: ``scopevit.py``,
@@ -24,6 +25,8 @@ from typing import Dict, Optional, Tuple
 import torch.nn as nn
 
 from ..models.family import BackboneFamily, OfficialCode, families, get_family
+from ..models.utils import resolve_arch_alias
+
 
 class OfficialCodeUnavailable(RuntimeError):
     """The released model file or its dependencies cannot be found or imported."""
@@ -46,7 +49,7 @@ def official_arch(family: str, arch: str) -> str:
     """The released arch name of ``arch`` (``'t'`` -> ``'tiny'``) of a family with released
     code, from its descriptor's ``official.factories``; ValueError if unknown."""
     fam, src = _family(family)
-    name = fam.aliases.get(arch.lower(), arch.lower())
+    name = resolve_arch_alias(arch, fam.aliases)
     if name not in src.factories:
         valid = sorted(set(src.factories) | {a for a, c in fam.aliases.items()
                                              if c in src.factories})

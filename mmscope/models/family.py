@@ -1,10 +1,12 @@
 """Backbone family descriptors: everything the rest of mmscope knows about a family.
 
-Each backbone module registers one :class:`BackboneFamily` next to its class
-(:func:`register_family`). The converters, the released-code loader, the benchmark's model
-list, the FLOPs tool, the configs' tests and the backbone contract tests all read the
-registered descriptors (:func:`families`, :func:`get_family`), so a new family is its
-backbone file (class + descriptor) and its configs, nothing else.
+The descriptors of the built-in families are at the end of this module (their key tables
+in :mod:`mmscope.models.utils.key_tables`); another family registers its own with
+:func:`register_family` (as ``tests/fixtures/toy_family.py`` does). The converters, the
+released-code loader, the benchmark's model list, the FLOPs tool, the configs' tests and
+the backbone contract tests all read the registered descriptors (:func:`families`,
+:func:`get_family`), so a new family is its backbone file, its key table, its descriptor
+and its configs, nothing else.
 
 What a descriptor holds, and what it derives from the backbone class:
 
@@ -26,11 +28,18 @@ What a descriptor holds, and what it derives from the backbone class:
   (:class:`OfficialCode`), or None for a family without released code.
 """
 import os.path as osp
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
+import torch
+
+from .backbones import ScalableViT, ScopeViT
+from .utils import SCALABLEVIT_KEY_RULES, SCOPEVIT_KEY_RULES, resolve_arch_alias
+
 __all__ = ['OfficialCode', 'BackboneFamily', 'register_family', 'unregister_family',
-           'families', 'get_family', 'family_of_type', 'config_root']
+           'families', 'get_family', 'family_of_type', 'config_root', 'SCALABLEVIT',
+           'SCOPEVIT']
 
 
 def config_root() -> str:
@@ -104,8 +113,7 @@ class BackboneFamily:
 
     def canonical_arch(self, arch: str) -> str:
         """``'t'`` -> ``'tiny'``; ValueError (naming the valid spellings) if unknown."""
-        key = str(arch).lower()
-        key = self.aliases.get(key, key)
+        key = resolve_arch_alias(arch, self.aliases)
         if key not in self.archs:
             raise ValueError(f'unknown {self.name} arch {arch!r}; choose from '
                              f'{self.arch_names()}')
@@ -147,8 +155,7 @@ def unregister_family(name: str) -> None:
 
 
 def families() -> List[BackboneFamily]:
-    """Every registered family (the built-in ones are registered by this call)."""
-    from . import backbones  # noqa: F401  (each backbone module registers its family)
+    """Every registered family (the built-in ones first)."""
     return list(_FAMILIES.values())
 
 
@@ -172,3 +179,64 @@ def family_of_type(type_name) -> Optional[BackboneFamily]:
     if name.startswith('mmscope.'):
         name = name[len('mmscope.'):]
     return next((f for f in families() if f.name == name), None)
+
+
+# ---------------------------------------------------------------------------------------
+# the built-in families (registered in this order: the order of every family listing)
+# ---------------------------------------------------------------------------------------
+_SCALABLEVIT_OUTPUT_NORM = re.compile(r'norm(\d+)\.(weight|bias)')
+
+
+def _scalablevit_dense_extra(key: str, shape: torch.Size) -> torch.Tensor:
+    """The per-output LayerNorms ``norm0 .. norm{n-2}`` of the dense backbone have no
+    released counterpart (the released model normalises only its last stage): they start
+    as identity affines (weight 1, bias 0), their own initialisation. KeyError for any
+    other key."""
+    m = _SCALABLEVIT_OUTPUT_NORM.fullmatch(key)
+    if m is None:
+        raise KeyError(key)
+    return (torch.ones if m.group(2) == 'weight' else torch.zeros)(shape)
+
+
+#: What the rest of mmscope knows about ScalableViT (the fields: :class:`BackboneFamily`).
+SCALABLEVIT = register_family(BackboneFamily(
+    backbone=ScalableViT,
+    key_rules=SCALABLEVIT_KEY_RULES,
+    cls_configs={
+        'small': 'scalablevit/scalablevit-s_8xb128_in1k.py',
+        'base': 'scalablevit/scalablevit-b_8xb128_in1k.py',
+        'large': 'scalablevit/scalablevit-l_8xb128_in1k.py',
+    },
+    # the released head: Linear(C, 4096) -> LN -> GELU -> Linear(4096, classes)
+    head_weight='head.layers.1.fc.weight',
+    init_dense_extra=_scalablevit_dense_extra,
+    official=OfficialCode(
+        repo='github.com/Yangr116/ScalableViT',
+        path='image_classification/models/scalablevit.py', file='scalablevit.py',
+        factories={'small': 'scalable_vit_small', 'base': 'scalable_vit_base',
+                   'large': 'scalable_vit_large'},
+        # the released main.py (--resume / --finetune) reads checkpoint['model']
+        wrapper='model'),
+))
+
+#: What the rest of mmscope knows about ScopeViT (the fields: :class:`BackboneFamily`).
+SCOPEVIT = register_family(BackboneFamily(
+    backbone=ScopeViT,
+    key_rules=SCOPEVIT_KEY_RULES,
+    cls_configs={
+        'xtiny': 'scopevit/scopevit-xt_8xb128_in1k.py',
+        'tiny': 'scopevit/scopevit-t_8xb128_in1k.py',
+        'small': 'scopevit/scopevit-s_8xb128_in1k.py',
+    },
+    # the released classifier is one Linear on the pooled last stage (LinearClsHead)
+    head_weight='head.fc.weight',
+    official=OfficialCode(
+        repo='github.com/xuesongnie/ScopeViT', path='models/scopevit.py', file='scopevit.py',
+        factories={'xtiny': 'scopevit_xtiny', 'tiny': 'scopevit_tiny',
+                   'small': 'scopevit_small'},
+        # the released factories default to 10 classes
+        factory_kwargs={'num_classes': 1000},
+        # timm's load_checkpoint and the released dense-prediction init read ``state_dict``
+        wrapper='state_dict',
+        fork_feat='fork_feat'),
+))

@@ -10,8 +10,9 @@ fit the released models. Small outputs are stored whole; for large ones the sum,
 absolute values and an evenly strided sample of 4096 values. ``--full`` stores every output
 whole (for a bit-for-bit comparison on one machine; too large for git).
 
-``tests/test_golden.py`` rebuilds the weights and compares. The stored file was written
-before the architecture refactor (the code of commit c298dee), with ``OMP_NUM_THREADS=1``.
+``tests/test_models/test_backbones/test_golden.py`` rebuilds the weights and compares.
+The stored file was written before the architecture refactor (the code of commit c298dee),
+with ``OMP_NUM_THREADS=1``.
 """
 import argparse
 import os.path as osp

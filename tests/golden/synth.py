@@ -1,9 +1,10 @@
 """Seeded weights and inputs for the golden data of the released models.
 
 Both sides use these functions: ``make_golden.py`` (with the released code) loads the
-weights into the released model and stores its logits; ``tests/test_golden.py`` (without
-it) rebuilds the same weights from the stored key/shape table, converts them with our
-converter and compares our logits with the stored ones.
+weights into the released model and stores its logits;
+``tests/test_models/test_backbones/test_golden.py`` (without it) rebuilds the
+same weights from the stored key/shape table, converts them with our converter and
+compares our logits with the stored ones.
 """
 import json
 import os.path as osp

@@ -14,7 +14,8 @@ group: the query / key / value shapes, the bias, how many calls the backbone mak
 median time of one call with each path, the median and range of the per-round ratio
 ``t(reference) / t(fused)``, and what the default path runs on this device
 (``flash``: SDPA's CPU flash kernel, ``matmul``: the plain matmuls picked by the CPU
-dispatch rules of ``attention.py``, ``sdpa``: on CUDA, whichever kernel SDPA picks).
+dispatch rules of ``mmscope/models/layers/dispatch.py``, ``sdpa``: on CUDA, whichever
+kernel SDPA picks).
 
 The totals weigh each group by its number of calls and compare them with a whole step of
 the backbone (forward, or forward + backward, default path), also timed here. Attention's

@@ -21,7 +21,7 @@ MODEL is one of
     (``Pretrained`` init and SyncBN are dropped, like a CPU run of the config would).
   Extra constructor arguments: append ``:k=v,k=v`` (values are Python literals).
   The mmscope archs are those of the registered backbone families
-  (``mmscope.benchmark.models.mmscope_models()`` lists them).
+  (``mmscope.benchmark.specs.mmscope_models()`` lists them).
 
 Every case (model x size x batch x mode x attention mode x with_cp) runs in a fresh
 subprocess (``python -m mmscope.benchmark.worker``) so its memory is its own: the model is
@@ -72,7 +72,7 @@ from mmscope.benchmark import worker
 from mmscope.benchmark.cases import build_cases, check_official_code, ratios
 from mmscope.benchmark.measure import DTYPES
 from mmscope.benchmark.report import format_tables, machine_info, write_csv, write_json
-from mmscope.benchmark.runner import run_cases
+from mmscope.benchmark.sweep import run_cases
 from mmscope.benchmark.runtimes import RUNTIMES, runtime_table
 
 

@@ -32,6 +32,7 @@ scalablevit_backbone = dict(
 
 # No decay on norms and on the positional-encoding convolutions (the official
 # ``no_weight_decay()`` lists ``pos_block``, which is ``stages.{i}.pos_conv`` in mmscope;
-# the backbone's ``no_decay_keys``, which mmscope.BackboneOptimWrapperConstructor adds);
+# the backbone's ``no_decay_keys``, ScalableViT.no_decay_keys, their one list, which
+# mmscope.BackboneOptimWrapperConstructor adds);
 # used by the recipes that exempt them (3x detection, UperNet).
 scalablevit_paramwise_cfg = dict(norm_decay_mult=0.0)

@@ -29,9 +29,10 @@ scopevit_backbone = dict(
     out_indices=(0, 1, 2, 3),
     init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.'))
 
-# No decay on norms, LayerScales (``.gamma``) and the GSDA relative-position MLP
-# (``.rel_pos.``): the intent of the official ``paramwise_cfg``, whose key names did not
-# match ScopeViT's parameter names (see configs/scopevit/README.md). The last two are the
-# backbone's ``no_decay_keys``, which mmscope.BackboneOptimWrapperConstructor adds; add
+# No decay on norms, LayerScales and the GSDA relative-position MLP: the intent of the
+# official ``paramwise_cfg``, whose key names did not match ScopeViT's parameter names
+# (see configs/scopevit/README.md). The last two are the backbone's ``no_decay_keys``
+# (ScopeViT.no_decay_keys, their one list), which mmscope.BackboneOptimWrapperConstructor
+# adds; add
 # ``layer_decay_rate`` here for layer-wise learning-rate decay.
 scopevit_paramwise_cfg = dict(norm_decay_mult=0.0)

@@ -11,6 +11,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import resolve_attention_impl
+from ..utils import resolve_arch_alias
 
 
 def pretrained_to_init_cfg(pretrained: Optional[str],
@@ -66,7 +67,8 @@ class MMScopeBackbone(BaseModule):
     Subclasses set the class attributes, call :meth:`_init_backbone` first in
     ``__init__``, build their modules, implement :meth:`_frozen_modules` and
     :meth:`_layer_order` and call ``self._freeze_stages()`` at the end. Each family also
-    registers a :class:`mmscope.models.family.BackboneFamily` next to its class.
+    has a :class:`mmscope.models.family.BackboneFamily` (the built-in ones at the end of
+    :mod:`mmscope.models.family`).
     """
     #: Canonical arch name -> settings (``{key: per-stage list}``).
     arch_zoo: Dict[str, Dict[str, list]] = {}
@@ -99,7 +101,7 @@ class MMScopeBackbone(BaseModule):
         ValueError / TypeError saying what is wrong and what is valid."""
         name = cls.__name__
         if isinstance(arch, str):
-            key = cls.arch_aliases.get(arch.lower(), arch.lower())
+            key = resolve_arch_alias(arch, cls.arch_aliases)
             if key not in cls.arch_zoo:
                 valid = sorted(set(cls.arch_zoo) | set(cls.arch_aliases))
                 raise ValueError(f'{name} arch {arch!r} is not one of {valid}; or pass a '

@@ -5,9 +5,10 @@ Reference: Yang et al., "ScalableViT: Rethinking the Context-oriented Generaliza
 Vision Transformer" (ECCV 2022). The released code is classification-only and needs every
 stage map to be a multiple of the window size; this implementation accepts any input of at
 least 32x32 (see :class:`ScalableViT` for how padding is handled) and keeps a one-to-one
-mapping with the released weights (:func:`official_to_mmscope_key`).
+mapping with the released weights
+(:data:`mmscope.models.utils.key_tables.SCALABLEVIT_OFFICIAL_TO_MMSCOPE`; the family
+descriptor, :data:`mmscope.models.family.SCALABLEVIT`, names it and the released code).
 """
-import re
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -18,17 +19,11 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
-from ..family import BackboneFamily, OfficialCode, register_family
 from ..layers import (Mlp, crop, pad_amount, scaled_dot_attention, store_channels_last,
                       symbolic_shapes, valid_mask)
-from ..utils import KeyRules
 from .base import MMScopeBackbone, checkpointed
 
-__all__ = [
-    'ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock', 'official_to_mmscope_key',
-    'mmscope_to_official_key', 'convert_official_state_dict', 'OFFICIAL_TO_MMSCOPE', 'KEY_RULES',
-    'FAMILY'
-]
+__all__ = ['ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock']
 
 # LayerNorm eps of the released model: 1e-6 everywhere except the LayerNorm inside SSA's
 # spatial reduction, which uses PyTorch's default 1e-5 in the released code.
@@ -487,86 +482,3 @@ class ScalableViT(MMScopeBackbone):
             if i < self.num_stages - 1:
                 x = _tokens_to_map(x, hw_shape)
         return tuple(outs)
-
-
-# ---------------------------------------------------------------------------------------
-# released-checkpoint key renaming
-# ---------------------------------------------------------------------------------------
-#: ``(official template, mmscope template)`` pairs, a one-to-one renaming between the
-#: released model's state dict and the keys of an mmpretrain ``ImageClassifier`` built
-#: with this backbone, ``out_indices=(last,)``, GlobalAveragePooling neck and
-#: ``StackedLinearClsHead(mid_channels=[4096])``. Placeholders: ``{s}`` stage index,
-#: ``{b}`` block index, ``{p}`` parameter (weight|bias), ``{m}`` block sub-module kept as
-#: is, ``{last}`` index of the last stage (``num_stages - 1``).
-OFFICIAL_TO_MMSCOPE = (
-    ('patch_embeds.{s}.proj.{p}', 'backbone.stages.{s}.patch_embed.projection.{p}'),
-    ('patch_embeds.{s}.norm.{p}', 'backbone.stages.{s}.patch_embed.norm.{p}'),
-    ('pos_block.{s}.proj.0.{p}', 'backbone.stages.{s}.pos_conv.proj.{p}'),
-    ('stages.{s}.{b}.attn.lim_func.{p}', 'backbone.stages.{s}.blocks.{b}.attn.lim.{p}'),
-    ('stages.{s}.{b}.attn.reduction.0.{p}',
-     'backbone.stages.{s}.blocks.{b}.attn.reduce_dw.{p}'),
-    ('stages.{s}.{b}.attn.reduction.1.{p}',
-     'backbone.stages.{s}.blocks.{b}.attn.reduce_pw.{p}'),
-    ('stages.{s}.{b}.attn.norm_act.0.{p}',
-     'backbone.stages.{s}.blocks.{b}.attn.reduce_norm.{p}'),
-    ('stages.{s}.{b}.{m}.{p}', 'backbone.stages.{s}.blocks.{b}.{m}.{p}'),
-    ('norm.{p}', 'backbone.norm{last}.{p}'),
-    ('head.0.{p}', 'head.layers.0.fc.{p}'),
-    ('head.1.{p}', 'head.layers.0.norm.{p}'),
-    ('head.3.{p}', 'head.layers.1.fc.{p}'),
-)
-
-KEY_RULES = KeyRules(
-    OFFICIAL_TO_MMSCOPE,
-    placeholders={
-        's': r'\d+',
-        'b': r'\d+',
-        'p': r'weight|bias',
-        'm': r'norm1|norm2|mlp\.fc1|mlp\.fc2|attn\.qkv|attn\.q|attn\.kv|attn\.k|attn\.v|'
-        r'attn\.proj',
-    },
-    constants={'last': lambda num_stages: num_stages - 1},
-    family='ScalableViT')
-# The renaming API, the same for every mmscope backbone, e.g.
-# ``'stages.2.5.attn.reduction.0.weight'`` <->
-# ``'backbone.stages.2.blocks.5.attn.reduce_dw.weight'``, ``'norm.weight'`` <->
-# ``'backbone.norm3.weight'``, ``'head.3.bias'`` <-> ``'head.layers.1.fc.bias'``; keys
-# without a counterpart (e.g. the extra ``backbone.norm{i}`` of dense outputs) raise KeyError.
-official_to_mmscope_key = KEY_RULES.official_to_mmscope_key
-mmscope_to_official_key = KEY_RULES.mmscope_to_official_key
-convert_official_state_dict = KEY_RULES.convert_official_state_dict
-
-_OUTPUT_NORM = re.compile(r'norm(\d+)\.(weight|bias)')
-
-
-def _init_dense_extra(key: str, shape: torch.Size) -> torch.Tensor:
-    """The per-output LayerNorms ``norm0 .. norm{n-2}`` of the dense backbone have no
-    released counterpart (the released model normalises only its last stage): they start
-    as identity affines (weight 1, bias 0), their own initialisation. KeyError for any
-    other key."""
-    m = _OUTPUT_NORM.fullmatch(key)
-    if m is None:
-        raise KeyError(key)
-    return (torch.ones if m.group(2) == 'weight' else torch.zeros)(shape)
-
-
-#: What the rest of mmscope knows about ScalableViT (see :mod:`mmscope.models.family`).
-FAMILY = register_family(BackboneFamily(
-    backbone=ScalableViT,
-    key_rules=KEY_RULES,
-    cls_configs={
-        'small': 'scalablevit/scalablevit-s_8xb128_in1k.py',
-        'base': 'scalablevit/scalablevit-b_8xb128_in1k.py',
-        'large': 'scalablevit/scalablevit-l_8xb128_in1k.py',
-    },
-    # the released head: Linear(C, 4096) -> LN -> GELU -> Linear(4096, classes)
-    head_weight='head.layers.1.fc.weight',
-    init_dense_extra=_init_dense_extra,
-    official=OfficialCode(
-        repo='github.com/Yangr116/ScalableViT',
-        path='image_classification/models/scalablevit.py', file='scalablevit.py',
-        factories={'small': 'scalable_vit_small', 'base': 'scalable_vit_base',
-                   'large': 'scalable_vit_large'},
-        # the released main.py (--resume / --finetune) reads checkpoint['model']
-        wrapper='model'),
-))

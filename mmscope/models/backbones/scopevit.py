@@ -23,12 +23,12 @@ therefore see exactly the zero borders of the unpadded map, padded tokens never 
 a real token, and inputs whose maps already fit are computed without any padding.
 
 Checkpoint compatibility: the released code stores the same weights under other names;
-:data:`OFFICIAL_TO_MMSCOPE` lists the one-to-one renaming rules (official keys <->
-mmpretrain ``ImageClassifier`` keys) and :func:`official_to_mmscope_key`,
-:func:`mmscope_to_official_key` and :func:`convert_official_state_dict` apply them
-(:class:`mmscope.models.utils.KeyRules`).
+:data:`mmscope.models.utils.key_tables.SCOPEVIT_OFFICIAL_TO_MMSCOPE` lists the one-to-one
+renaming rules (official keys <-> mmpretrain ``ImageClassifier`` keys), which
+``SCOPEVIT_KEY_RULES`` applies (:class:`mmscope.models.utils.KeyRules`); the family
+descriptor (:data:`mmscope.models.family.SCOPEVIT`) names them and the released code.
 """
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -37,17 +37,11 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
-from ..family import BackboneFamily, OfficialCode, register_family
 from ..layers import (LayerScale, Mlp, crop, grid_partition, grid_reverse, pad_amount,
                       scaled_dot_attention, store_channels_last, symbolic_shapes, valid_mask)
-from ..utils import KeyRules
 from .base import MMScopeBackbone, checkpointed
 
-__all__ = [
-    'ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention',
-    'OFFICIAL_TO_MMSCOPE', 'KEY_RULES', 'FAMILY', 'official_to_mmscope_key',
-    'mmscope_to_official_key', 'convert_official_state_dict'
-]
+__all__ = ['ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention']
 
 #: Kernel of the depth-wise key/value convolution for each of the three head groups.
 MSSA_KERNELS = (7, 5, 3)
@@ -594,99 +588,3 @@ class ScopeViT(MMScopeBackbone):
             if i in self.out_indices:
                 outs.append(x.contiguous())
         return tuple(outs)
-
-
-# ---------------------------------------------------------------------------------------
-# released-checkpoint key renaming
-# ---------------------------------------------------------------------------------------
-#: ``(official template, mmscope template)`` pairs, a one-to-one renaming of every weight
-#: and buffer of the released ``ScopeViT`` classifier into the keys of an mmpretrain
-#: ``ImageClassifier`` (``backbone.*``, ``LinearClsHead`` ``head.fc.*``). Placeholders:
-#: ``{S}`` the released 1-based stage, ``{s}`` our 0-based stage (``S - 1``), ``{b}`` block
-#: index, ``{x}`` the layer (``mssa`` or ``gsda``), ``{p}`` the tensor name (``weight``,
-#: ``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``, ``gamma``).
-OFFICIAL_TO_MMSCOPE = (
-    ('patch_embed1.projection.0.{p}', 'backbone.stem.conv1.{p}'),
-    ('patch_embed1.projection.1.{p}', 'backbone.stem.bn1.{p}'),
-    ('patch_embed1.projection.3.{p}', 'backbone.stem.conv2.{p}'),
-    ('patch_embed1.projection.4.{p}', 'backbone.stem.bn2.{p}'),
-    ('patch_embed{S}.projection.{p}', 'backbone.stages.{s}.downsample.conv.{p}'),
-    ('patch_embed{S}.norm.{p}', 'backbone.stages.{s}.downsample.norm.{p}'),
-    ('norm{S}.{p}', 'backbone.stages.{s}.norm.{p}'),
-    ('blocks{S}.{b}.{x}.norm1.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.norm1.{p}'),
-    ('blocks{S}.{b}.{x}.norm2.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.norm2.{p}'),
-    ('blocks{S}.{b}.{x}.ls1.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.ls1.{p}'),
-    ('blocks{S}.{b}.{x}.ls2.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.ls2.{p}'),
-    ('blocks{S}.{b}.{x}.mlp.fc1.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.mlp.fc1.{p}'),
-    ('blocks{S}.{b}.{x}.mlp.fc2.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.mlp.fc2.{p}'),
-    ('blocks{S}.{b}.{x}.attn.proj.{p}', 'backbone.stages.{s}.blocks.{b}.{x}.attn.proj.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_pw.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pw.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn1.0.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.bn1.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_dw.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.conv_dw.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn2.0.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.bn2.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.conv_pwl.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.conv_pwl.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.cpe.bn3.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.cpe.bn3.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.large_embed.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.kv_convs.0.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.medium_embed.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.kv_convs.1.{p}'),
-    ('blocks{S}.{b}.mssa.attn.mspe.small_embed.{p}',
-     'backbone.stages.{s}.blocks.{b}.mssa.attn.kv_convs.2.{p}'),
-    ('blocks{S}.{b}.mssa.attn.query.{p}', 'backbone.stages.{s}.blocks.{b}.mssa.attn.q.{p}'),
-    ('blocks{S}.{b}.mssa.attn.key_value.{p}', 'backbone.stages.{s}.blocks.{b}.mssa.attn.kv.{p}'),
-    ('blocks{S}.{b}.gsda.attn.qkv.{p}', 'backbone.stages.{s}.blocks.{b}.gsda.attn.qkv.{p}'),
-    ('blocks{S}.{b}.gsda.attn.rel_pos.mlp.fc1.{p}',
-     'backbone.stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc1.{p}'),
-    ('blocks{S}.{b}.gsda.attn.rel_pos.mlp.fc2.{p}',
-     'backbone.stages.{s}.blocks.{b}.gsda.attn.rel_pos.fc2.{p}'),
-    ('head.weight', 'head.fc.weight'),
-    ('head.bias', 'head.fc.bias'),
-)
-
-KEY_RULES = KeyRules(
-    OFFICIAL_TO_MMSCOPE,
-    placeholders={
-        'S': r'[1-9]\d*',
-        's': r'\d+',
-        'b': r'\d+',
-        'x': r'mssa|gsda',
-        'p': r'weight|bias|running_mean|running_var|num_batches_tracked|gamma',
-    },
-    derived={
-        'S': lambda v: int(v['s']) + 1,
-        's': lambda v: int(v['S']) - 1
-    },
-    family='ScopeViT')
-# The renaming API, the same for every mmscope backbone (``num_stages`` is accepted for a
-# uniform signature; the ScopeViT rules do not depend on it).
-official_to_mmscope_key = KEY_RULES.official_to_mmscope_key
-mmscope_to_official_key = KEY_RULES.mmscope_to_official_key
-convert_official_state_dict = KEY_RULES.convert_official_state_dict
-
-#: What the rest of mmscope knows about ScopeViT (see :mod:`mmscope.models.family`).
-FAMILY = register_family(BackboneFamily(
-    backbone=ScopeViT,
-    key_rules=KEY_RULES,
-    cls_configs={
-        'xtiny': 'scopevit/scopevit-xt_8xb128_in1k.py',
-        'tiny': 'scopevit/scopevit-t_8xb128_in1k.py',
-        'small': 'scopevit/scopevit-s_8xb128_in1k.py',
-    },
-    # the released classifier is one Linear on the pooled last stage (LinearClsHead)
-    head_weight='head.fc.weight',
-    official=OfficialCode(
-        repo='github.com/xuesongnie/ScopeViT', path='models/scopevit.py', file='scopevit.py',
-        factories={'xtiny': 'scopevit_xtiny', 'tiny': 'scopevit_tiny',
-                   'small': 'scopevit_small'},
-        # the released factories default to 10 classes
-        factory_kwargs={'num_classes': 1000},
-        # timm's load_checkpoint and the released dense-prediction init read ``state_dict``
-        wrapper='state_dict',
-        fork_feat='fork_feat'),
-))

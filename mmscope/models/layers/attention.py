@@ -19,8 +19,9 @@ is slower than the reference code and materialises the whole matrix:
 * on CPU, a float bias that needs a gradient (a learned relative-position bias during
   training) goes through the reference code: no CPU kernel returns a bias gradient, and
   the math fallback SDPA would pick is slower than the reference code;
-* on CPU, small calls (:data:`CPU_SMALL_ATTENTION_MACS`) and mixed head sizes with few keys
-  (:data:`CPU_MIXED_HEAD_MIN_KEYS`) run the plain matmuls, measured to be faster there.
+* on CPU, small calls and mixed head sizes with few keys run the plain matmuls, measured
+  to be faster there: the thresholds, their measurements and the switch that turns these
+  rules off (:func:`~.dispatch.cpu_dispatch_rules`) are in :mod:`.dispatch`.
 
 Under symbolic sizes (:func:`~mmscope.models.layers.padding.symbolic_shapes`) no decision
 depends on a size, so a traced or compiled graph holds at every size:
@@ -41,6 +42,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .dispatch import cpu_matmul_is_faster
 from .padding import symbolic_shapes
 
 ATTN_IMPLS = ('fused', 'reference')
@@ -72,36 +74,6 @@ def attention_impl(impl: str):
         yield
     finally:
         _state.impl = old
-
-
-@contextlib.contextmanager
-def record_attention_calls():
-    """Context manager yielding a list that receives one dict per
-    :func:`scaled_dot_attention` call made inside it (this thread): the detached ``q``,
-    ``k``, ``v``, ``bias``, whether the inputs (``requires_grad``) and the bias
-    (``bias_requires_grad``) needed gradients, ``scale``, ``dropout_p`` and ``impl``.
-    ``tools/analysis_tools/attention_profile.py`` replays and times each call with it."""
-    calls, old = [], getattr(_state, 'recorder', None)
-    _state.recorder = calls
-    try:
-        yield calls
-    finally:
-        _state.recorder = old
-
-
-@contextlib.contextmanager
-def cpu_dispatch_rules(enabled: bool):
-    """Context manager: with ``enabled=False``, every fused call on CPU goes to
-    ``F.scaled_dot_product_attention``, as every call does on a GPU: the CPU rules that
-    send small calls, mixed head sizes with few keys and learned biases to the plain
-    matmuls (:func:`_cpu_matmul_is_faster`) are switched off in this thread. For tests
-    and checks of the fused path at small sizes; the results are the same function."""
-    old = getattr(_state, 'cpu_rules', True)
-    _state.cpu_rules = bool(enabled)
-    try:
-        yield
-    finally:
-        _state.cpu_rules = old
 
 
 def resolve_attention_impl(impl: Optional[str]) -> str:
@@ -187,40 +159,11 @@ def scaled_dot_attention(q: torch.Tensor,
     if symbolic_shapes():
         return _symbolic_attention(q, k, v, bias, scale, dropout_p)
     impl = resolve_attention_impl(impl)
-    recorder = getattr(_state, 'recorder', None)
-    record = None
-    if recorder is not None:
-        record = dict(q=q.detach(), k=k.detach(), v=v.detach(),
-                      bias=None if bias is None else bias.detach(),
-                      bias_requires_grad=bias is not None and bias.requires_grad,
-                      requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
-                      scale=scale, dropout_p=dropout_p, impl=impl, path='matmul')
-        recorder.append(record)
     if impl == 'fused':
         lead = _broadcast_lead(q, k, v)  # (*lead, N, D) after broadcasting
-        if not _cpu_matmul_is_faster(q, k, v, bias, lead):
-            if record is not None:
-                record['path'] = 'sdpa'
+        if not cpu_matmul_is_faster(q, k, v, bias, lead):
             return _fused_attention(q, k, v, bias, scale, dropout_p, lead)
     return _reference_attention(q, k, v, bias, scale, dropout_p)
-
-
-#: On CPU, attention with fewer multiply-adds than this (``batch x heads x queries x keys x
-#: (q/k head size + v head size)``) runs the plain matmuls: the flash kernel's fixed cost
-#: per call outweighs what it saves. Measured per call inside the backbones at 224, batch
-#: 1, one thread (``tools/analysis_tools/attention_profile.py``), ref/fused time: 0.62-0.89
-#: from 1.2M to 5.5M multiply-adds, 0.90-1.19 from 8.4M to 12.8M. The attention matrix
-#: the matmuls hold is then at most 8M / 32 floats (1 MB).
-CPU_SMALL_ATTENTION_MACS = 8_000_000
-
-#: On CPU, with fewer keys than this, attention whose q/k head size differs from v's
-#: (ScalableViT's SSA) runs the plain matmuls in a training step, and in inference too
-#: when q/k are the narrower side: zero-extending the heads for the flash kernel costs
-#: more than it saves. Forward + backward, q/k head 64 and v head 32, ref/fused time: 0.63
-#: at 49 keys, 0.74 at 64, 1.09 at 100, 1.17 at 144; inference with q/k 8 or 16 and v 32
-#: (ScalableViT-L) at 49 keys: 0.86 and 0.93; inference with wider q/k favours the flash
-#: kernel at every size (1.05 at 49 keys, 2.3 at 256).
-CPU_MIXED_HEAD_MIN_KEYS = 96
 
 
 def _symbolic_attention(q, k, v, bias, scale, dropout_p):
@@ -247,26 +190,6 @@ def _broadcast_lead(*tensors: torch.Tensor) -> Tuple[int, ...]:
                                ', '.join(str(tuple(t.shape[:-2])) for t in tensors))
         lead.append(sizes.pop() if sizes else 1)
     return tuple(lead)
-
-
-def _cpu_matmul_is_faster(q, k, v, bias, lead: Tuple[int, ...]) -> bool:
-    """Cases where the default path runs the plain matmuls on CPU, being faster there
-    (``lead``: the broadcast leading shape of q, k and v)."""
-    if q.device.type != 'cpu' or not getattr(_state, 'cpu_rules', True):
-        return False
-    grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
-                                        or v.requires_grad or
-                                        (bias is not None and bias.requires_grad))
-    # a bias that needs a gradient: no CPU SDPA kernel returns one, so SDPA would run its
-    # unfused math fallback, which is slower than the reference code (same memory)
-    if grad and bias is not None and bias.requires_grad:
-        return True
-    macs = math.prod(lead) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
-    if macs < CPU_SMALL_ATTENTION_MACS:
-        return True
-    if q.shape[-1] == v.shape[-1] or k.shape[-2] >= CPU_MIXED_HEAD_MIN_KEYS:
-        return False
-    return grad or q.shape[-1] < v.shape[-1]
 
 
 def _reference_attention(q, k, v, bias, scale, dropout_p):

@@ -1,7 +1,7 @@
 """Template-based renaming of checkpoint keys between official models and mmscope.
 
-Every backbone family keeps its rule *table* next to its backbone; this module is the one
-engine that applies such a table in both directions. The convention is the same for all
+The rule *tables* of the built-in families are in :mod:`.key_tables`; this module is the
+one engine that applies such a table in both directions. The convention is the same for all
 families: official keys are mapped to the keys of an mmpretrain ``ImageClassifier``
 built with the backbone, i.e. ``backbone.``-prefixed backbone keys and ``head.``-prefixed
 classifier-head keys. :func:`strip_backbone_prefix` turns such a state dict into the

@@ -2,7 +2,7 @@
 ``mmscope.BackboneOptimWrapperConstructor`` in the mmdet and mmseg configs that use it
 (``..._layer-decay-...``) and in a classification config; mmpretrain's own
 ``LearningRateDecayOptimWrapperConstructor`` on our backbones is checked for every family
-in ``tests/test_backbone_contract.py``."""
+in ``tests/test_models/test_backbones/test_backbone_contract.py``."""
 import os.path as osp
 
 import pytest
@@ -11,7 +11,7 @@ import torch
 import mmscope  # noqa: F401
 from mmscope.apis import build_model, load_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONSTRUCTOR = 'mmscope.BackboneOptimWrapperConstructor'
 
 
@@ -117,3 +117,34 @@ def test_wrong_rates_and_models_are_refused():
     with pytest.raises(TypeError, match='Sequential has no mmscope backbone'):
         BackboneOptimWrapperConstructor(optim, dict(layer_decay_rate=0.9))(
             nn.Sequential(nn.Linear(2, 2)))
+
+
+#: The parameters each family trains without weight decay besides norms (recorded when the
+#: no-decay keys were given one home, the backbone's ``no_decay_keys``): the constructor
+#: must keep exempting exactly these.
+NO_DECAY_FRAGMENTS = {'ScopeViT': ('.gamma', '.rel_pos.'), 'ScalableViT': ('.pos_conv.', )}
+
+
+@pytest.mark.parametrize('family,arch', [('ScopeViT', 'xtiny'), ('ScalableViT', 'small')])
+def test_no_decay_parameters_per_family(family, arch):
+    """With the dense fragments' ``paramwise_cfg`` (``norm_decay_mult=0``), the parameters
+    with weight decay 0 are exactly the norms and the names holding the family's no-decay
+    fragments, which come from the backbone alone."""
+    from mmengine.optim import build_optim_wrapper
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from mmscope.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type=f'mmscope.{family}', arch=arch))
+    assert tuple(model.no_decay_keys) == NO_DECAY_FRAGMENTS[family]
+    wrapper = build_optim_wrapper(model, dict(
+        constructor=CONSTRUCTOR, optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+        paramwise_cfg=dict(norm_decay_mult=0.0)))
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay = {names[id(p)] for g in wrapper.optimizer.param_groups
+                for p in g['params'] if g['weight_decay'] == 0}
+    norms = {f'{m}.{n}' for m, mod in model.named_modules()
+             if isinstance(mod, (_BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm))
+             for n, _ in mod.named_parameters(recurse=False)}
+    keyed = {n for n in names.values() if any(k in n for k in NO_DECAY_FRAGMENTS[family])}
+    assert keyed and no_decay == norms | keyed

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from mmscope.models.backbones import ScalableViT, ScopeViT
-from mmscope.models.layers import (attention_impl, cpu_dispatch_rules, record_attention_calls,
-                                   scaled_dot_attention)
+from mmscope.benchmark.attention_profile import record_attention_calls
+from mmscope.models.layers import attention_impl, cpu_dispatch_rules, scaled_dot_attention
 
 
 @contextlib.contextmanager
@@ -220,7 +220,6 @@ def test_kernel_modes_agree(case, bias_grad, dtype):
 
 def _attention_kernels(model, size):
     """``({kernel: calls}, number of scaled_dot_attention calls)`` of one forward."""
-    from mmscope.models.layers import record_attention_calls
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         with torch.no_grad(), attention_impl('fused'), record_attention_calls() as calls:
             model(torch.randn(1, 3, *size))
@@ -268,7 +267,7 @@ def test_cpu_dispatch_for_small_calls(batch, expect_flash, grad):
     (the flash kernel's fixed cost dominates there), larger ones the flash kernel; both
     give the reference result and gradients. Shapes: ScalableViT's IWSA windows at
     224, head 32: 2 x 8 heads = 4.9M multiply-adds, 8 x 8 heads = 19.7M."""
-    from mmscope.models.layers.attention import CPU_SMALL_ATTENTION_MACS
+    from mmscope.models.layers.dispatch import CPU_SMALL_ATTENTION_MACS
     assert 2 * 8 * 49 * 49 * 64 < CPU_SMALL_ATTENTION_MACS <= 8 * 8 * 49 * 49 * 64
     torch.manual_seed(0)
     q, k, v = (torch.randn(batch, 8, 49, 32, requires_grad=grad) for _ in range(3))
@@ -287,8 +286,7 @@ def test_cpu_dispatch_for_small_calls(batch, expect_flash, grad):
 def test_cpu_dispatch_for_mixed_head_sizes(qk_head, num_keys, grad, expect_flash):
     """The default path picks the faster CPU implementation for ScalableViT's SSA shapes
     (q/k head 64 or 8, v head 32), and both give the reference result and gradients."""
-    from mmscope.models.layers.attention import (CPU_MIXED_HEAD_MIN_KEYS,
-                                                 CPU_SMALL_ATTENTION_MACS)
+    from mmscope.models.layers.dispatch import CPU_MIXED_HEAD_MIN_KEYS, CPU_SMALL_ATTENTION_MACS
     assert 49 < CPU_MIXED_HEAD_MIN_KEYS <= 144
     torch.manual_seed(0)
     q = torch.randn(8, 3, 4 * num_keys, qk_head, requires_grad=grad)

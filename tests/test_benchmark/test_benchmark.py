@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 TABLES = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_tables.py')
 
@@ -169,7 +169,7 @@ def test_vs_official_pairs_mmscope_with_released_code(tmp_path, fake_official):
 def test_official_scopevit_dense_outputs(fake_official):
     """``--out-indices 0 1 2 3`` builds the released ScopeViT in its ``fork_feat`` mode;
     other index sets, and any for the released ScalableViT, are refused clearly."""
-    from mmscope.benchmark.models import build_official as build
+    from mmscope.benchmark.specs import build_official as build
     cfg = dict(family='scopevit', arch='tiny')
     model = build(cfg, [0, 1, 2, 3], {}, str(fake_official), None)
     assert model.released.fork_feat and len(model(__import__('torch').zeros(1, 3, 32, 32))) == 4
@@ -202,12 +202,13 @@ def test_record_attention_calls_sees_every_call():
     import torch
 
     from mmscope.models.backbones import ScalableViT
-    from mmscope.models.layers import record_attention_calls, scaled_dot_attention
+    from mmscope.benchmark.attention_profile import record_attention_calls
+    from mmscope.models import layers
     model = ScalableViT(arch='small').eval()
     x = torch.randn(1, 3, 64, 64)
     with record_attention_calls() as calls:
         with record_attention_calls() as inner:  # nested: the inner list takes the calls
-            scaled_dot_attention(*torch.randn(3, 1, 2, 5, 8))
+            layers.scaled_dot_attention(*torch.randn(3, 1, 2, 5, 8))
         with torch.no_grad():
             model(x)
     assert len(inner) == 1 and inner[0]['q'].shape == (1, 2, 5, 8)
@@ -228,7 +229,7 @@ def test_record_attention_calls_sees_every_call():
 
 @pytest.mark.parametrize('mode', ['infer', 'train'])
 def test_attention_profile_cli(tmp_path, mode):
-    from mmscope.models.layers.attention import CPU_SMALL_ATTENTION_MACS
+    from mmscope.models.layers.dispatch import CPU_SMALL_ATTENTION_MACS
     out = tmp_path / 'profile.json'
     proc = run([PROFILE, '--model', 'scalablevit-s', '--size', '64', '--batch', '8',
                 '--mode', mode, '--repeat', '1', '--step-repeat', '1', '--threads', '1',
@@ -318,7 +319,7 @@ def test_model_list_reads_the_family_descriptors():
     """Every ``<family>-<arch>`` spelling of every registered family is in the model list
     and parses to the family's type and canonical arch; the released ones have a twin."""
     from mmscope.apis.libraries import LIBRARIES
-    from mmscope.benchmark.models import (library_names, mmscope_models, parse_model,
+    from mmscope.benchmark.specs import (library_names, mmscope_models, parse_model,
                                           twin_of)
     from mmscope.models.family import families
     names = mmscope_models()

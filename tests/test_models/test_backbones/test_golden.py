@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 GOLDEN = osp.join(ROOT, 'tests', 'golden')
 sys.path.insert(0, GOLDEN)
 

@@ -7,11 +7,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmscope.models.backbones.scalablevit import (IWSA, SSA, ScalableViT,
-                                                  convert_official_state_dict,
-                                                  mmscope_to_official_key,
-                                                  official_to_mmscope_key)
-from mmscope.models.layers import attention_impl, cpu_dispatch_rules, record_attention_calls
+from mmscope.benchmark.attention_profile import record_attention_calls
+from mmscope.models.backbones.scalablevit import IWSA, SSA, ScalableViT
+from mmscope.models.layers import attention_impl, cpu_dispatch_rules
+from mmscope.models.utils.key_tables import SCALABLEVIT_KEY_RULES as KEY_RULES
+
+official_to_mmscope_key = KEY_RULES.official_to_mmscope_key
+mmscope_to_official_key = KEY_RULES.mmscope_to_official_key
+convert_official_state_dict = KEY_RULES.convert_official_state_dict
 
 TINY = dict(
     embed_dims=[16, 32, 48, 64],

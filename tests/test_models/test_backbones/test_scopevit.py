@@ -9,9 +9,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmscope.benchmark.attention_profile import record_attention_calls
 from mmscope.models.backbones import ScopeViT
 from mmscope.models.backbones import scopevit as sv
-from mmscope.models.layers import attention_impl, cpu_dispatch_rules, record_attention_calls
+from mmscope.models.layers import attention_impl, cpu_dispatch_rules
+from mmscope.models.utils.key_tables import SCOPEVIT_KEY_RULES as KEY_RULES
+from mmscope.models.utils.key_tables import SCOPEVIT_OFFICIAL_TO_MMSCOPE as OFFICIAL_TO_MMSCOPE
 
 # A small custom arch: every feature of the real ones (1/2/3 kernel groups, strides 4/2/1,
 # two GSDA grids) at a fraction of the cost.
@@ -414,24 +417,26 @@ def test_official_key_mapping_is_bijection(arch):
     ours = model.state_dict()
     official = _official_backbone_keys(model.arch_settings)
     assert len(set(official)) == len(official)
-    mapped = [sv.official_to_mmscope_key(k) for k in official]
+    mapped = [KEY_RULES.official_to_mmscope_key(k) for k in official]
     assert len(set(mapped)) == len(mapped)
     assert set(mapped) == {'backbone.' + k for k in ours}
-    assert [sv.mmscope_to_official_key(k) for k in mapped] == official
-    assert sorted(sv.mmscope_to_official_key('backbone.' + k) for k in ours) == sorted(official)
+    assert [KEY_RULES.mmscope_to_official_key(k) for k in mapped] == official
+    assert sorted(KEY_RULES.mmscope_to_official_key('backbone.' + k)
+                  for k in ours) == sorted(official)
     # every rule of the table is exercised by the real archs (and the classifier head)
     if arch == 'tiny':
-        used = {sv.KEY_RULES.rule_index(k) for k in official + ['head.weight', 'head.bias']}
-        assert used == set(range(len(sv.OFFICIAL_TO_MMSCOPE)))
+        used = {KEY_RULES.rule_index(k) for k in official + ['head.weight', 'head.bias']}
+        assert used == set(range(len(OFFICIAL_TO_MMSCOPE)))
     # a converted state dict loads strictly and shapes agree
-    fake = {k: ours[sv.official_to_mmscope_key(k)[len('backbone.'):]].clone() for k in official}
+    fake = {k: ours[KEY_RULES.official_to_mmscope_key(k)[len('backbone.'):]].clone()
+            for k in official}
     fake['head.weight'] = torch.zeros(10, model.embed_dims[-1])
     fake['head.bias'] = torch.zeros(10)
-    converted = sv.convert_official_state_dict(fake, backbone_only=True)
+    converted = KEY_RULES.convert_official_state_dict(fake, backbone_only=True)
     model.load_state_dict(converted, strict=True)
-    clf = sv.convert_official_state_dict(fake)
+    clf = KEY_RULES.convert_official_state_dict(fake)
     assert 'head.fc.weight' in clf and 'backbone.stem.conv1.weight' in clf
-    assert list(clf) == [sv.official_to_mmscope_key(k) for k in fake]
+    assert list(clf) == [KEY_RULES.official_to_mmscope_key(k) for k in fake]
 
 
 def test_official_key_mapping_examples_and_errors():
@@ -448,17 +453,17 @@ def test_official_key_mapping_examples_and_errors():
     cases = {official: 'backbone.' + ours for official, ours in cases.items()}
     cases.update({'head.weight': 'head.fc.weight', 'head.bias': 'head.fc.bias'})
     for official, ours in cases.items():
-        assert sv.official_to_mmscope_key(official) == ours
-        assert sv.mmscope_to_official_key(ours) == official
+        assert KEY_RULES.official_to_mmscope_key(official) == ours
+        assert KEY_RULES.mmscope_to_official_key(ours) == official
     for bad in ('head.running_mean', 'blocks1.0.mssa.attn.mspe.cpe.bn1.weight', 'norm0.weight',
                 'module.norm1.weight', 'blocks1.0.gsda.attn.rel_pos.relative_position_index'):
         with pytest.raises(KeyError):
-            sv.official_to_mmscope_key(bad)
+            KEY_RULES.official_to_mmscope_key(bad)
     for bad in ('stem.conv1.weight', 'backbone.stages.0.norm.weight\n', 'head.weight'):
         with pytest.raises(KeyError):
-            sv.mmscope_to_official_key(bad)
+            KEY_RULES.mmscope_to_official_key(bad)
     with pytest.raises(KeyError):
-        sv.convert_official_state_dict({'foo.weight': torch.zeros(1)})
+        KEY_RULES.convert_official_state_dict({'foo.weight': torch.zeros(1)})
 
 
 def test_no_warnings_on_normal_forward():

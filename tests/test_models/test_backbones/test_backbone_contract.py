@@ -26,7 +26,8 @@ from mmcv.cnn.bricks import DropPath
 from mmscope.apis.libraries import LIBRARIES
 from mmscope.models.family import families, get_family
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'fixtures'))
+TESTS = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(TESTS, 'fixtures'))
 
 FAMILIES = [f.key for f in families()]
 ODD_SIZES = [(32, 32), (33, 47), (97, 131)]
@@ -389,7 +390,7 @@ def test_a_third_family_is_its_backbone_and_descriptor(toy_family, tmp_path):
     """Registering a descriptor is all a new family needs: it keeps the contract, it is
     in the benchmark's model list (and builds from it), and the converter engine finds
     its variants and its key rules."""
-    from mmscope.benchmark.models import build_backbone, mmscope_models, parse_model
+    from mmscope.benchmark.specs import build_backbone, mmscope_models, parse_model
     from mmscope.converters.engine import convert_to_mmscope, detect_family
 
     assert 'toyvit' in [f.key for f in families()]
