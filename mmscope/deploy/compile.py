@@ -5,7 +5,7 @@ takes no Python branch on a size under a compiler (``symbolic_shapes``), the att
 picks its kernel by rules that read no size, and the relative-position bias is computed
 in the graph instead of a cache keyed on storage pointers. :func:`compile_report` counts
 what a compiler produced for a set of inputs (graphs, graph breaks, recompilations);
-``tests/test_deploy.py`` asserts one graph and no break over five sizes.
+``tests/test_deploy/test_deploy.py`` asserts one graph and no break over five sizes.
 """
 from typing import Dict, Optional, Sequence
 

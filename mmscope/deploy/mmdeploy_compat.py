@@ -43,7 +43,7 @@ What breaks, measured (see docs/deployment.md):
 
 mmdeploy's metadata asks for ``protobuf<=3.20.2``; onnx 1.23 needs a newer protobuf. The
 set-up installs mmdeploy with ``--no-deps`` plus the modules it imports; nothing used here
-imports protobuf's old API (checked by ``tests/test_deploy.py``).
+imports protobuf's old API (checked by ``tests/test_deploy/test_deploy.py``).
 """
 import contextlib
 import functools
