@@ -41,6 +41,18 @@ def _no_default_scope_leaks():
         del instances[name]
 
 
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """One intra-op torch thread for a module (``pytestmark =
+    pytest.mark.usefixtures('one_torch_thread')``): faster than two on a shared 2-core
+    machine, and deterministic for the tests that compare kernels."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope='session')
 def small_shapes(tmp_path_factory):
     """A small shapes set (seed 3, :data:`helpers.SMALL_SHAPES`) written once per session

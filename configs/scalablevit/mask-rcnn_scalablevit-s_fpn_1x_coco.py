@@ -14,5 +14,4 @@ _base_ = [
 model = dict(backbone=_base_.scalablevit_backbone, neck=dict(in_channels=[64, 128, 256, 512]))
 
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                   weight_decay=1e-4))
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4))

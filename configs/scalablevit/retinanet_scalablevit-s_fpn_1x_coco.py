@@ -15,9 +15,7 @@ _base_ = [
 
 model = dict(
     backbone=dict(_base_.scalablevit_backbone, out_indices=(1, 2, 3)),
-    neck=dict(in_channels=[128, 256, 512], start_level=0, add_extra_convs='on_input',
-              num_outs=5))
+    neck=dict(in_channels=[128, 256, 512], start_level=0, add_extra_convs='on_input', num_outs=5))
 
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                   weight_decay=1e-4))
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4))

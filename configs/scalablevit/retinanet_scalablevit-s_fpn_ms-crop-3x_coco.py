@@ -10,5 +10,6 @@ param_scheduler = _base_.ms_crop_3x_param_scheduler
 
 # the 1x optimizer with wd 0.05 and no decay on norms and positional convs
 optim_wrapper = dict(
-    optimizer=dict(weight_decay=0.05), constructor='mmscope.BackboneOptimWrapperConstructor',
+    optimizer=dict(weight_decay=0.05),
+    constructor='mmscope.BackboneOptimWrapperConstructor',
     paramwise_cfg=_base_.scalablevit_paramwise_cfg)

@@ -2,6 +2,4 @@
 # the official README command).
 _base_ = './scalablevit-s_8xb128_in1k.py'
 
-model = dict(
-    backbone=dict(arch='base', drop_path_rate=0.5),
-    head=dict(in_channels=768))
+model = dict(backbone=dict(arch='base', drop_path_rate=0.5), head=dict(in_channels=768))

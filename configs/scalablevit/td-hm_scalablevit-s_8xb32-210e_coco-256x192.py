@@ -14,5 +14,4 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(_base_.scalablevit_backbone, out_indices=(3, )),
-    head=dict(in_channels=512))
+    backbone=dict(_base_.scalablevit_backbone, out_indices=(3, )), head=dict(in_channels=512))

@@ -16,8 +16,7 @@ _base_ = [
 model = dict(backbone=_base_.scopevit_backbone, neck=dict(in_channels=[32, 64, 128, 256]))
 
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=2e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05),
+    optimizer=dict(_delete_=True, type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='mmscope.BackboneOptimWrapperConstructor',
     paramwise_cfg=_base_.scopevit_paramwise_cfg,
     clip_grad=None)

@@ -18,12 +18,10 @@ _base_ = [
 
 model = dict(
     backbone=dict(_base_.scopevit_backbone, out_indices=(1, 2, 3)),
-    neck=dict(in_channels=[64, 128, 256], start_level=0, add_extra_convs='on_input',
-              num_outs=5))
+    neck=dict(in_channels=[64, 128, 256], start_level=0, add_extra_convs='on_input', num_outs=5))
 
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05),
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='mmscope.BackboneOptimWrapperConstructor',
     paramwise_cfg=_base_.scopevit_paramwise_cfg,
     clip_grad=None)

@@ -22,10 +22,14 @@ optim_wrapper = dict(
     clip_grad=None)
 
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-5 / 1e-3, by_epoch=True, begin=0, end=5,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=295, eta_min=1e-6, by_epoch=True, begin=5,
-         end=300),
+    dict(
+        type='LinearLR',
+        start_factor=1e-5 / 1e-3,
+        by_epoch=True,
+        begin=0,
+        end=5,
+        convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=295, eta_min=1e-6, by_epoch=True, begin=5, end=300),
 ]
 
 # keep the best (top-1) and the last checkpoint

@@ -34,9 +34,10 @@ from .cases import parse_size
 from .measure import step_loss
 from .specs import build_backbone, is_mmscope, parse_model, resolve_backbone
 
-__all__ = ['record_attention_calls', 'record_calls', 'make_replay', 'alternate', 'profile',
-           'row_text', 'markdown']
-
+__all__ = [
+    'record_attention_calls', 'record_calls', 'make_replay', 'alternate', 'profile', 'row_text',
+    'markdown'
+]
 
 # ---------------------------------------------------------------------------- recording
 _recording = threading.local()  # .calls: the list of this thread's innermost recorder
@@ -69,17 +70,21 @@ def _recording_kernel(kernel):
     def scaled_dot_attention(q, k, v, bias=None, scale=None, dropout_p=0., impl=None):
         calls = getattr(_recording, 'calls', None)
         if calls is not None and not symbolic_shapes():
-            record = dict(q=q.detach(), k=k.detach(), v=v.detach(),
-                          bias=None if bias is None else bias.detach(),
-                          bias_requires_grad=bias is not None and bias.requires_grad,
-                          requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
-                          scale=q.shape[-1]**-0.5 if scale is None else scale,
-                          dropout_p=dropout_p, impl=resolve_attention_impl(impl),
-                          path='matmul')
+            record = dict(
+                q=q.detach(),
+                k=k.detach(),
+                v=v.detach(),
+                bias=None if bias is None else bias.detach(),
+                bias_requires_grad=bias is not None and bias.requires_grad,
+                requires_grad=q.requires_grad or k.requires_grad or v.requires_grad,
+                scale=q.shape[-1]**-0.5 if scale is None else scale,
+                dropout_p=dropout_p,
+                impl=resolve_attention_impl(impl),
+                path='matmul')
             calls.append(record)
             # the kernel's own choice (attention.py): fused unless the CPU rules decline
-            if record['impl'] == 'fused' and not cpu_matmul_is_faster(
-                    q, k, v, bias, _broadcast_lead(q, k, v)):
+            if record['impl'] == 'fused' and not cpu_matmul_is_faster(q, k, v, bias,
+                                                                      _broadcast_lead(q, k, v)):
                 record['path'] = 'sdpa'
         return kernel(q, k, v, bias, scale, dropout_p, impl)
 
@@ -131,8 +136,8 @@ def _signature(call):
     """What groups calls: the shapes, the bias, the scale and whether grads flow."""
     bias = call['bias']
     return (tuple(call['q'].shape), tuple(call['k'].shape), tuple(call['v'].shape),
-            None if bias is None else (tuple(bias.shape), str(bias.dtype).replace('torch.', ''),
-                                       call['bias_requires_grad']),
+            None if bias is None else
+            (tuple(bias.shape), str(bias.dtype).replace('torch.', ''), call['bias_requires_grad']),
             round(float(call['scale']), 8), call['requires_grad'])
 
 
@@ -218,9 +223,15 @@ def alternate(run, repeat, timed):
     return fused, ref, ratios
 
 
-def profile(name: str, size: str = '224', batch: int = 8, mode: str = 'infer',
-            repeat: int = 15, step_repeat: int = 3, threads: Optional[int] = None,
-            device: str = 'cpu', log: Callable[[str], None] = _print) -> Tuple[List, Dict]:
+def profile(name: str,
+            size: str = '224',
+            batch: int = 8,
+            mode: str = 'infer',
+            repeat: int = 15,
+            step_repeat: int = 3,
+            threads: Optional[int] = None,
+            device: str = 'cpu',
+            log: Callable[[str], None] = _print) -> Tuple[List, Dict]:
     """Profile the attention calls of the backbone ``name`` (a benchmark model spec) at
     ``size`` (``'H'`` or ``'HxW'``) and ``batch``: ``(rows, summary)``, one row per call
     group (logged as it is measured) and the totals against a whole step. ValueError for
@@ -252,14 +263,22 @@ def profile(name: str, size: str = '224', batch: int = 8, mode: str = 'infer',
         run, default_kernel = make_replay(call, train)
         fused, ref, ratios = alternate(run, repeat, timed)
         bias = call['bias']
-        rows.append(dict(
-            q=list(call['q'].shape), k=list(call['k'].shape), v=list(call['v'].shape),
-            bias=None if bias is None else dict(
-                shape=list(bias.shape), dtype=str(bias.dtype).replace('torch.', ''),
-                requires_grad=call['bias_requires_grad']),
-            count=g['count'], default_kernel=default_kernel(),
-            fused_ms=1e3 * statistics.median(fused), reference_ms=1e3 * statistics.median(ref),
-            ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)))
+        rows.append(
+            dict(
+                q=list(call['q'].shape),
+                k=list(call['k'].shape),
+                v=list(call['v'].shape),
+                bias=None if bias is None else dict(
+                    shape=list(bias.shape),
+                    dtype=str(bias.dtype).replace('torch.', ''),
+                    requires_grad=call['bias_requires_grad']),
+                count=g['count'],
+                default_kernel=default_kernel(),
+                fused_ms=1e3 * statistics.median(fused),
+                reference_ms=1e3 * statistics.median(ref),
+                ratio=statistics.median(ratios),
+                ratio_min=min(ratios),
+                ratio_max=max(ratios)))
         log(row_text(rows[-1]))
 
     def whole_step():
@@ -277,8 +296,11 @@ def profile(name: str, size: str = '224', batch: int = 8, mode: str = 'infer',
     best = sum(r['count'] * min(r['fused_ms'], r['reference_ms']) for r in rows)
     step_ms = 1e3 * statistics.median(steps)
     summary = dict(
-        attention_fused_ms=totals['fused'], attention_reference_ms=totals['reference'],
-        attention_best_ms=best, step_ms=step_ms, attention_share=totals['fused'] / step_ms,
+        attention_fused_ms=totals['fused'],
+        attention_reference_ms=totals['reference'],
+        attention_best_ms=best,
+        step_ms=step_ms,
+        attention_share=totals['fused'] / step_ms,
         calls=sum(r['count'] for r in rows),
         # t(step, every call on the reference path) / t(step, default path): what the
         # benchmark's whole-step speed-up should be, the rest of the step being shared
@@ -300,18 +322,22 @@ def row_text(r: Dict) -> str:
 
 def markdown(rows: List[Dict], summary: Dict) -> str:
     """The markdown table of the call groups and the summary line."""
-    head = ['q (..., N, D)', 'k', 'v', 'bias', 'calls', 'fused ms', 'reference ms',
-            'ref / fused (range)', 'default runs']
+    head = [
+        'q (..., N, D)', 'k', 'v', 'bias', 'calls', 'fused ms', 'reference ms',
+        'ref / fused (range)', 'default runs'
+    ]
     out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
         bias = '-' if r['bias'] is None else (
             f"{r['bias']['dtype']} {'x'.join(map(str, r['bias']['shape']))}" +
             (', grad' if r['bias']['requires_grad'] else ''))
         out.append('| ' + ' | '.join([
-            'x'.join(map(str, r['q'])), 'x'.join(map(str, r['k'][-2:])),
-            'x'.join(map(str, r['v'][-2:])), bias, str(r['count']), f"{r['fused_ms']:.2f}",
-            f"{r['reference_ms']:.2f}", f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-"
-            f"{r['ratio_max']:.2f})", r['default_kernel']]) + ' |')
+            'x'.join(map(str, r['q'])), 'x'.join(map(str, r['k'][-2:])), 'x'.join(
+                map(str, r['v'][-2:])), bias,
+            str(r['count']), f"{r['fused_ms']:.2f}", f"{r['reference_ms']:.2f}",
+            f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-"
+            f"{r['ratio_max']:.2f})", r['default_kernel']
+        ]) + ' |')
     s = summary
     out.append('')
     out.append(f"{s['calls']} calls; attention {s['attention_fused_ms']:.0f} ms with the "

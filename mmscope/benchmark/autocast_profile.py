@@ -47,8 +47,8 @@ def dtype_census(step) -> Tuple[Dict[str, Dict[str, int]], Dict[str, float]]:
             name = str(func.overloadpacket).replace('aten.', 'aten::')
             kinds = {str(d).replace('torch.', '') for d in _floating_dtypes(out)}
             if kinds:
-                ops[name]['bf16' if kinds == {'bfloat16'} else
-                          'fp32' if kinds == {'float32'} else 'mixed'] += 1
+                ops[name]['bf16' if kinds == {'bfloat16'} else 'fp32' if kinds ==
+                          {'float32'} else 'mixed'] += 1
             if name == 'aten::_to_copy' and isinstance(args[0], torch.Tensor) and \
                     args[0].is_floating_point() and isinstance(out, torch.Tensor) and \
                     out.is_floating_point() and out.dtype != args[0].dtype:
@@ -61,8 +61,13 @@ def dtype_census(step) -> Tuple[Dict[str, Dict[str, int]], Dict[str, float]]:
     return {k: dict(v) for k, v in ops.items()}, casts
 
 
-def profile_precisions(model_spec: str, size: str = '224', batch: int = 8, mode: str = 'infer',
-                       repeat: int = 3, threads=None, device: str = 'cpu') -> Dict:
+def profile_precisions(model_spec: str,
+                       size: str = '224',
+                       batch: int = 8,
+                       mode: str = 'infer',
+                       repeat: int = 3,
+                       threads=None,
+                       device: str = 'cpu') -> Dict:
     """The profile of the module doc for one benchmark model spec (``scopevit-t``,
     ``mmpretrain:SwinTransformer:tiny``, a config, ...). Returns ``dict(rows=[...],
     step_ms={fp32, bf16}, casts=...)``; ``rows`` are sorted by bf16 time."""
@@ -80,8 +85,8 @@ def profile_precisions(model_spec: str, size: str = '224', batch: int = 8, mode:
     weights = []
 
     def step(bf16: bool):
-        autocast = (torch.autocast(device, dtype=torch.bfloat16) if bf16 else
-                    contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
         with torch.set_grad_enabled(train), autocast:
             out = model(x)
         if train:
@@ -105,20 +110,38 @@ def profile_precisions(model_spec: str, size: str = '224', batch: int = 8, mode:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(repeat):
                 step(name == 'bf16')
-        per_op[name] = {e.key: (e.self_cpu_time_total / repeat / 1e3, e.count / repeat)
-                        for e in prof.key_averages()}
+        per_op[name] = {
+            e.key: (e.self_cpu_time_total / repeat / 1e3, e.count / repeat)
+            for e in prof.key_averages()
+        }
     census, casts = dtype_census(lambda: step(True))
     rows = []
     for op in set(per_op['fp32']) | set(per_op['bf16']):
         t32, n32 = per_op['fp32'].get(op, (0., 0.))
         t16, n16 = per_op['bf16'].get(op, (0., 0.))
         kinds = census.get(op, {})
-        rows.append(dict(op=op, fp32_ms=t32, fp32_calls=n32, bf16_ms=t16, bf16_calls=n16,
-                         under_autocast=', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))))
+        rows.append(
+            dict(
+                op=op,
+                fp32_ms=t32,
+                fp32_calls=n32,
+                bf16_ms=t16,
+                bf16_calls=n16,
+                under_autocast=', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))))
     rows.sort(key=lambda r: -r['bf16_ms'])
-    return dict(model=model_spec, size=size, batch=batch, mode=mode, repeat=repeat,
-                threads=torch.get_num_threads(), rows=rows, casts=casts,
-                step_ms={k: 1e3 * min(v) for k, v in wall.items()})
+    return dict(
+        model=model_spec,
+        size=size,
+        batch=batch,
+        mode=mode,
+        repeat=repeat,
+        threads=torch.get_num_threads(),
+        rows=rows,
+        casts=casts,
+        step_ms={
+            k: 1e3 * min(v)
+            for k, v in wall.items()
+        })
 
 
 def markdown(result: Dict, top: int = 25) -> str:
@@ -127,11 +150,15 @@ def markdown(result: Dict, top: int = 25) -> str:
     body = []
     for r in result['rows'][:top]:
         ratio = r['bf16_ms'] / r['fp32_ms'] if r['fp32_ms'] else float('inf')
-        body.append([r['op'], f"{r['fp32_calls']:.0f}", f"{r['fp32_ms']:.1f}",
-                     f"{r['bf16_calls']:.0f}", f"{r['bf16_ms']:.1f}",
-                     f'{ratio:.2f}' if r['fp32_ms'] else '-', r['under_autocast'] or '-'])
-    head = ['op', 'fp32 calls', 'fp32 ms', 'bf16 calls', 'bf16 ms', 'bf16 / fp32',
-            'outputs under autocast (calls)']
+        body.append([
+            r['op'], f"{r['fp32_calls']:.0f}", f"{r['fp32_ms']:.1f}", f"{r['bf16_calls']:.0f}",
+            f"{r['bf16_ms']:.1f}", f'{ratio:.2f}' if r['fp32_ms'] else '-', r['under_autocast']
+            or '-'
+        ])
+    head = [
+        'op', 'fp32 calls', 'fp32 ms', 'bf16 calls', 'bf16 ms', 'bf16 / fp32',
+        'outputs under autocast (calls)'
+    ]
     s, c = result['step_ms'], result['casts']
     return (format_table(head, body) + '\n\n' +
             f"{result['model']} {result['size']} batch {result['batch']} {result['mode']}, "

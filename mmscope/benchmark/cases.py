@@ -14,8 +14,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .specs import is_mmscope, parse_kwargs, parse_model, resolve_backbone, twin_of
 
-__all__ = ['SIZE_PRESETS', 'HIDDEN', 'parse_size', 'build_cases', 'check_official_code',
-           'summarize', 'finish_row', 'finish_paired', 'ratios']
+__all__ = [
+    'SIZE_PRESETS', 'HIDDEN', 'parse_size', 'build_cases', 'check_official_code', 'summarize',
+    'finish_row', 'finish_paired', 'ratios'
+]
 
 #: ``--sizes`` presets
 SIZE_PRESETS = {'cls': ['224', '256'], 'dense': ['512', '800x1344']}
@@ -87,15 +89,29 @@ def build_cases(options) -> List[Dict]:
         for spec, library, ours, twin in specs:
             for size in sizes:
                 for batch, mode in ((b, m) for b in args.batch_sizes for m in modes):
-                    cases.append(dict(
-                        spec=spec, model=spec['name'], library=library, twin=twin,
-                        size=list(parse_size(size)), batch=batch, mode=mode,
-                        attn='runtimes', runtimes=runtimes, with_cp=False,
-                        device=args.device, dtype='fp32', channels_last=False,
-                        compile=False, threads=args.threads, warmup=args.warmup,
-                        repeat=args.repeat, out_indices=args.out_indices,
-                        backbone_args=dict(backbone_args), official_code=None,
-                        official_deps=None))
+                    cases.append(
+                        dict(
+                            spec=spec,
+                            model=spec['name'],
+                            library=library,
+                            twin=twin,
+                            size=list(parse_size(size)),
+                            batch=batch,
+                            mode=mode,
+                            attn='runtimes',
+                            runtimes=runtimes,
+                            with_cp=False,
+                            device=args.device,
+                            dtype='fp32',
+                            channels_last=False,
+                            compile=False,
+                            threads=args.threads,
+                            warmup=args.warmup,
+                            repeat=args.repeat,
+                            out_indices=args.out_indices,
+                            backbone_args=dict(backbone_args),
+                            official_code=None,
+                            official_deps=None))
         return cases
     for spec, library, ours, twin in specs:
         for size in sizes:
@@ -110,24 +126,34 @@ def build_cases(options) -> List[Dict]:
                         attns = list(args.attn) if ours else ['-']
                         if ours and args.paired and {'fused', 'reference'} <= set(attns):
                             attns.append('paired')
-                        if (ours and args.vs_official and twin in official_specs
-                                and not cp):
+                        if (ours and args.vs_official and twin in official_specs and not cp):
                             attns.append('vs-official')
                         for attn in attns:
                             repeat = args.repeat
                             if attn in ('paired', 'vs-official') and args.paired_repeat:
                                 repeat = args.paired_repeat
-                            cases.append(dict(
-                                spec=spec, model=spec['name'], library=library, twin=twin,
-                                size=list(parse_size(size)),
-                                batch=batch, mode=mode, attn=attn, with_cp=cp,
-                                device=args.device, dtype=args.dtype,
-                                channels_last=args.channels_last, compile=args.compile,
-                                threads=args.threads, warmup=args.warmup, repeat=repeat,
-                                out_indices=args.out_indices,
-                                backbone_args=dict(backbone_args),
-                                official_code=args.official_code,
-                                official_deps=args.official_deps))
+                            cases.append(
+                                dict(
+                                    spec=spec,
+                                    model=spec['name'],
+                                    library=library,
+                                    twin=twin,
+                                    size=list(parse_size(size)),
+                                    batch=batch,
+                                    mode=mode,
+                                    attn=attn,
+                                    with_cp=cp,
+                                    device=args.device,
+                                    dtype=args.dtype,
+                                    channels_last=args.channels_last,
+                                    compile=args.compile,
+                                    threads=args.threads,
+                                    warmup=args.warmup,
+                                    repeat=repeat,
+                                    out_indices=args.out_indices,
+                                    backbone_args=dict(backbone_args),
+                                    official_code=args.official_code,
+                                    official_deps=args.official_deps))
                             if attn == 'vs-official':
                                 cases[-1]['twin_spec'] = official_specs[twin]
     return cases
@@ -150,8 +176,11 @@ def summarize(times: Sequence[float]) -> Dict:
         return {}
     med = statistics.median(times)
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [med, med, med]
-    return dict(median_s=med, min_s=min(times), max_s=max(times),
-                spread_pct=100 * (q[2] - q[0]) / med if med else 0.)
+    return dict(
+        median_s=med,
+        min_s=min(times),
+        max_s=max(times),
+        spread_pct=100 * (q[2] - q[0]) / med if med else 0.)
 
 
 def _case_fields(case: Dict) -> Dict:
@@ -211,34 +240,51 @@ def ratios(rows: List[Dict], paired: Sequence[Dict] = ()) -> Dict[str, List[Dict
     attn, cp = [], []
     for r in ok:
         if r['attn'] == 'fused':
-            ref = [o for o in ok if o['attn'] == 'reference' and o['with_cp'] == r['with_cp']
-                   and all(o[k] == r[k] for k in base)]
+            ref = [
+                o for o in ok
+                if o['attn'] == 'reference' and o['with_cp'] == r['with_cp'] and all(o[k] == r[k]
+                                                                                     for k in base)
+            ]
             if ref:
                 o = ref[0]
-                attn.append(dict(
-                    **{k: r[k] for k in base}, with_cp=r['with_cp'],
-                    fused_images_per_s=r['images_per_s'],
-                    reference_images_per_s=o['images_per_s'],
-                    speedup=r['images_per_s'] / o['images_per_s'],
-                    cpu_speedup=(o['cpu_median_s'] / r['cpu_median_s']
-                                 if r['cpu_median_s'] else None),
-                    fused_peak_mb=r['peak_mem_mb'], reference_peak_mb=o['peak_mem_mb'],
-                    memory_ratio=_ratio(o['peak_mem_mb'], r['peak_mem_mb'])))
-                same = [p for p in paired if p['attn'] == 'paired'
-                        and p['with_cp'] == r['with_cp'] and all(p[k] == r[k] for k in base)]
-                attn[-1].update(paired_speedup=same[0]['speedup_median'] if same else None,
-                                paired_cpu_speedup=(same[0]['cpu_speedup_median']
-                                                    if same else None))
+                attn.append(
+                    dict(
+                        **{k: r[k]
+                           for k in base},
+                        with_cp=r['with_cp'],
+                        fused_images_per_s=r['images_per_s'],
+                        reference_images_per_s=o['images_per_s'],
+                        speedup=r['images_per_s'] / o['images_per_s'],
+                        cpu_speedup=(o['cpu_median_s'] /
+                                     r['cpu_median_s'] if r['cpu_median_s'] else None),
+                        fused_peak_mb=r['peak_mem_mb'],
+                        reference_peak_mb=o['peak_mem_mb'],
+                        memory_ratio=_ratio(o['peak_mem_mb'], r['peak_mem_mb'])))
+                same = [
+                    p for p in paired
+                    if p['attn'] == 'paired' and p['with_cp'] == r['with_cp'] and all(p[k] == r[k]
+                                                                                      for k in base)
+                ]
+                attn[-1].update(
+                    paired_speedup=same[0]['speedup_median'] if same else None,
+                    paired_cpu_speedup=(same[0]['cpu_speedup_median'] if same else None))
         if r['mode'] == 'train' and r['with_cp']:
-            off = [o for o in ok if not o['with_cp'] and o['mode'] == 'train'
-                   and o['attn'] == r['attn'] and all(o[k] == r[k] for k in base)]
+            off = [
+                o for o in ok
+                if not o['with_cp'] and o['mode'] == 'train' and o['attn'] == r['attn'] and all(
+                    o[k] == r[k] for k in base)
+            ]
             if off:
                 o = off[0]
-                cp.append(dict(
-                    **{k: r[k] for k in base}, attn=r['attn'], peak_mb_without_cp=o['peak_mem_mb'],
-                    peak_mb_with_cp=r['peak_mem_mb'],
-                    memory_factor=_ratio(o['peak_mem_mb'], r['peak_mem_mb']),
-                    time_overhead=r['median_s'] / o['median_s']))
+                cp.append(
+                    dict(
+                        **{k: r[k]
+                           for k in base},
+                        attn=r['attn'],
+                        peak_mb_without_cp=o['peak_mem_mb'],
+                        peak_mb_with_cp=r['peak_mem_mb'],
+                        memory_factor=_ratio(o['peak_mem_mb'], r['peak_mem_mb']),
+                        time_overhead=r['median_s'] / o['median_s']))
     return dict(attention=attn, with_cp=cp, official=_official_ratios(ok, paired))
 
 
@@ -250,22 +296,33 @@ def _official_ratios(ok: List[Dict], paired: List[Dict]) -> List[Dict]:
     for o in ok:
         if o.get('library') != 'official':
             continue
-        mine = [r for r in ok if r.get('library') != 'official' and r.get('twin') == o['twin']
-                and r['attn'] in ('fused', '-') and not r['with_cp']
-                and all(r[k] == o[k] for k in base if k != 'model')]
+        mine = [
+            r for r in ok
+            if r.get('library') != 'official' and r.get('twin') == o['twin'] and r['attn'] in (
+                'fused', '-') and not r['with_cp'] and all(r[k] == o[k]
+                                                           for k in base if k != 'model')
+        ]
         if not mine:
             continue
         r = mine[0]
-        same = [p for p in paired if p['attn'] == 'vs-official' and p['model'] == r['model']
-                and all(p[k] == r[k] for k in base)]
-        official.append(dict(
-            **{k: r[k] for k in base}, official_model=o['model'],
-            mmscope_images_per_s=r['images_per_s'], official_images_per_s=o['images_per_s'],
-            speedup=r['images_per_s'] / o['images_per_s'],
-            paired_speedup=same[0]['speedup_median'] if same else None,
-            paired_cpu_speedup=same[0]['cpu_speedup_median'] if same else None,
-            paired_min=min(same[0]['paired_speedups']) if same else None,
-            paired_max=max(same[0]['paired_speedups']) if same else None,
-            mmscope_peak_mb=r['peak_mem_mb'], official_peak_mb=o['peak_mem_mb'],
-            memory_ratio=_ratio(o['peak_mem_mb'], r['peak_mem_mb'])))
+        same = [
+            p for p in paired
+            if p['attn'] == 'vs-official' and p['model'] == r['model'] and all(p[k] == r[k]
+                                                                               for k in base)
+        ]
+        official.append(
+            dict(
+                **{k: r[k]
+                   for k in base},
+                official_model=o['model'],
+                mmscope_images_per_s=r['images_per_s'],
+                official_images_per_s=o['images_per_s'],
+                speedup=r['images_per_s'] / o['images_per_s'],
+                paired_speedup=same[0]['speedup_median'] if same else None,
+                paired_cpu_speedup=same[0]['cpu_speedup_median'] if same else None,
+                paired_min=min(same[0]['paired_speedups']) if same else None,
+                paired_max=max(same[0]['paired_speedups']) if same else None,
+                mmscope_peak_mb=r['peak_mem_mb'],
+                official_peak_mb=o['peak_mem_mb'],
+                memory_ratio=_ratio(o['peak_mem_mb'], r['peak_mem_mb'])))
     return official

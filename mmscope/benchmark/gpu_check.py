@@ -58,8 +58,7 @@ def _probe_loss(outs, seed: int = 0) -> torch.Tensor:
     """A loss every weight influences: a fixed random projection of every output (the
     outputs are normalised, so ``sum(o ** 2)`` would be constant, its gradient noise)."""
     g = torch.Generator().manual_seed(seed)
-    return sum((o.float() * torch.randn(o.shape, generator=g).to(o.device)).mean()
-               for o in outs)
+    return sum((o.float() * torch.randn(o.shape, generator=g).to(o.device)).mean() for o in outs)
 
 
 def _autocast(device, dtype: str):
@@ -71,14 +70,14 @@ def _autocast(device, dtype: str):
 # ----------------------------------------------------------------------------- 1
 def check_attention(device, plan) -> List[Dict]:
     from mmscope.models.layers import attention_impl, cpu_dispatch_rules
-
-    from .attention_profile import record_attention_calls
     from mmscope.registry import MODELS
+    from .attention_profile import record_attention_calls
     rows = []
     for family, arch, *sizes in plan['families']:
         torch.manual_seed(0)
-        model = MODELS.build(dict(type=f'mmscope.{family}', arch=arch, drop_path_rate=0.,
-                                  out_indices=(0, 1, 2, 3))).to(device)
+        model = MODELS.build(
+            dict(type=f'mmscope.{family}', arch=arch, drop_path_rate=0.,
+                 out_indices=(0, 1, 2, 3))).to(device)
         model.init_weights()
         model.train()
         for size in sizes:
@@ -92,8 +91,9 @@ def check_attention(device, plan) -> List[Dict]:
                             record_attention_calls() as calls, _autocast(device, dtype):
                         outs = model(xi)
                     _probe_loss(outs).backward()
-                    grads = torch.cat([p.grad.flatten().float() for p in model.parameters()
-                                       if p.grad is not None])
+                    grads = torch.cat([
+                        p.grad.flatten().float() for p in model.parameters() if p.grad is not None
+                    ])
                     res[impl] = (outs, xi.grad, grads, len(calls),
                                  sum(c['path'] == 'sdpa' for c in calls))
                 (fo, fx, fg, n_calls, n_sdpa), (ro, rx, rg, _, ref_sdpa) = \
@@ -102,12 +102,21 @@ def check_attention(device, plan) -> List[Dict]:
                 grad_err = max(rel_err(fx, rx), rel_err(fg, rg))
                 tol = ATTN_TOL[dtype]
                 finite = all(torch.isfinite(t).all() for t in (*fo, fx, fg))
-                ok = (finite and out_err <= tol and grad_err <= 2 * tol
-                      and n_sdpa == n_calls > 0 and ref_sdpa == 0)
-                rows.append(dict(check='attention', model=f'{family}-{arch}',
-                                 size='x'.join(map(str, size)), dtype=dtype,
-                                 out_rel_err=out_err, grad_rel_err=grad_err, tol=tol,
-                                 sdpa_calls=n_sdpa, attention_calls=n_calls, ok=bool(ok)))
+                ok = (
+                    finite and out_err <= tol and grad_err <= 2 * tol and n_sdpa == n_calls > 0
+                    and ref_sdpa == 0)
+                rows.append(
+                    dict(
+                        check='attention',
+                        model=f'{family}-{arch}',
+                        size='x'.join(map(str, size)),
+                        dtype=dtype,
+                        out_rel_err=out_err,
+                        grad_rel_err=grad_err,
+                        tol=tol,
+                        sdpa_calls=n_sdpa,
+                        attention_calls=n_calls,
+                        ok=bool(ok)))
     return rows
 
 
@@ -116,10 +125,10 @@ def _build_task_model(path: str, device):
     """The model of a task config, built by its library (the row of its
     ``default_scope`` in :data:`mmscope.apis.libraries.LIBRARIES`), without its
     checkpoint, SyncBN as BN, in train mode on ``device``."""
-    import mmscope  # noqa: F401  (registers the backbones)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
+    import mmscope  # noqa: F401  (registers the backbones)
     from mmscope.apis.config import sync_bn_to_bn
     from mmscope.apis.libraries import library_of
     cfg = Config.fromfile(path)
@@ -138,8 +147,8 @@ def _det_batch(cfg, h: int, w: int, batch: int) -> Dict:
     from mmdet.testing import demo_mm_inputs
     num_classes = cfg.model.roi_head.bbox_head.num_classes \
         if 'roi_head' in cfg.model else cfg.model.bbox_head.num_classes
-    return demo_mm_inputs(batch, [(3, h, w)] * batch, num_items=[3] * batch,
-                          num_classes=num_classes, with_mask=True)
+    return demo_mm_inputs(
+        batch, [(3, h, w)] * batch, num_items=[3] * batch, num_classes=num_classes, with_mask=True)
 
 
 def _seg_batch(cfg, h: int, w: int, batch: int) -> Dict:
@@ -151,8 +160,7 @@ def _seg_batch(cfg, h: int, w: int, batch: int) -> Dict:
     inputs, samples = [], []
     for _ in range(batch):
         inputs.append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
-        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                        pad_shape=(h, w)))
+        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
         s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, h, w), generator=g))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
@@ -199,10 +207,16 @@ def check_train_steps(device, plan) -> List[Dict]:
             # fp16: a skipped first step (overflow, scale halved) is loss scaling at work
             need = plan['train_steps'] - (1 if dtype == 'fp16' else 0)
             ok = all(math.isfinite(v) for v in losses) and finite_grads >= need
-            rows.append(dict(check='train_step', config=osp.basename(path),
-                             size='x'.join(map(str, size)), dtype=dtype, losses=losses,
-                             steps_with_finite_grads=finite_grads,
-                             seconds=time.time() - t0, ok=bool(ok)))
+            rows.append(
+                dict(
+                    check='train_step',
+                    config=osp.basename(path),
+                    size='x'.join(map(str, size)),
+                    dtype=dtype,
+                    losses=losses,
+                    steps_with_finite_grads=finite_grads,
+                    seconds=time.time() - t0,
+                    ok=bool(ok)))
             del model, opt
     return rows
 
@@ -215,12 +229,13 @@ def _sync(device):
 
 def check_compile(device, plan, backend: Optional[str] = None) -> List[Dict]:
     import torch._dynamo as dynamo
+
     from mmscope.registry import MODELS
     family, arch, size, batch = plan['compile']
     backend = backend or plan['compile_backend']
     torch.manual_seed(0)
-    model = MODELS.build(dict(type=f'mmscope.{family}', arch=arch, drop_path_rate=0.,
-                              out_indices=(0, 1, 2, 3)))
+    model = MODELS.build(
+        dict(type=f'mmscope.{family}', arch=arch, drop_path_rate=0., out_indices=(0, 1, 2, 3)))
     model.init_weights()
     model = model.to(device).train()
     x = torch.randn(batch, 3, *size, device=device)
@@ -232,8 +247,8 @@ def check_compile(device, plan, backend: Optional[str] = None) -> List[Dict]:
         model.zero_grad(set_to_none=True)
         outs = m(x)
         _probe_loss(outs).backward()
-        return [o.detach() for o in outs], torch.cat(
-            [p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        return [o.detach() for o in outs
+                ], torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
     t0 = time.time()
     c_out, c_grad = step(compiled)
@@ -252,11 +267,21 @@ def check_compile(device, plan, backend: Optional[str] = None) -> List[Dict]:
     out_err = max(rel_err(a, b) for a, b in zip(c_out, e_out))
     grad_err = rel_err(c_grad, e_grad)
     ok = out_err <= 1e-3 and grad_err <= 1e-2
-    return [dict(check='compile', model=f'{family}-{arch}', backend=backend,
-                 size='x'.join(map(str, size)), batch=batch,
-                 graphs=explain.graph_count, graph_breaks=explain.graph_break_count,
-                 compile_seconds=compile_s, out_rel_err=out_err, grad_rel_err=grad_err,
-                 speedup=times['eager'] / times['compiled'], ok=bool(ok))]
+    return [
+        dict(
+            check='compile',
+            model=f'{family}-{arch}',
+            backend=backend,
+            size='x'.join(map(str, size)),
+            batch=batch,
+            graphs=explain.graph_count,
+            graph_breaks=explain.graph_break_count,
+            compile_seconds=compile_s,
+            out_rel_err=out_err,
+            grad_rel_err=grad_err,
+            speedup=times['eager'] / times['compiled'],
+            ok=bool(ok))
+    ]
 
 
 # ----------------------------------------------------------------------------- 4
@@ -273,10 +298,13 @@ def peak_tflops(device) -> Optional[float]:
 def check_throughput(device, plan, out_dir: str, peak: Optional[float],
                      run_benchmark: RunBenchmark) -> List[Dict]:
     out = osp.join(out_dir, 'throughput.json')
-    cmd = ['--device', device.type, '--dtype', 'bf16', '--modes', 'infer', '--attn', 'fused',
-           '--sizes', plan['bench_size'], '--warmup', str(plan['bench_warmup']),
-           '--repeat', str(plan['bench_repeat']), '--json', out, '--flops',
-           '--batch-sizes', *map(str, plan['bench_batches']), '--model', *plan['bench_models']]
+    cmd = [
+        '--device', device.type, '--dtype', 'bf16', '--modes', 'infer', '--attn', 'fused',
+        '--sizes', plan['bench_size'], '--warmup',
+        str(plan['bench_warmup']), '--repeat',
+        str(plan['bench_repeat']), '--json', out, '--flops', '--batch-sizes',
+        *map(str, plan['bench_batches']), '--model', *plan['bench_models']
+    ]
     if peak:
         cmd += ['--peak-tflops', str(peak)]
     code, output = run_benchmark(cmd)
@@ -287,10 +315,17 @@ def check_throughput(device, plan, out_dir: str, peak: Optional[float],
     rows = []
     for r in results['results']:
         ips = r.get('images_per_s')
-        rows.append(dict(check='throughput', model=r.get('model'), size=r.get('size'),
-                         batch=r.get('batch'), dtype=r.get('dtype'), images_per_s=ips,
-                         gmacs_per_image=r.get('gflops'), mfu=r.get('mfu'),
-                         ok=r.get('status') == 'ok' and bool(ips)))
+        rows.append(
+            dict(
+                check='throughput',
+                model=r.get('model'),
+                size=r.get('size'),
+                batch=r.get('batch'),
+                dtype=r.get('dtype'),
+                images_per_s=ips,
+                gmacs_per_image=r.get('gflops'),
+                mfu=r.get('mfu'),
+                ok=r.get('status') == 'ok' and bool(ips)))
     return rows
 
 
@@ -298,11 +333,14 @@ def check_precision(device, plan, out_dir: str, run_benchmark: RunBenchmark) -> 
     """fp32 vs bf16 autocast per model and mode: speed-up (median of the paired rounds)
     and relative error against fp32 (outputs; training: gradients)."""
     out = osp.join(out_dir, 'precision.json')
-    cmd = ['--device', device.type, '--runtimes', 'eager', 'bf16', '--modes', 'infer', 'train',
-           '--sizes', plan['precision_size'], '--batch-sizes', str(plan['precision_batch']),
-           '--warmup', str(plan['precision_warmup']), '--repeat', str(plan['precision_repeat']),
-           '--paired-repeat', str(plan['precision_rounds']), '--json', out,
-           '--model', *plan['precision_models']]
+    cmd = [
+        '--device', device.type, '--runtimes', 'eager', 'bf16', '--modes', 'infer', 'train',
+        '--sizes', plan['precision_size'], '--batch-sizes',
+        str(plan['precision_batch']), '--warmup',
+        str(plan['precision_warmup']), '--repeat',
+        str(plan['precision_repeat']), '--paired-repeat',
+        str(plan['precision_rounds']), '--json', out, '--model', *plan['precision_models']
+    ]
     code, output = run_benchmark(cmd)
     if code != 0:
         return [dict(check='precision', ok=False, error=output[-3000:])]
@@ -314,13 +352,20 @@ def check_precision(device, plan, out_dir: str, run_benchmark: RunBenchmark) -> 
         speedup = (r.get('speedup_median') or {}).get('bf16')
         err = (r.get('rel_err_vs_eager') or {}).get('bf16')
         ips = r.get('images_per_s') or {}
-        rows.append(dict(check='precision', model=r.get('model'), mode=r.get('mode'),
-                         size=r.get('size'), batch=r.get('batch'),
-                         fp32_images_per_s=ips.get('eager'), bf16_images_per_s=ips.get('bf16'),
-                         bf16_speedup=speedup, rel_err=err,
-                         # bf16 keeps 8 bits of mantissa: ~1e-2 of the output; far more is
-                         # a broken kernel, not rounding
-                         ok=ok and speedup is not None and err is not None and err < 0.1))
+        rows.append(
+            dict(
+                check='precision',
+                model=r.get('model'),
+                mode=r.get('mode'),
+                size=r.get('size'),
+                batch=r.get('batch'),
+                fp32_images_per_s=ips.get('eager'),
+                bf16_images_per_s=ips.get('bf16'),
+                bf16_speedup=speedup,
+                rel_err=err,
+                # bf16 keeps 8 bits of mantissa: ~1e-2 of the output; far more is
+                # a broken kernel, not rounding
+                ok=ok and speedup is not None and err is not None and err < 0.1))
     return rows
 
 
@@ -329,7 +374,8 @@ def run(device: str,
         plan: Dict,
         run_benchmark: RunBenchmark,
         checks=('attention', 'train', 'compile', 'throughput', 'precision'),
-        out_dir: str = 'work_dirs/gpu_check', peak: Optional[float] = None,
+        out_dir: str = 'work_dirs/gpu_check',
+        peak: Optional[float] = None,
         compile_backend: Optional[str] = None) -> Dict:
     """Run ``checks`` with the sizes and models of ``plan`` (see the plan keys above) on
     ``device``; the report (also written to ``OUT_DIR/gpu_check.json``)."""
@@ -339,20 +385,26 @@ def run(device: str,
                            'is False); use --device cpu for the dry run')
     os.makedirs(out_dir, exist_ok=True)
     peak = peak or peak_tflops(dev)
-    report = dict(device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
-                  torch=torch.__version__, peak_bf16_tflops=peak, rows=[], seconds={})
-    steps = dict(attention=lambda: check_attention(dev, plan),
-                 train=lambda: check_train_steps(dev, plan),
-                 compile=lambda: check_compile(dev, plan, compile_backend),
-                 throughput=lambda: check_throughput(dev, plan, out_dir, peak, run_benchmark),
-                 precision=lambda: check_precision(dev, plan, out_dir, run_benchmark))
+    report = dict(
+        device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
+        torch=torch.__version__,
+        peak_bf16_tflops=peak,
+        rows=[],
+        seconds={})
+    steps = dict(
+        attention=lambda: check_attention(dev, plan),
+        train=lambda: check_train_steps(dev, plan),
+        compile=lambda: check_compile(dev, plan, compile_backend),
+        throughput=lambda: check_throughput(dev, plan, out_dir, peak, run_benchmark),
+        precision=lambda: check_precision(dev, plan, out_dir, run_benchmark))
     for name in checks:
         t0 = time.time()
         try:
             report['rows'] += steps[name]()
         except Exception as exc:  # a crash is a failed check, with its reason
-            report['rows'].append(dict(check=name, ok=False, error=f'{type(exc).__name__}: '
-                                       f'{exc}'))
+            report['rows'].append(
+                dict(check=name, ok=False, error=f'{type(exc).__name__}: '
+                     f'{exc}'))
         report['seconds'][name] = time.time() - t0
         print(f'[gpu_check] {name}: {report["seconds"][name]:.0f} s', flush=True)
     report['ok'] = all(r['ok'] for r in report['rows'])
@@ -362,8 +414,10 @@ def run(device: str,
 
 
 def format_report(report: Dict) -> str:
-    lines = [f"GPU check on {report['device']} (torch {report['torch']}): "
-             f"{'PASS' if report['ok'] else 'FAIL'}"]
+    lines = [
+        f"GPU check on {report['device']} (torch {report['torch']}): "
+        f"{'PASS' if report['ok'] else 'FAIL'}"
+    ]
     for r in report['rows']:
         fields = ', '.join(f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}'
                            for k, v in r.items() if k not in ('check', 'ok'))

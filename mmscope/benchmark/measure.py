@@ -110,12 +110,12 @@ def make_step(case: Dict, model, device):
     x = x.contiguous(memory_format=memory_format)
     step_model = torch.compile(model) if case['compile'] else model
     dtype = DTYPES[case['dtype']]
-    autocast = (torch.autocast(device.type, dtype=getattr(torch, dtype))
-                if dtype else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.type, dtype=getattr(torch, dtype))
+        if dtype else contextlib.nullcontext())
     optimizer = scaler = None
     if train:
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                      lr=1e-4)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         if case['dtype'] == 'fp16' and device.type == 'cuda':
             scaler = torch.amp.GradScaler('cuda')
 
@@ -157,10 +157,12 @@ def alternate(case: Dict, arms: Dict[str, Callable], model) -> Dict:
             arms[name]()
             times[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
-    return dict(params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                paired_times_s=times, paired_cpu_times_s=cpu,
-                paired_speedups=[b / a for a, b in zip(times[first], times[second])],
-                paired_cpu_speedups=[b / a for a, b in zip(cpu[first], cpu[second])])
+    return dict(
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        paired_times_s=times,
+        paired_cpu_times_s=cpu,
+        paired_speedups=[b / a for a, b in zip(times[first], times[second])],
+        paired_cpu_speedups=[b / a for a, b in zip(cpu[first], cpu[second])])
 
 
 # ---------------------------------------------------------------------------- one case
@@ -193,13 +195,14 @@ def run_case(case: Dict) -> Dict:
         from mmscope.models.layers import attention_impl
 
         def in_mode(impl):
+
             def run():
                 with attention_impl(impl):
                     step()
+
             return run
 
-        return alternate(case, {impl: in_mode(impl) for impl in ('fused', 'reference')},
-                         model)
+        return alternate(case, {impl: in_mode(impl) for impl in ('fused', 'reference')}, model)
     step()  # priming: optimizer state, kernel/bias caches, torch.compile
     gc.collect()
     if device.type == 'cuda':
@@ -231,7 +234,13 @@ def run_case(case: Dict) -> Dict:
     weights = sum(t.numel() * t.element_size()
                   for t in list(model.parameters()) + list(model.buffers()))
     return dict(
-        params_m=params / 1e6, gflops=None if flops is None else flops / 1e9,
-        times_s=times, cpu_times_s=cpu_times, peak_mem_mb=None if peak is None else
-        peak / 2**20, mem_method=mem_method, weights_mb=weights / 2**20,
-        optimizer_state_mb=state / 2**20, threads=torch.get_num_threads(), mmscope=ours)
+        params_m=params / 1e6,
+        gflops=None if flops is None else flops / 1e9,
+        times_s=times,
+        cpu_times_s=cpu_times,
+        peak_mem_mb=None if peak is None else peak / 2**20,
+        mem_method=mem_method,
+        weights_mb=weights / 2**20,
+        optimizer_state_mb=state / 2**20,
+        threads=torch.get_num_threads(),
+        mmscope=ours)

@@ -17,27 +17,33 @@ import platform
 import subprocess
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ['CSV_FIELDS', 'machine_info', 'fmt', 'case_head', 'case_done', 'paired_done',
-           'format_tables', 'format_table', 'write_json', 'write_csv']
+__all__ = [
+    'CSV_FIELDS', 'machine_info', 'fmt', 'case_head', 'case_done', 'paired_done', 'format_tables',
+    'format_table', 'write_json', 'write_csv'
+]
 
 CSV_FIELDS = ('model', 'size', 'batch', 'mode', 'attn', 'with_cp', 'device', 'dtype',
-              'channels_last', 'compile', 'threads', 'warmup', 'repeat', 'status',
-              'images_per_s', 'median_s', 'min_s', 'max_s', 'spread_pct', 'cpu_median_s',
-              'peak_mem_mb', 'weights_mb', 'optimizer_state_mb', 'params_m', 'gflops', 'mfu',
-              'load_before', 'load_after', 'library', 'twin', 'error')
+              'channels_last', 'compile', 'threads', 'warmup', 'repeat', 'status', 'images_per_s',
+              'median_s', 'min_s', 'max_s', 'spread_pct', 'cpu_median_s', 'peak_mem_mb',
+              'weights_mb', 'optimizer_state_mb', 'params_m', 'gflops', 'mfu', 'load_before',
+              'load_after', 'library', 'twin', 'error')
 
 
 def machine_info(device: str) -> Dict:
     """Python, torch, platform, CPU (``lscpu``), memory, GPU and the OpenMMLab versions."""
     import torch
-    info = dict(python=platform.python_version(), torch=torch.__version__,
-                platform=platform.platform(), cpu_count=os.cpu_count(), device=device)
+    info = dict(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        device=device)
     try:
         out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
         for line in out.splitlines():
             key, _, value = line.partition(':')
-            if key.strip() in ('Model name', 'CPU(s)', 'Thread(s) per core',
-                               'Core(s) per socket', 'Socket(s)'):
+            if key.strip() in ('Model name', 'CPU(s)', 'Thread(s) per core', 'Core(s) per socket',
+                               'Socket(s)'):
                 info['lscpu ' + key.strip()] = value.strip()
     except (OSError, subprocess.SubprocessError):
         pass
@@ -113,19 +119,27 @@ def format_table(head: List[str], body: List[List[str]]) -> str:
 def _results_table(rows: List[Dict]) -> str:
     show_mfu = any(r.get('mfu') is not None for r in rows)
     show_flops = any(r.get('gflops') is not None for r in rows)
-    head = ['model', 'size', 'bs', 'mode', 'attn', 'cp', 'dtype', 'img/s', 'ms/step',
-            'spread%', 'cpu s/step', 'peak MB'] + (['GFLOPs'] if show_flops else []) + (
-                ['MFU%'] if show_mfu else [])
+    head = [
+        'model', 'size', 'bs', 'mode', 'attn', 'cp', 'dtype', 'img/s', 'ms/step', 'spread%',
+        'cpu s/step', 'peak MB'
+    ] + (['GFLOPs'] if show_flops else []) + (['MFU%'] if show_mfu else [])
     body = []
     for r in rows:
-        first = [r['model'], r['size'], str(r['batch']), r['mode'], r['attn'],
-                 _on_off(r['with_cp']), r['dtype']]
+        first = [
+            r['model'], r['size'],
+            str(r['batch']), r['mode'], r['attn'],
+            _on_off(r['with_cp']), r['dtype']
+        ]
         if r['status'] != 'ok':
             body.append(first + [f"{r['status']}: {str(r['error'])[:70]}"])
             continue
-        line = first + [fmt(r['images_per_s'], '.2f'), fmt(1e3 * r['median_s']),
-                        fmt(r['spread_pct']), fmt(r['cpu_median_s'], '.3f'),
-                        fmt(r['peak_mem_mb'], '.0f')]
+        line = first + [
+            fmt(r['images_per_s'], '.2f'),
+            fmt(1e3 * r['median_s']),
+            fmt(r['spread_pct']),
+            fmt(r['cpu_median_s'], '.3f'),
+            fmt(r['peak_mem_mb'], '.0f')
+        ]
         if show_flops:
             line.append(fmt(r.get('gflops'), '.2f'))
         if show_mfu:
@@ -139,35 +153,61 @@ def _x(value) -> str:
 
 
 def _attention_table(pairs: List[Dict]) -> str:
-    head = ['model', 'size', 'bs', 'mode', 'cp', 'fused img/s', 'ref img/s', 'speed-up',
-            'cpu-time speed-up', 'paired speed-up', 'paired cpu speed-up', 'fused MB',
-            'ref MB', 'memory ratio']
-    body = [[p['model'], p['size'], str(p['batch']), p['mode'], _on_off(p['with_cp']),
-             fmt(p['fused_images_per_s'], '.2f'), fmt(p['reference_images_per_s'], '.2f'),
-             _x(p['speedup']), _x(p['cpu_speedup']), _x(p.get('paired_speedup')),
-             _x(p.get('paired_cpu_speedup')), fmt(p['fused_peak_mb'], '.0f'),
-             fmt(p['reference_peak_mb'], '.0f'), _x(p['memory_ratio'])] for p in pairs]
+    head = [
+        'model', 'size', 'bs', 'mode', 'cp', 'fused img/s', 'ref img/s', 'speed-up',
+        'cpu-time speed-up', 'paired speed-up', 'paired cpu speed-up', 'fused MB', 'ref MB',
+        'memory ratio'
+    ]
+    body = [[
+        p['model'], p['size'],
+        str(p['batch']), p['mode'],
+        _on_off(p['with_cp']),
+        fmt(p['fused_images_per_s'], '.2f'),
+        fmt(p['reference_images_per_s'], '.2f'),
+        _x(p['speedup']),
+        _x(p['cpu_speedup']),
+        _x(p.get('paired_speedup')),
+        _x(p.get('paired_cpu_speedup')),
+        fmt(p['fused_peak_mb'], '.0f'),
+        fmt(p['reference_peak_mb'], '.0f'),
+        _x(p['memory_ratio'])
+    ] for p in pairs]
     return 'fused (default) vs reference attention:\n' + format_table(head, body)
 
 
 def _official_table(pairs: List[Dict]) -> str:
-    head = ['model', 'size', 'bs', 'mode', 'mmscope img/s', 'released img/s', 'speed-up',
-            'paired speed-up', 'paired cpu speed-up', 'mmscope MB', 'released MB',
-            'memory ratio']
-    body = [[p['model'], p['size'], str(p['batch']), p['mode'],
-             fmt(p['mmscope_images_per_s'], '.2f'), fmt(p['official_images_per_s'], '.2f'),
-             _x(p['speedup']), _x(p['paired_speedup']), _x(p['paired_cpu_speedup']),
-             fmt(p['mmscope_peak_mb'], '.0f'), fmt(p['official_peak_mb'], '.0f'),
-             _x(p['memory_ratio'])] for p in pairs]
+    head = [
+        'model', 'size', 'bs', 'mode', 'mmscope img/s', 'released img/s', 'speed-up',
+        'paired speed-up', 'paired cpu speed-up', 'mmscope MB', 'released MB', 'memory ratio'
+    ]
+    body = [[
+        p['model'], p['size'],
+        str(p['batch']), p['mode'],
+        fmt(p['mmscope_images_per_s'], '.2f'),
+        fmt(p['official_images_per_s'], '.2f'),
+        _x(p['speedup']),
+        _x(p['paired_speedup']),
+        _x(p['paired_cpu_speedup']),
+        fmt(p['mmscope_peak_mb'], '.0f'),
+        fmt(p['official_peak_mb'], '.0f'),
+        _x(p['memory_ratio'])
+    ] for p in pairs]
     return 'mmscope (default attention) vs the released code:\n' + format_table(head, body)
 
 
 def _with_cp_table(pairs: List[Dict]) -> str:
-    head = ['model', 'size', 'bs', 'attn', 'peak MB cp off', 'peak MB cp on',
-            'memory factor', 'time cp on / off']
-    body = [[p['model'], p['size'], str(p['batch']), p['attn'],
-             fmt(p['peak_mb_without_cp'], '.0f'), fmt(p['peak_mb_with_cp'], '.0f'),
-             _x(p['memory_factor']), _x(p['time_overhead'])] for p in pairs]
+    head = [
+        'model', 'size', 'bs', 'attn', 'peak MB cp off', 'peak MB cp on', 'memory factor',
+        'time cp on / off'
+    ]
+    body = [[
+        p['model'], p['size'],
+        str(p['batch']), p['attn'],
+        fmt(p['peak_mb_without_cp'], '.0f'),
+        fmt(p['peak_mb_with_cp'], '.0f'),
+        _x(p['memory_factor']),
+        _x(p['time_overhead'])
+    ] for p in pairs]
     return 'training step with_cp=True vs False:\n' + format_table(head, body)
 
 
@@ -193,8 +233,7 @@ def write_json(path: str, meta: Dict, rows: List[Dict], paired: Sequence[Dict],
     """``{'meta', 'results', 'paired', 'ratios'}`` into ``path`` (folders made)."""
     _makedirs_for(path)
     with open(path, 'w') as f:
-        json.dump(dict(meta=meta, results=rows, paired=list(paired), ratios=pairs), f,
-                  indent=1)
+        json.dump(dict(meta=meta, results=rows, paired=list(paired), ratios=pairs), f, indent=1)
 
 
 def write_csv(path: str, rows: List[Dict], fields: Optional[Sequence[str]] = None) -> None:

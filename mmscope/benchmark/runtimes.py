@@ -28,8 +28,10 @@ import statistics
 import time
 from typing import Callable, Dict, List
 
-__all__ = ['RUNTIMES', 'TRAIN_RUNTIMES', 'measure_runtimes', 'finish_runtimes', 'runtime_table',
-           'runtimes_done']
+__all__ = [
+    'RUNTIMES', 'TRAIN_RUNTIMES', 'measure_runtimes', 'finish_runtimes', 'runtime_table',
+    'runtimes_done'
+]
 
 RUNTIMES = ('eager', 'bf16', 'compile', 'compile-static', 'compile-freezing', 'onnxruntime')
 #: The runtimes of a training case.
@@ -55,17 +57,24 @@ def _train_arms(case: Dict, model, x) -> Dict[str, Callable]:
         return sum((o.float() * w).sum() / o.numel() for o, w in zip(outputs, weights))
 
     def arm(autocast):
+
         def run():
             for p in params:
                 p.grad = None
             with autocast:
                 out = model(x)
             loss_of(out).backward()
+
         return run
 
     device = next(iter(params)).device.type
-    return {n: arm(torch.autocast(device, dtype=torch.bfloat16) if n == 'bf16' else
-                   contextlib.nullcontext()) for n in case['runtimes']}
+    return {
+        n:
+        arm(
+            torch.autocast(device, dtype=torch.bfloat16) if n ==
+            'bf16' else contextlib.nullcontext())
+        for n in case['runtimes']
+    }
 
 
 def _arms(case: Dict, model) -> Dict[str, Callable]:
@@ -80,14 +89,15 @@ def _arms(case: Dict, model) -> Dict[str, Callable]:
         if name == 'eager':
             arms[name] = lambda: model(x)
         elif name == 'bf16':
+
             def run_bf16():
                 with torch.autocast(x.device.type, dtype=torch.bfloat16):
                     return model(x)
+
             arms[name] = run_bf16
         elif name in ('compile', 'compile-static', 'compile-freezing'):
             options = {'freezing': True} if name == 'compile-freezing' else None
-            compiled = torch.compile(model, dynamic=name != 'compile-static',
-                                     options=options)
+            compiled = torch.compile(model, dynamic=name != 'compile-static', options=options)
             arms[name] = lambda compiled=compiled: compiled(x)
         elif name == 'onnxruntime':
             data = export_onnx(TensorWrapper(model, 'backbone'), x, check_inputs=[])['onnx']
@@ -119,15 +129,16 @@ def measure_runtimes(case: Dict, model) -> Dict:
             out = run()
             prime[name] = time.perf_counter() - t0
             if train:
-                out = torch.cat([p.grad.flatten() for p in model.parameters()
-                                 if p.grad is not None])
-            outputs[name] = [o.detach().float().numpy()
-                             for o in (out if isinstance(out, (tuple, list)) else (out, ))]
+                out = torch.cat(
+                    [p.grad.flatten() for p in model.parameters() if p.grad is not None])
+            outputs[name] = [
+                o.detach().float().numpy()
+                for o in (out if isinstance(out, (tuple, list)) else (out, ))
+            ]
             for _ in range(case['warmup']):
                 run()
         ref = outputs.get('eager', next(iter(outputs.values())))
-        errors = {n: max(relative_error(a, b) for a, b in zip(o, ref))
-                  for n, o in outputs.items()}
+        errors = {n: max(relative_error(a, b) for a, b in zip(o, ref)) for n, o in outputs.items()}
         names = list(arms)
         times = {n: [] for n in names}
         cpu = {n: [] for n in names}
@@ -140,23 +151,33 @@ def measure_runtimes(case: Dict, model) -> Dict:
                 cpu[name].append(time.process_time() - c0)
     base = times.get('eager')
     speedups = {n: [b / t for b, t in zip(base, times[n])] for n in names} if base else {}
-    return dict(params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                runtime_times_s=times, runtime_cpu_times_s=cpu, runtime_speedups=speedups,
-                prime_s=prime, rel_err_vs_eager=errors, threads=torch.get_num_threads())
+    return dict(
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        runtime_times_s=times,
+        runtime_cpu_times_s=cpu,
+        runtime_speedups=speedups,
+        prime_s=prime,
+        rel_err_vs_eager=errors,
+        threads=torch.get_num_threads())
 
 
 def finish_runtimes(case: Dict, res: Dict, **extra) -> Dict:
     """The result row of a runtimes case: medians per runtime."""
-    row = {k: v for k, v in case.items() if k not in ('spec', 'twin_spec', 'backbone_args',
-                                                      'official_code', 'official_deps')}
+    row = {
+        k: v
+        for k, v in case.items()
+        if k not in ('spec', 'twin_spec', 'backbone_args', 'official_code', 'official_deps')
+    }
     row['size'] = 'x'.join(map(str, case['size']))
     row.update(status=res.pop('status', 'ok'), error=res.pop('error', None), **res)
     row.update(extra)
     if row['status'] == 'ok':
         row['median_s'] = {n: statistics.median(t) for n, t in row['runtime_times_s'].items()}
         row['images_per_s'] = {n: case['batch'] / t for n, t in row['median_s'].items()}
-        row['speedup_median'] = {n: statistics.median(s)
-                                 for n, s in row['runtime_speedups'].items()}
+        row['speedup_median'] = {
+            n: statistics.median(s)
+            for n, s in row['runtime_speedups'].items()
+        }
     return row
 
 
@@ -166,18 +187,26 @@ def runtime_table(rows: List[Dict]) -> str:
     body = []
     for r in rows:
         if r['status'] != 'ok':
-            body.append([r['model'], r['size'], str(r['batch']), r.get('mode', 'infer'),
-                         f"{r['status']}: {r.get('error') or ''}"])
+            body.append([
+                r['model'], r['size'],
+                str(r['batch']),
+                r.get('mode', 'infer'), f"{r['status']}: {r.get('error') or ''}"
+            ])
             continue
         for n in r['median_s']:
             s = r['speedup_median'].get(n)
-            body.append([r['model'], r['size'], str(r['batch']), r.get('mode', 'infer'), n,
-                         fmt(r['median_s'][n] * 1e3, '.0f'), fmt(r['images_per_s'][n], '.2f'),
-                         '-' if s is None else f'{s:.2f}x', f"{r['prime_s'][n]:.1f}",
-                         f"{r['rel_err_vs_eager'][n]:.1e}"])
-    head = ['model', 'size', 'batch', 'mode', 'runtime', 'ms/step (median)', 'images/s',
-            'speed-up vs eager (median of rounds)', 'priming s',
-            'rel. err vs eager (train: gradients)']
+            body.append([
+                r['model'], r['size'],
+                str(r['batch']),
+                r.get('mode', 'infer'), n,
+                fmt(r['median_s'][n] * 1e3, '.0f'),
+                fmt(r['images_per_s'][n], '.2f'), '-' if s is None else f'{s:.2f}x',
+                f"{r['prime_s'][n]:.1f}", f"{r['rel_err_vs_eager'][n]:.1e}"
+            ])
+    head = [
+        'model', 'size', 'batch', 'mode', 'runtime', 'ms/step (median)', 'images/s',
+        'speed-up vs eager (median of rounds)', 'priming s', 'rel. err vs eager (train: gradients)'
+    ]
     return format_table(head, body)
 
 
@@ -185,6 +214,7 @@ def runtimes_done(row: Dict) -> str:
     """The end of the progress line of a runtimes case."""
     if row['status'] != 'ok':
         return f"{row['status']}: {row['error']}"
-    return ', '.join(f"{n} {row['images_per_s'][n]:.2f} img/s"
-                     + (f" ({row['speedup_median'][n]:.2f}x)" if n != 'eager' and
-                        n in row['speedup_median'] else '') for n in row['median_s'])
+    return ', '.join(f"{n} {row['images_per_s'][n]:.2f} img/s" +
+                     (f" ({row['speedup_median'][n]:.2f}x)"
+                      if n != 'eager' and n in row['speedup_median'] else '')
+                     for n in row['median_s'])

@@ -32,9 +32,11 @@ from mmscope.apis.libraries import LIBRARIES
 from mmscope.converters.official_code import official_arch
 from mmscope.models.family import BackboneFamily, families, family_of_type, get_family
 
-__all__ = ['PVTV2', 'library_names', 'registry', 'mmscope_models', 'parse_kwargs',
-           'parse_model', 'released_arch', 'resolve_backbone', 'is_mmscope', 'twin_of',
-           'build_backbone', 'build_official', 'ReleasedFeatures', 'build_case_model']
+__all__ = [
+    'PVTV2', 'library_names', 'registry', 'mmscope_models', 'parse_kwargs', 'parse_model',
+    'resolve_backbone', 'is_mmscope', 'twin_of', 'build_backbone', 'build_official',
+    'ReleasedFeatures', 'build_case_model'
+]
 
 #: mmdet's PyramidVisionTransformerV2 with the published b0-b3 settings (the other
 #: arguments keep mmdet's defaults, which are the published ones).
@@ -116,8 +118,10 @@ def parse_model(spec: str) -> Dict:
         except ValueError as e:
             raise ValueError(f'cannot read model {spec!r}: {e} (official:FAMILY-ARCH, '
                              'e.g. official:scopevit-t, official:scalablevit-s)') from None
-        return dict(name=spec, library='official',
-                    cfg=dict(family=family, arch=arch, **parse_kwargs(extra)))
+        return dict(
+            name=spec,
+            library='official',
+            cfg=dict(family=family, arch=arch, **parse_kwargs(extra)))
     libraries = library_names()
     head, _, extra = spec.partition(':')
     family, _, arch = head.lower().partition('-')
@@ -238,10 +242,9 @@ def build_official(cfg: Dict, out_indices: Optional[Sequence[int]], extra: Dict,
         if fork_feat and sorted(out_indices) == [0, 1, 2, 3]:
             kwargs[fork_feat] = True
         else:
-            raise ValueError(
-                f'the released {family} code outputs the last stage only' +
-                (' or all four stages (out_indices 0 1 2 3)' if fork_feat else '') +
-                f'; got out_indices {list(out_indices)}')
+            raise ValueError(f'the released {family} code outputs the last stage only' +
+                             (' or all four stages (out_indices 0 1 2 3)' if fork_feat else '') +
+                             f'; got out_indices {list(out_indices)}')
     model = build_official_model(family, cfg['arch'], folder, deps, **kwargs)
     model.head = nn.Identity()  # backbone only, as for every other model
     return ReleasedFeatures(model)
@@ -257,8 +260,9 @@ def build_case_model(case: Dict, spec: Dict, attn: str):
     if library == 'official':
         if train and case['with_cp']:
             raise ValueError('the released code has no gradient checkpointing (with_cp)')
-        return build_official(cfg, case.get('out_indices'), case.get('backbone_args') or {},
-                              case.get('official_code'), case.get('official_deps')), False
+        return build_official(cfg, case.get('out_indices'),
+                              case.get('backbone_args') or {}, case.get('official_code'),
+                              case.get('official_deps')), False
     ours = is_mmscope(library, cfg)
     if ours and attn not in ('-', 'paired'):
         from mmscope.models.layers import set_attention_impl

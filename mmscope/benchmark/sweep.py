@@ -19,7 +19,9 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-def run_cases(cases: List[Dict], flops: bool = False, peak_tflops: Optional[float] = None,
+def run_cases(cases: List[Dict],
+              flops: bool = False,
+              peak_tflops: Optional[float] = None,
               timeout: Optional[float] = None,
               log: Callable[[str], None] = _print) -> Tuple[List[Dict], List[Dict]]:
     """Measure every case in its own worker process (:func:`mmscope.benchmark.worker.spawn`,

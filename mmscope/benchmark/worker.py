@@ -29,8 +29,8 @@ def spawn(case: Dict, timeout: Optional[float]) -> Dict:
         env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(case['threads'])
     cmd = [sys.executable, '-m', 'mmscope.benchmark.worker', json.dumps(case)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=os.getcwd())
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=os.getcwd())
     except subprocess.TimeoutExpired:
         return dict(status='timeout', error=f'no result within {timeout} s')
     for line in reversed(proc.stdout.splitlines()):

@@ -17,7 +17,6 @@ from ..utils.checkpoint import (NotACheckpointError, UntrustedCheckpointError,
 #: Where official / timm-style training scripts keep the weights, in order of preference.
 WRAPPER_KEYS = ('state_dict_ema', 'model_ema', 'model', 'state_dict', 'module')
 
-
 #: Extra types allowed (on top of :func:`mmscope.utils.checkpoint.checkpoint_allowlist`)
 #: when a converter reads a checkpoint: timm's ``train.py`` and DeiT-style ``main.py``
 #: (the official ScopeViT / ScalableViT training scripts) store their command line as an
@@ -82,8 +81,7 @@ def find_state_dict(ckpt: dict,
     elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         where, sd = '<bare>', ckpt
     else:
-        where = next((k for k in WRAPPER_KEYS if isinstance(ckpt.get(k), dict) and ckpt[k]),
-                     None)
+        where = next((k for k in WRAPPER_KEYS if isinstance(ckpt.get(k), dict) and ckpt[k]), None)
         if where is None:
             raise ConversionError(
                 f'no weights found: expected a dict of tensors or one under {WRAPPER_KEYS}, '

@@ -178,8 +178,11 @@ class Match:
         return '\n'.join(lines)
 
 
-def _compare(variant: str, got: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
-             unconverted: Sequence[str] = (), origin: Optional[Dict[str, str]] = None,
+def _compare(variant: str,
+             got: Dict[str, torch.Tensor],
+             expected: Dict[str, torch.Size],
+             unconverted: Sequence[str] = (),
+             origin: Optional[Dict[str, str]] = None,
              describe_missing=None) -> Match:
     origin = origin or {}
     m = Match(variant)
@@ -235,8 +238,7 @@ def _candidates(spec: BackboneFamily, arch: Optional[str],
     return [(a, _config_path(spec, a)) for a in spec.archs]
 
 
-def _pick(spec: BackboneFamily, matches: List[Tuple[Match, object]], forced: bool,
-          hint: str = ''):
+def _pick(spec: BackboneFamily, matches: List[Tuple[Match, object]], forced: bool, hint: str = ''):
     good = [(m, extra) for m, extra in matches if m.ok]
     if len(good) == 1:
         return good[0]
@@ -307,8 +309,7 @@ def convert_to_mmscope(family: FamilyLike,
         hint = f'\n(no key has an official {spec.name} name: a checkpoint of another model?)'
     else:
         hint = _head_hint(min((x for x, _ in matches), key=lambda x: x.problems))
-    m, (layout, renamed, notes) = _pick(spec, matches, arch is not None or config is not None,
-                                        hint)
+    m, (layout, renamed, notes) = _pick(spec, matches, arch is not None or config is not None, hint)
     if not backbone_only:
         out = OrderedDict((k, renamed[k]) for k in layout.shapes)
         default = get_layout(layout.config).num_classes
@@ -366,8 +367,8 @@ def convert_to_official(family: FamilyLike,
     hint = ''
     if not backbone_only and any(not k.startswith((BACKBONE, 'neck.', 'head.')) for k in sd):
         hint = '\n(a detector/segmentor checkpoint? use --backbone-only)'
-    m, (layout, got, notes, dense_only) = _pick(
-        spec, matches, arch is not None or config is not None, hint)
+    m, (layout, got, notes, dense_only) = _pick(spec, matches, arch is not None
+                                                or config is not None, hint)
     expected = layout.backbone_shapes() if backbone_only else layout.shapes
     out = OrderedDict()
     for k in expected:
@@ -394,19 +395,20 @@ def config_display_path(path: str) -> str:
     return osp.relpath(path, root) if path.startswith(root + osp.sep) else path
 
 
-def detect_family(state_dict: Dict[str, torch.Tensor], to_official: bool = False,
+def detect_family(state_dict: Dict[str, torch.Tensor],
+                  to_official: bool = False,
                   backbone_only: bool = False) -> BackboneFamily:
     """The registered family whose key rules name most keys of ``state_dict`` (official
     keys, or with ``to_official`` our keys; with ``backbone_only`` only ``backbone.*``
     ones). The conversion then checks every key; this only picks whose rules to use.
     ConversionError when no family names most of the keys, or two name as many."""
-    keys = [k for k in state_dict if not (to_official and backbone_only)
-            or k.startswith(BACKBONE)]
+    keys = [k for k in state_dict if not (to_official and backbone_only) or k.startswith(BACKBONE)]
     scores = []
     for fam in families():
         num_stages = len(fam.backbone.arch_zoo[fam.archs[0]]['depths'])
-        rename = (fam.key_rules.mmscope_to_official_key if to_official else
-                  fam.key_rules.official_to_mmscope_key)
+        rename = (
+            fam.key_rules.mmscope_to_official_key
+            if to_official else fam.key_rules.official_to_mmscope_key)
         named = 0
         for k in keys:
             try:

@@ -51,8 +51,9 @@ def official_arch(family: str, arch: str) -> str:
     fam, src = _family(family)
     name = resolve_arch_alias(arch, fam.aliases)
     if name not in src.factories:
-        valid = sorted(set(src.factories) | {a for a, c in fam.aliases.items()
-                                             if c in src.factories})
+        valid = sorted(
+            set(src.factories) | {a
+                                  for a, c in fam.aliases.items() if c in src.factories})
         raise ValueError(f'unknown released {fam.key} arch {arch!r}; choose from {valid}')
     return name
 

@@ -4,7 +4,8 @@
 ``data_preprocessor`` (in PyTorch, as a deployment would do outside the graph), the ONNX
 graph in onnxruntime, turns its outputs into the library's data samples, and evaluates
 them with the config's ``test_evaluator``: the same figures ``tools/test.py`` prints for
-the checkpoint, computed from the exported graph (the shapes demo's ``tests/test_end_to_end.py`` compares them).
+the checkpoint, computed from the exported graph (the shapes demo's
+``tests/test_end_to_end.py`` compares them).
 
 * classifier: scores = softmax(logits), the label their argmax;
 * segmentor: the logits (at the input size) go through the model's own

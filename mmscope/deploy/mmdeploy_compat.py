@@ -59,10 +59,10 @@ __all__ = [
     'sdpa_like_pytorch', 'per_class_boxes'
 ]
 
-#: deploy config (configs/deploy/) per detector kind.
+#: deploy config per detector kind: a shipped config (``mmscope::deploy/...``).
 DEPLOY_CONFIGS = {
-    'detection': 'configs/deploy/detection_onnxruntime_dynamic.py',
-    'instance-seg': 'configs/deploy/instance-seg_onnxruntime_dynamic.py',
+    'detection': 'mmscope::deploy/detection_onnxruntime_dynamic.py',
+    'instance-seg': 'mmscope::deploy/instance-seg_onnxruntime_dynamic.py',
 }
 
 
@@ -297,7 +297,8 @@ def export_detector(model_cfg,
     cfg = model_cfg if isinstance(model_cfg, Config) else Config.fromfile(model_cfg)
     if deploy_cfg is None:
         kind = 'instance-seg' if cfg.model.get('roi_head', {}).get('mask_head') else 'detection'
-        deploy_cfg = _deploy_config_path(DEPLOY_CONFIGS[kind])
+        from mmscope.utils.configs import get_config_path
+        deploy_cfg = get_config_path(DEPLOY_CONFIGS[kind])
     work_dir = work_dir or osp.dirname(osp.abspath(out_file))
     os.makedirs(work_dir, exist_ok=True)
     from mmdeploy.apis import torch2onnx
@@ -308,15 +309,6 @@ def export_detector(model_cfg,
     if osp.abspath(produced) != osp.abspath(out_file):
         os.replace(produced, out_file)
     return dict(path=out_file, deploy_cfg=deploy_cfg)
-
-
-def _deploy_config_path(rel: str) -> str:
-    """``configs/deploy/...`` inside the checkout or the installed package."""
-    from mmscope.utils import config_root
-    path = osp.join(config_root(), osp.relpath(rel, 'configs'))
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'deploy config not found: {path}')
-    return path
 
 
 def detector_outputs(onnx_file: str,

@@ -103,7 +103,10 @@ class BackboneOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             self.paramwise_cfg.setdefault('layer_decay_rate', self.layer_decay_rate)
         return super().__call__(model)
 
-    def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
+    def add_params(self,
+                   params: List[dict],
+                   module: nn.Module,
+                   prefix: str = '',
                    is_dcn_module=None) -> None:
         """mmengine's parameter groups; at the top level, each group's learning rate is
         then scaled for its layer (with ``layer_decay_rate``)."""
@@ -121,6 +124,8 @@ class BackboneOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             group['lr'] = group.get('lr', self.base_lr) * scale
             group.update(lr_scale=scale, layer_id=layer)
             scales[layer] = scale
-        print_log(f'layer-wise lr decay {self.layer_decay_rate}: {len(scales)} layers, lr x '
-                  + ', '.join(f'{scales[k]:.3g}' for k in sorted(scales))
-                  + ' (stem first, top last)', logger='current', level=logging.INFO)
+        print_log(
+            f'layer-wise lr decay {self.layer_decay_rate}: {len(scales)} layers, lr x ' +
+            ', '.join(f'{scales[k]:.3g}' for k in sorted(scales)) + ' (stem first, top last)',
+            logger='current',
+            level=logging.INFO)

@@ -37,9 +37,10 @@ import torch
 from .backbones import ScalableViT, ScopeViT
 from .utils import SCALABLEVIT_KEY_RULES, SCOPEVIT_KEY_RULES, resolve_arch_alias
 
-__all__ = ['OfficialCode', 'BackboneFamily', 'register_family', 'unregister_family',
-           'families', 'get_family', 'family_of_type', 'config_root', 'SCALABLEVIT',
-           'SCOPEVIT']
+__all__ = [
+    'OfficialCode', 'BackboneFamily', 'register_family', 'unregister_family', 'families',
+    'get_family', 'family_of_type', 'config_root', 'SCALABLEVIT', 'SCOPEVIT'
+]
 
 
 def config_root() -> str:
@@ -199,44 +200,55 @@ def _scalablevit_dense_extra(key: str, shape: torch.Size) -> torch.Tensor:
 
 
 #: What the rest of mmscope knows about ScalableViT (the fields: :class:`BackboneFamily`).
-SCALABLEVIT = register_family(BackboneFamily(
-    backbone=ScalableViT,
-    key_rules=SCALABLEVIT_KEY_RULES,
-    cls_configs={
-        'small': 'scalablevit/scalablevit-s_8xb128_in1k.py',
-        'base': 'scalablevit/scalablevit-b_8xb128_in1k.py',
-        'large': 'scalablevit/scalablevit-l_8xb128_in1k.py',
-    },
-    # the released head: Linear(C, 4096) -> LN -> GELU -> Linear(4096, classes)
-    head_weight='head.layers.1.fc.weight',
-    init_dense_extra=_scalablevit_dense_extra,
-    official=OfficialCode(
-        repo='github.com/Yangr116/ScalableViT',
-        path='image_classification/models/scalablevit.py', file='scalablevit.py',
-        factories={'small': 'scalable_vit_small', 'base': 'scalable_vit_base',
-                   'large': 'scalable_vit_large'},
-        # the released main.py (--resume / --finetune) reads checkpoint['model']
-        wrapper='model'),
-))
+SCALABLEVIT = register_family(
+    BackboneFamily(
+        backbone=ScalableViT,
+        key_rules=SCALABLEVIT_KEY_RULES,
+        cls_configs={
+            'small': 'scalablevit/scalablevit-s_8xb128_in1k.py',
+            'base': 'scalablevit/scalablevit-b_8xb128_in1k.py',
+            'large': 'scalablevit/scalablevit-l_8xb128_in1k.py',
+        },
+        # the released head: Linear(C, 4096) -> LN -> GELU -> Linear(4096, classes)
+        head_weight='head.layers.1.fc.weight',
+        init_dense_extra=_scalablevit_dense_extra,
+        official=OfficialCode(
+            repo='github.com/Yangr116/ScalableViT',
+            path='image_classification/models/scalablevit.py',
+            file='scalablevit.py',
+            factories={
+                'small': 'scalable_vit_small',
+                'base': 'scalable_vit_base',
+                'large': 'scalable_vit_large'
+            },
+            # the released main.py (--resume / --finetune) reads checkpoint['model']
+            wrapper='model'),
+    ))
 
 #: What the rest of mmscope knows about ScopeViT (the fields: :class:`BackboneFamily`).
-SCOPEVIT = register_family(BackboneFamily(
-    backbone=ScopeViT,
-    key_rules=SCOPEVIT_KEY_RULES,
-    cls_configs={
-        'xtiny': 'scopevit/scopevit-xt_8xb128_in1k.py',
-        'tiny': 'scopevit/scopevit-t_8xb128_in1k.py',
-        'small': 'scopevit/scopevit-s_8xb128_in1k.py',
-    },
-    # the released classifier is one Linear on the pooled last stage (LinearClsHead)
-    head_weight='head.fc.weight',
-    official=OfficialCode(
-        repo='github.com/xuesongnie/ScopeViT', path='models/scopevit.py', file='scopevit.py',
-        factories={'xtiny': 'scopevit_xtiny', 'tiny': 'scopevit_tiny',
-                   'small': 'scopevit_small'},
-        # the released factories default to 10 classes
-        factory_kwargs={'num_classes': 1000},
-        # timm's load_checkpoint and the released dense-prediction init read ``state_dict``
-        wrapper='state_dict',
-        fork_feat='fork_feat'),
-))
+SCOPEVIT = register_family(
+    BackboneFamily(
+        backbone=ScopeViT,
+        key_rules=SCOPEVIT_KEY_RULES,
+        cls_configs={
+            'xtiny': 'scopevit/scopevit-xt_8xb128_in1k.py',
+            'tiny': 'scopevit/scopevit-t_8xb128_in1k.py',
+            'small': 'scopevit/scopevit-s_8xb128_in1k.py',
+        },
+        # the released classifier is one Linear on the pooled last stage (LinearClsHead)
+        head_weight='head.fc.weight',
+        official=OfficialCode(
+            repo='github.com/xuesongnie/ScopeViT',
+            path='models/scopevit.py',
+            file='scopevit.py',
+            factories={
+                'xtiny': 'scopevit_xtiny',
+                'tiny': 'scopevit_tiny',
+                'small': 'scopevit_small'
+            },
+            # the released factories default to 10 classes
+            factory_kwargs={'num_classes': 1000},
+            # timm's load_checkpoint and the released dense-prediction init read ``state_dict``
+            wrapper='state_dict',
+            fork_feat='fork_feat'),
+    ))

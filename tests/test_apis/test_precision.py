@@ -17,13 +17,7 @@ from mmscope.apis.precision import (autocast_feature_extractor, cpu_bf16_support
                                     resolve_amp_dtype, warn_if_emulated_bf16)
 from mmscope.models.layers import attention_impl, cpu_dispatch_rules, scaled_dot_attention
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 # ----------------------------------------------------------------------------- choices

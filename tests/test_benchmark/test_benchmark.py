@@ -27,8 +27,13 @@ def run(args, env=None, timeout=600):
     full_env.pop('MMSCOPE_OFFICIAL_CODE', None)
     full_env.pop('MMSCOPE_OFFICIAL_DEPS', None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable] + args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env)
 
 
 def table_row(stdout, model):
@@ -40,9 +45,12 @@ def table_row(stdout, model):
 def test_benchmark_cli_writes_json(tmp_path):
     out = tmp_path / 'bench.json'
     csv_out = tmp_path / 'bench.csv'
-    proc = run([BENCH, '--model', 'scopevit-xt', '--sizes', '64', '--batch-sizes', '1',
-                '--modes', 'infer', '--warmup', '0', '--repeat', '1', '--threads', '1',
-                '--json', str(out), '--csv', str(csv_out), '--peak-tflops', '1'])
+    proc = run([
+        BENCH, '--model', 'scopevit-xt', '--sizes', '64', '--batch-sizes', '1', '--modes', 'infer',
+        '--warmup', '0', '--repeat', '1', '--threads', '1', '--json',
+        str(out), '--csv',
+        str(csv_out), '--peak-tflops', '1'
+    ])
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert 'speed-up' in proc.stdout
     data = json.loads(out.read_text())
@@ -52,15 +60,16 @@ def test_benchmark_cli_writes_json(tmp_path):
     assert [r['attn'] for r in rows] == ['fused', 'reference']
     for row in rows:
         assert row['status'] == 'ok', row.get('error')
-        for key in ('model', 'size', 'batch', 'mode', 'images_per_s', 'median_s', 'min_s',
-                    'max_s', 'spread_pct', 'cpu_median_s', 'peak_mem_mb', 'mem_method',
-                    'params_m', 'gflops', 'mfu', 'times_s'):
+        for key in ('model', 'size', 'batch', 'mode', 'images_per_s', 'median_s', 'min_s', 'max_s',
+                    'spread_pct', 'cpu_median_s', 'peak_mem_mb', 'mem_method', 'params_m', 'gflops',
+                    'mfu', 'times_s'):
             assert key in row, key
         assert row['size'] == '64x64' and row['mode'] == 'infer'
         assert len(row['times_s']) == 1
     pair = data['ratios']['attention']
-    assert len(pair) == 1 and {'speedup', 'memory_ratio', 'fused_images_per_s',
-                               'reference_images_per_s'} <= set(pair[0])
+    assert len(pair) == 1 and {
+        'speedup', 'memory_ratio', 'fused_images_per_s', 'reference_images_per_s'
+    } <= set(pair[0])
     assert data['ratios']['official'] == []
     assert csv_out.read_text().splitlines()[0].startswith('model,size,batch,mode,attn')
     # the markdown tables of docs/benchmarks.md are made from this JSON
@@ -131,10 +140,13 @@ def fake_official(tmp_path):
 
 def test_vs_official_pairs_mmscope_with_released_code(tmp_path, fake_official):
     out, log = tmp_path / 'vs.json', tmp_path / 'calls.log'
-    proc = run([BENCH, '--model', 'scalablevit-s', '--vs-official', '--attn', 'fused',
-                '--official-code', str(fake_official), '--sizes', '64', '--batch-sizes', '2',
-                '--modes', 'infer', '--warmup', '1', '--repeat', '2', '--threads', '1',
-                '--json', str(out)], env={'FAKE_LOG': str(log)})
+    proc = run([
+        BENCH, '--model', 'scalablevit-s', '--vs-official', '--attn', 'fused', '--official-code',
+        str(fake_official), '--sizes', '64', '--batch-sizes', '2', '--modes', 'infer', '--warmup',
+        '1', '--repeat', '2', '--threads', '1', '--json',
+        str(out)
+    ],
+               env={'FAKE_LOG': str(log)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(out.read_text())
     rows = {(r['model'], r['attn']): r for r in data['results']}
@@ -177,8 +189,7 @@ def test_official_scopevit_dense_outputs(fake_official):
     with pytest.raises(ValueError, match='last stage only or all four stages'):
         build(cfg, [1, 2], {}, str(fake_official), None)
     with pytest.raises(ValueError, match='released scalablevit code outputs the last stage'):
-        build(dict(family='scalablevit', arch='small'), [0, 1, 2, 3], {}, str(fake_official),
-              None)
+        build(dict(family='scalablevit', arch='small'), [0, 1, 2, 3], {}, str(fake_official), None)
 
 
 @pytest.mark.parametrize('args,message', [
@@ -201,9 +212,9 @@ PROFILE = osp.join(ROOT, 'tools', 'analysis_tools', 'attention_profile.py')
 def test_record_attention_calls_sees_every_call():
     import torch
 
-    from mmscope.models.backbones import ScalableViT
     from mmscope.benchmark.attention_profile import record_attention_calls
     from mmscope.models import layers
+    from mmscope.models.backbones import ScalableViT
     model = ScalableViT(arch='small').eval()
     x = torch.randn(1, 3, 64, 64)
     with record_attention_calls() as calls:
@@ -231,9 +242,12 @@ def test_record_attention_calls_sees_every_call():
 def test_attention_profile_cli(tmp_path, mode):
     from mmscope.models.layers.dispatch import CPU_SMALL_ATTENTION_MACS
     out = tmp_path / 'profile.json'
-    proc = run([PROFILE, '--model', 'scalablevit-s', '--size', '64', '--batch', '8',
-                '--mode', mode, '--repeat', '1', '--step-repeat', '1', '--threads', '1',
-                '--json', str(out)], timeout=300)
+    proc = run([
+        PROFILE, '--model', 'scalablevit-s', '--size', '64', '--batch', '8', '--mode', mode,
+        '--repeat', '1', '--step-repeat', '1', '--threads', '1', '--json',
+        str(out)
+    ],
+               timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(out.read_text())
     rows, summary = data['rows'], data['summary']
@@ -245,8 +259,7 @@ def test_attention_profile_cli(tmp_path, mode):
     # (at least 8 x 8 heads x 49 x 49 x 64 = 9.8M) the flash kernel
     for r in rows:
         macs = math.prod(r['q'][:-1]) * r['k'][-2] * (r['q'][-1] + r['v'][-1])
-        assert r['default_kernel'] == ('matmul' if macs < CPU_SMALL_ATTENTION_MACS
-                                       else 'flash'), r
+        assert r['default_kernel'] == ('matmul' if macs < CPU_SMALL_ATTENTION_MACS else 'flash'), r
     assert {r['default_kernel'] for r in mixed} == {'matmul'}
     assert {r['default_kernel'] for r in rows if r['k'][-2] == 49} == {'flash'}
     fused = sum(r['count'] * r['fused_ms'] for r in rows)
@@ -274,9 +287,11 @@ def test_benchmark_runtimes_side_by_side(tmp_path):
     speed-ups against eager and the check of the ONNX outputs against eager."""
     pytest.importorskip('onnxruntime')
     out = tmp_path / 'runtimes.json'
-    proc = run([BENCH, '--model', 'scopevit-xt', '--sizes', '64x96', '--batch-sizes', '2',
-                '--runtimes', 'eager', 'onnxruntime', '--warmup', '0', '--repeat', '2',
-                '--threads', '1', '--json', str(out)])
+    proc = run([
+        BENCH, '--model', 'scopevit-xt', '--sizes', '64x96', '--batch-sizes', '2', '--runtimes',
+        'eager', 'onnxruntime', '--warmup', '0', '--repeat', '2', '--threads', '1', '--json',
+        str(out)
+    ])
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data['results'] == []
@@ -319,8 +334,7 @@ def test_model_list_reads_the_family_descriptors():
     """Every ``<family>-<arch>`` spelling of every registered family is in the model list
     and parses to the family's type and canonical arch; the released ones have a twin."""
     from mmscope.apis.libraries import LIBRARIES
-    from mmscope.benchmark.specs import (library_names, mmscope_models, parse_model,
-                                          twin_of)
+    from mmscope.benchmark.specs import library_names, mmscope_models, parse_model, twin_of
     from mmscope.models.family import families
     names = mmscope_models()
     assert {'scopevit-xt', 'scopevit-tiny', 'scalablevit-s', 'scalablevit-large'} <= set(names)
@@ -349,11 +363,26 @@ def test_case_matrix_and_ratios():
 
     from mmscope.benchmark.cases import build_cases, finish_paired, finish_row, ratios
     options = SimpleNamespace(
-        model=['scopevit-xt', 'mmpretrain:ResNet:18'], sizes=['cls'], batch_sizes=[2],
-        modes=['infer', 'train'], attn=['fused', 'reference'], paired=True,
-        paired_repeat=7, vs_official=False, official_code=None, official_deps=None,
-        with_cp='both', device='cpu', dtype='fp32', channels_last=False, compile=False,
-        threads=1, warmup=0, repeat=3, out_indices=None, backbone_args='drop_path_rate=0.')
+        model=['scopevit-xt', 'mmpretrain:ResNet:18'],
+        sizes=['cls'],
+        batch_sizes=[2],
+        modes=['infer', 'train'],
+        attn=['fused', 'reference'],
+        paired=True,
+        paired_repeat=7,
+        vs_official=False,
+        official_code=None,
+        official_deps=None,
+        with_cp='both',
+        device='cpu',
+        dtype='fp32',
+        channels_last=False,
+        compile=False,
+        threads=1,
+        warmup=0,
+        repeat=3,
+        out_indices=None,
+        backbone_args='drop_path_rate=0.')
     cases = build_cases(options)
     ours = [c for c in cases if c['model'] == 'scopevit-xt']
     # 2 sizes x (infer: 1 cp + train: 2 cps) x (fused, reference, paired)
@@ -364,19 +393,22 @@ def test_case_matrix_and_ratios():
     assert {tuple(c['size']) for c in cases} == {(224, 224), (256, 256)}
 
     def measured(case, seconds, peak):
-        return finish_row(case, dict(times_s=[seconds] * 3, cpu_times_s=[seconds] * 3,
-                                     peak_mem_mb=peak, gflops=1.), {}, 10.)
+        return finish_row(
+            case,
+            dict(times_s=[seconds] * 3, cpu_times_s=[seconds] * 3, peak_mem_mb=peak,
+                 gflops=1.), {}, 10.)
 
     picked = [c for c in ours if c['size'] == [224, 224] and c['mode'] == 'train']
     rows, paired = [], []
     for c in picked:
         if c['attn'] == 'paired':
-            paired.append(finish_paired(c, dict(paired_speedups=[1.5, 2.5],
-                                                paired_cpu_speedups=[1., 3.])))
+            paired.append(
+                finish_paired(c, dict(paired_speedups=[1.5, 2.5], paired_cpu_speedups=[1., 3.])))
         else:
             fused = c['attn'] == 'fused'
-            rows.append(measured(c, 1. if fused else 2., (10. if fused else 40.) /
-                                 (2 if c['with_cp'] else 1)))
+            rows.append(
+                measured(c, 1. if fused else 2.,
+                         (10. if fused else 40.) / (2 if c['with_cp'] else 1)))
     assert rows[0]['images_per_s'] == pytest.approx(2.)
     assert rows[0]['mfu'] == pytest.approx(2 * 1e9 * 3 * 2. / 10e12)
     pairs = ratios(rows, paired)
@@ -391,9 +423,13 @@ def test_case_matrix_and_ratios():
 def test_worker_reports_a_failed_case():
     """A case that cannot be built is an error result, not a crash of the run."""
     from mmscope.benchmark.worker import RESULT_TAG, run_one
-    case = dict(spec=dict(name='x', library='mmscope', cfg=dict(type='ScopeViT', arch='xtiny',
-                                                                 bogus=1)),
-                mode='infer', with_cp=False, attn='-', device='cpu', library='mmscope')
+    case = dict(
+        spec=dict(name='x', library='mmscope', cfg=dict(type='ScopeViT', arch='xtiny', bogus=1)),
+        mode='infer',
+        with_cp=False,
+        attn='-',
+        device='cpu',
+        library='mmscope')
     res = run_one(case)
     assert res['status'] == 'error' and res['error'].startswith('TypeError: ')
     assert RESULT_TAG == 'BENCHMARK_RESULT '
@@ -417,8 +453,8 @@ def test_bf16_cases_run_under_cpu_autocast(mode):
         for m in model.modules():
             if isinstance(m, torch.nn.Linear):
                 m.register_forward_hook(hook)
-        case = dict(mode=mode, channels_last=False, batch=1, size=(64, 64), compile=False,
-                    dtype=dtype)
+        case = dict(
+            mode=mode, channels_last=False, batch=1, size=(64, 64), compile=False, dtype=dtype)
         _, step, _ = make_step(case, model, torch.device('cpu'))
         step()
         assert seen and set(seen) == {(want, dtype == 'bf16')}, (dtype, set(seen))
@@ -435,11 +471,26 @@ def test_runtimes_bf16_side_by_side_in_inference_and_training():
     from mmscope.benchmark.measure import run_case
     from mmscope.benchmark.runtimes import finish_runtimes
     options = SimpleNamespace(
-        model=['scopevit-xt'], sizes=['64'], batch_sizes=[2], modes=['infer', 'train'],
-        runtimes=['eager', 'bf16'], attn=['fused'], paired=False, vs_official=False,
-        official_code=None, official_deps=None, with_cp='off', device='cpu', dtype='fp32',
-        channels_last=False, compile=False, threads=1, warmup=0, repeat=1,
-        out_indices=None, backbone_args='drop_path_rate=0.1')
+        model=['scopevit-xt'],
+        sizes=['64'],
+        batch_sizes=[2],
+        modes=['infer', 'train'],
+        runtimes=['eager', 'bf16'],
+        attn=['fused'],
+        paired=False,
+        vs_official=False,
+        official_code=None,
+        official_deps=None,
+        with_cp='off',
+        device='cpu',
+        dtype='fp32',
+        channels_last=False,
+        compile=False,
+        threads=1,
+        warmup=0,
+        repeat=1,
+        out_indices=None,
+        backbone_args='drop_path_rate=0.1')
     cases = build_cases(options)
     assert [c['mode'] for c in cases] == ['infer', 'train']
     for case in cases:

@@ -16,8 +16,12 @@ from helpers import run_watched  # noqa: E402
 @pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
     out = tmp_path / 'gc'
-    proc = run_watched([sys.executable, 'tools/analysis_tools/gpu_check.py', '--device', 'cpu',
-                        '--out-dir', str(out)], cwd=ROOT, idle_timeout=600,
+    proc = run_watched([
+        sys.executable, 'tools/analysis_tools/gpu_check.py', '--device', 'cpu', '--out-dir',
+        str(out)
+    ],
+                       cwd=ROOT,
+                       idle_timeout=600,
                        total_timeout=1800)
     assert proc.returncode == 0, proc.tail()
     assert 'PASS' in proc.output
@@ -39,9 +43,9 @@ def test_gpu_check_dry_run(tmp_path):
         if r['dtype'] == 'fp32':
             assert r['out_rel_err'] < 1e-5 and r['grad_rel_err'] < 1e-4, r
     train = by['train_step']
-    assert {(r['config'], r['dtype']) for r in train} == {
-        ('mask-rcnn_scopevit-xt_fpn_shapes.py', 'fp32'),
-        ('upernet_scalablevit-xs_shapes.py', 'bf16')}
+    assert {(r['config'], r['dtype'])
+            for r in train} == {('mask-rcnn_scopevit-xt_fpn_shapes.py', 'fp32'),
+                                ('upernet_scalablevit-xs_shapes.py', 'bf16')}
     for r in train:
         assert len(r['losses']) == 2 and all(v == v and abs(v) < 1e4 for v in r['losses'])
     (comp, ) = by['compile']
@@ -51,8 +55,8 @@ def test_gpu_check_dry_run(tmp_path):
     assert thr['mfu'] is None  # no known peak for a CPU
     # fp32 vs bf16 autocast, inference and a training step, with the output difference
     prec = by['precision']
-    assert {(r['model'], r['mode']) for r in prec} == {('scopevit-xt', 'infer'),
-                                                       ('scopevit-xt', 'train')}
+    assert {(r['model'], r['mode'])
+            for r in prec} == {('scopevit-xt', 'infer'), ('scopevit-xt', 'train')}
     for r in prec:
         assert r['bf16_speedup'] > 0 and r['fp32_images_per_s'] > 0
         assert 1e-5 < r['rel_err'] < 0.1, r  # bf16 really ran, and ran right
@@ -61,9 +65,14 @@ def test_gpu_check_dry_run(tmp_path):
 def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):
     import os
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='')  # no GPU visible, even on a GPU machine
-    proc = subprocess.run([sys.executable, 'tools/analysis_tools/gpu_check.py', '--device',
-                           'cuda', '--out-dir', str(tmp_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/gpu_check.py', '--device', 'cuda', '--out-dir',
+        str(tmp_path)
+    ],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode != 0
     assert 'no CUDA device is visible' in proc.stderr and '--device cpu' in proc.stderr
 

@@ -330,7 +330,8 @@ def _step_params():
     out = []
     for path, name in zip(CONFIGS, IDS):
         info = parse_name(path)
-        if info['tag']:  # the same model as its config without the tag (tests/test_engine/test_layer_decay.py)
+        # a tag is the same model as its config without it (tests/test_engine/test_layer_decay.py)
+        if info['tag']:
             continue
         heavy = info['family'] == 'scalablevit' and info['variant'] in ('b', 'l')
         out.append(pytest.param(path, id=name, marks=[pytest.mark.slow] if heavy else []))

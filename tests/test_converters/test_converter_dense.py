@@ -19,20 +19,24 @@ import mmscope  # noqa: F401  (safe checkpoint loading in mmengine)
 def _dense_config(family, kind):
     """(Config, how it was found) of the smallest variant's Mask R-CNN / UperNet."""
     from mmengine.config import Config
-    pattern = {'mask-rcnn': 'mask-rcnn_{f}-{a}_fpn_1x_coco.py',
-               'upernet': 'upernet_{f}-{a}_*ade20k*.py'}[kind]
+    pattern = {
+        'mask-rcnn': 'mask-rcnn_{f}-{a}_fpn_1x_coco.py',
+        'upernet': 'upernet_{f}-{a}_*ade20k*.py'
+    }[kind]
     short = {'scopevit': 'xt', 'scalablevit': 's'}[family]
-    found = sorted(glob.glob(osp.join(ROOT, 'configs', family,
-                                      pattern.format(f=family, a=short))))
+    found = sorted(glob.glob(osp.join(ROOT, 'configs', family, pattern.format(f=family, a=short))))
     if found:
         return Config.fromfile(found[0]), osp.relpath(found[0], ROOT)
     # no dense config for this family yet: the ScalableViT one with the backbone swapped
-    base = sorted(glob.glob(osp.join(ROOT, 'configs', 'scalablevit',
-                                     pattern.format(f='scalablevit', a='s'))))[0]
+    base = sorted(
+        glob.glob(osp.join(ROOT, 'configs', 'scalablevit', pattern.format(f='scalablevit',
+                                                                          a='s'))))[0]
     cfg = Config.fromfile(base)
     widths = [32, 64, 128, 256]
     cfg.model.backbone = dict(
-        type='mmscope.ScopeViT', arch='xtiny', out_indices=(0, 1, 2, 3),
+        type='mmscope.ScopeViT',
+        arch='xtiny',
+        out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.'))
     if kind == 'mask-rcnn':
         cfg.model.neck.in_channels = widths
@@ -72,13 +76,11 @@ def _init_from(model, backbone, checkpoint):
 
 
 DENSE = [('scalablevit', 'small', 'mask-rcnn', 'mmdet'),
-         ('scalablevit', 'small', 'upernet', 'mmseg'),
-         ('scopevit', 'xtiny', 'mask-rcnn', 'mmdet'),
+         ('scalablevit', 'small', 'upernet', 'mmseg'), ('scopevit', 'xtiny', 'mask-rcnn', 'mmdet'),
          ('scopevit', 'xtiny', 'upernet', 'mmseg')]
 
 
-@pytest.mark.parametrize('family,arch,kind,scope', DENSE,
-                         ids=[f'{f}-{k}' for f, _, k, _ in DENSE])
+@pytest.mark.parametrize('family,arch,kind,scope', DENSE, ids=[f'{f}-{k}' for f, _, k, _ in DENSE])
 def test_backbone_only_initialises_dense_models(tmp_path, capsys, family, arch, kind, scope):
     import importlib
 
@@ -95,11 +97,14 @@ def test_backbone_only_initialises_dense_models(tmp_path, capsys, family, arch, 
     layout = _layout(family, arch)
     extras = layout.dense_only()
     if family == 'scalablevit':  # per-output norms of stages 0-2: identity affines
-        assert sorted(extras) == [f'backbone.norm{i}.{p}' for i in range(3)
-                                  for p in ('bias', 'weight')]
+        assert sorted(extras) == [
+            f'backbone.norm{i}.{p}' for i in range(3) for p in ('bias', 'weight')
+        ]
         for k in extras:
-            assert torch.equal(weights[k], torch.ones_like(weights[k]) if k.endswith(
-                'weight') else torch.zeros_like(weights[k]))
+            assert torch.equal(
+                weights[k],
+                torch.ones_like(weights[k])
+                if k.endswith('weight') else torch.zeros_like(weights[k]))
     else:
         assert extras == []
 
@@ -145,12 +150,16 @@ def test_to_official_from_detector_checkpoint(tmp_path, capsys):
     det = str(tmp_path / 'detector.pth')
     torch.save({'state_dict': detector, 'meta': {'epoch': 12}}, det)
     out_path = str(tmp_path / 'back.pth')
-    _refused(capsys, 'scalablevit', det, out_path, '--to-official',
-             expect=('--backbone-only', 'neck.lateral_convs.0.conv.weight'))
-    code, out = convert(capsys, 'scalablevit', det, out_path, '--to-official',
-                        '--backbone-only')
+    _refused(
+        capsys,
+        'scalablevit',
+        det,
+        out_path,
+        '--to-official',
+        expect=('--backbone-only', 'neck.lateral_convs.0.conv.weight'))
+    code, out = convert(capsys, 'scalablevit', det, out_path, '--to-official', '--backbone-only')
     assert code == 0, out
     assert 'dropped 6 dense-only tensors' in out and 'ignored 2 non-backbone' in out
     back = load(out_path)['model']
-    assert_same_tensors(back, OrderedDict((k, v) for k, v in sd.items()
-                                          if not k.startswith('head.')))
+    assert_same_tensors(back, OrderedDict(
+        (k, v) for k, v in sd.items() if not k.startswith('head.')))

@@ -38,8 +38,8 @@ def test_command_line_scripts(tmp_path, capsys, monkeypatch, xt_official):
     # the family is found from the keys
     code, out, err = run_script(capsys, monkeypatch, script, src, dst)
     assert code == 0, out + err
-    for line in ('ScopeViT official -> mmscope (classifier)', 'variant: xtiny',
-                 'tensors: 472', 'params: ', f'output: {dst}', f'sha256: {sha256_of(dst)}'):
+    for line in ('ScopeViT official -> mmscope (classifier)', 'variant: xtiny', 'tensors: 472',
+                 'params: ', f'output: {dst}', f'sha256: {sha256_of(dst)}'):
         assert line in out
     code, out, err = run_script(capsys, monkeypatch, script, src, dst)
     assert code == 1 and 'exists' in err
@@ -51,8 +51,7 @@ def test_command_line_scripts(tmp_path, capsys, monkeypatch, xt_official):
     code, out, err = run_script(capsys, monkeypatch, script, dst, back, '--to-official')
     assert code == 0 and 'ScopeViT mmscope -> official (classifier)' in out, out + err
     foreign = str(tmp_path / 'foreign.pth')
-    torch.save({'state_dict': {'conv.weight': torch.zeros(2), 'fc.bias': torch.zeros(2)}},
-               foreign)
+    torch.save({'state_dict': {'conv.weight': torch.zeros(2), 'fc.bias': torch.zeros(2)}}, foreign)
     code, out, err = run_script(capsys, monkeypatch, script, foreign, str(tmp_path / 'f.pth'))
     assert code == 1 and 'cannot tell the model family' in err and '--family' in err
     assert not osp.exists(tmp_path / 'f.pth')
@@ -71,14 +70,40 @@ def test_publish_model(tmp_path, capsys, monkeypatch):
         losses.update(value)
     sd = OrderedDict(w=torch.randn(3, 4), b=torch.randn(3))
     train = str(tmp_path / 'epoch_300.pth')
-    torch.save({
-        'meta': {'epoch': 300, 'iter': 1000, 'seed': 0, 'cfg': 'model = dict()',
-                 'hook_msgs': {'best_score': 0.8}, 'dataset_meta': {'classes': ['a', 'b']}},
-        'state_dict': sd,
-        'optimizer': {'state': {0: {'exp_avg': torch.ones(3)}}, 'param_groups': [{'lr': 1}]},
-        'param_schedulers': [{'last_epoch': 300}],
-        'message_hub': {'log_scalars': {'train/loss': losses}},
-    }, train)
+    torch.save(
+        {
+            'meta': {
+                'epoch': 300,
+                'iter': 1000,
+                'seed': 0,
+                'cfg': 'model = dict()',
+                'hook_msgs': {
+                    'best_score': 0.8
+                },
+                'dataset_meta': {
+                    'classes': ['a', 'b']
+                }
+            },
+            'state_dict': sd,
+            'optimizer': {
+                'state': {
+                    0: {
+                        'exp_avg': torch.ones(3)
+                    }
+                },
+                'param_groups': [{
+                    'lr': 1
+                }]
+            },
+            'param_schedulers': [{
+                'last_epoch': 300
+            }],
+            'message_hub': {
+                'log_scalars': {
+                    'train/loss': losses
+                }
+            },
+        }, train)
     out = str(tmp_path / 'scopevit-xt_in1k.pth')
     code, stdout, stderr = run_script(capsys, monkeypatch, 'publish_model.py', train, out)
     assert code == 0, stdout + stderr
@@ -92,13 +117,11 @@ def test_publish_model(tmp_path, capsys, monkeypatch):
     assert_same_tensors(ckpt['state_dict'], sd)
     assert ckpt['meta']['dataset_meta'] == {'classes': ['a', 'b']}
     assert ckpt['meta']['epoch'] == 300 and 'hook_msgs' not in ckpt['meta']
-    assert sorted(os.listdir(tmp_path)) == sorted(
-        ['epoch_300.pth', osp.basename(published[0])])
+    assert sorted(os.listdir(tmp_path)) == sorted(['epoch_300.pth', osp.basename(published[0])])
     # the same output again: refused without --force, replaced with it
     code, stdout, stderr = run_script(capsys, monkeypatch, 'publish_model.py', train, out)
     assert code == 1 and 'exists' in stderr
-    assert sorted(os.listdir(tmp_path)) == sorted(
-        ['epoch_300.pth', osp.basename(published[0])])
+    assert sorted(os.listdir(tmp_path)) == sorted(['epoch_300.pth', osp.basename(published[0])])
     code, stdout, stderr = run_script(capsys, monkeypatch, 'publish_model.py', train, out,
                                       '--force')
     assert code == 0, stderr

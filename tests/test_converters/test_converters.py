@@ -145,21 +145,38 @@ def test_logits_match_official(tmp_path, capsys, family, arch, size):
 # -------------------------------------------------------------------------------------
 # input forms
 # -------------------------------------------------------------------------------------
-@pytest.mark.parametrize('form', ['bare', 'model', 'state_dict', 'state_dict_ema',
-                                  'module.', 'model+module.', 'args'])
+@pytest.mark.parametrize(
+    'form', ['bare', 'model', 'state_dict', 'state_dict_ema', 'module.', 'model+module.', 'args'])
 def test_wrapper_forms(tmp_path, capsys, xt_official, form):
     _, sd = xt_official
     module_sd = OrderedDict(('module.' + k, v) for k, v in sd.items())
     import argparse
     ckpt = {
         'bare': sd,
-        'model': {'model': sd, 'optimizer': {'state': {}}, 'epoch': 3},
-        'state_dict': {'state_dict': sd, 'metric': 80.1},
-        'state_dict_ema': {'state_dict': {}, 'state_dict_ema': sd},
+        'model': {
+            'model': sd,
+            'optimizer': {
+                'state': {}
+            },
+            'epoch': 3
+        },
+        'state_dict': {
+            'state_dict': sd,
+            'metric': 80.1
+        },
+        'state_dict_ema': {
+            'state_dict': {},
+            'state_dict_ema': sd
+        },
         'module.': module_sd,
-        'model+module.': {'model': module_sd},
+        'model+module.': {
+            'model': module_sd
+        },
         # DeiT/timm training checkpoints store their command line as a Namespace
-        'args': {'model': sd, 'args': argparse.Namespace(lr=1e-3, model='scopevit_xtiny')},
+        'args': {
+            'model': sd,
+            'args': argparse.Namespace(lr=1e-3, model='scopevit_xtiny')
+        },
     }[form]
     src, dst = str(tmp_path / 'src.pth'), str(tmp_path / 'dst.pth')
     torch.save(ckpt, src)
@@ -171,8 +188,7 @@ def test_wrapper_forms(tmp_path, capsys, xt_official, form):
 
 def test_ema_preferred_and_key_option(tmp_path, capsys, xt_official):
     _, sd = xt_official
-    other = OrderedDict((k, v.clone() + 1 if v.is_floating_point() else v)
-                        for k, v in sd.items())
+    other = OrderedDict((k, v.clone() + 1 if v.is_floating_point() else v) for k, v in sd.items())
     src = str(tmp_path / 'src.pth')
     torch.save({'state_dict': other, 'state_dict_ema': sd}, src)
     assert convert(capsys, 'scopevit', src, str(tmp_path / 'ema.pth'))[0] == 0
@@ -212,8 +228,9 @@ def test_checkpoint_without_bn_counters(tmp_path, capsys, xt_official):
     code, out = convert(capsys, 'scopevit', src, dst)
     assert code == 0, out
     assert f'filled {len(counters)} missing BatchNorm num_batches_tracked' in out
-    assert all(load(dst)['state_dict'][SCOPEVIT.key_rules.official_to_mmscope_key(k, 4)] == 0
-               for k in counters)
+    assert all(
+        load(dst)['state_dict'][SCOPEVIT.key_rules.official_to_mmscope_key(k, 4)] == 0
+        for k in counters)
     torch.save(OrderedDict((k, v) for k, v in sd.items() if k != counters[0]), src)
     _refused(capsys, 'scopevit', src, str(tmp_path / 'other.pth'), expect=('missing (1)', ))
 
@@ -224,18 +241,26 @@ def test_checkpoint_without_bn_counters(tmp_path, capsys, xt_official):
 def test_refuses_wrong_arch(tmp_path, capsys, xt_official):
     src, _ = xt_official
     dst = str(tmp_path / 'dst.pth')
-    out = _refused(capsys, 'scopevit', src, dst, '--arch', 'small',
-                   expect=('is not a ScopeViT-small checkpoint', 'shape mismatch',
-                           'against small'))
+    out = _refused(
+        capsys,
+        'scopevit',
+        src,
+        dst,
+        '--arch',
+        'small',
+        expect=('is not a ScopeViT-small checkpoint', 'shape mismatch', 'against small'))
     # xtiny and tiny share widths: depth tells them apart
-    out = _refused(capsys, 'scopevit', src, dst, '--arch', 't',
-                   expect=('ScopeViT-tiny', 'missing'))
+    out = _refused(capsys, 'scopevit', src, dst, '--arch', 't', expect=('ScopeViT-tiny', 'missing'))
     assert 'backbone.stages.0.blocks.1.mssa.norm1.weight' in out
-    _refused(capsys, 'scopevit', src, dst, '--arch', 'huge', expect=('unknown ScopeViT arch',))
+    _refused(capsys, 'scopevit', src, dst, '--arch', 'huge', expect=('unknown ScopeViT arch', ))
     # a ScopeViT checkpoint given to the ScalableViT converter
-    _refused(capsys, 'scalablevit', src, dst,
-             expect=('matches no ScalableViT variant', 'no mmscope counterpart',
-                     'checkpoint of another model'))
+    _refused(
+        capsys,
+        'scalablevit',
+        src,
+        dst,
+        expect=('matches no ScalableViT variant', 'no mmscope counterpart',
+                'checkpoint of another model'))
 
 
 def test_refuses_missing_and_extra_keys(tmp_path, capsys, xt_official):
@@ -246,21 +271,24 @@ def test_refuses_missing_and_extra_keys(tmp_path, capsys, xt_official):
     del missing['blocks3.1.gsda.attn.qkv.weight']
     src = str(tmp_path / 'missing.pth')
     torch.save(missing, src)
-    _refused(capsys, 'scopevit', src, dst,
-             expect=('matches no ScopeViT variant', 'missing (1)',
-                     'backbone.stages.2.blocks.1.gsda.attn.qkv.weight '
-                     '(official: blocks3.1.gsda.attn.qkv.weight)'))
+    _refused(
+        capsys,
+        'scopevit',
+        src,
+        dst,
+        expect=('matches no ScopeViT variant', 'missing (1)',
+                'backbone.stages.2.blocks.1.gsda.attn.qkv.weight '
+                '(official: blocks3.1.gsda.attn.qkv.weight)'))
 
     for extra_key, text in (('foo.bar', 'foo.bar (no mmscope counterpart)'),
-                            ('blocks2.7.mssa.norm1.weight',
-                             'blocks2.7.mssa.norm1.weight -> '
+                            ('blocks2.7.mssa.norm1.weight', 'blocks2.7.mssa.norm1.weight -> '
                              'backbone.stages.1.blocks.7.mssa.norm1.weight')):
         extra = OrderedDict(sd)
         extra[extra_key] = torch.zeros(64)
         src = str(tmp_path / 'extra.pth')
         torch.save(extra, src)
         _refused(capsys, 'scopevit', src, dst, expect=('unexpected (1)', text))
-        _refused(capsys, 'scopevit', src, dst, '--backbone-only', expect=(text,))
+        _refused(capsys, 'scopevit', src, dst, '--backbone-only', expect=(text, ))
 
     headless = OrderedDict((k, v) for k, v in sd.items() if not k.startswith('head.'))
     src = str(tmp_path / 'headless.pth')
@@ -273,21 +301,21 @@ def test_refuses_non_checkpoints(tmp_path, capsys):
     dst = str(tmp_path / 'dst.pth')
     text = tmp_path / 'notes.pth'
     text.write_text('not a checkpoint\n')
-    _refused(capsys, 'scopevit', str(text), dst, expect=('not a PyTorch checkpoint',))
+    _refused(capsys, 'scopevit', str(text), dst, expect=('not a PyTorch checkpoint', ))
     empty = tmp_path / 'empty.pth'
     empty.write_bytes(b'')
-    _refused(capsys, 'scopevit', str(empty), dst, expect=('not a PyTorch checkpoint',))
+    _refused(capsys, 'scopevit', str(empty), dst, expect=('not a PyTorch checkpoint', ))
     archive = str(tmp_path / 'archive.pth')
     with zipfile.ZipFile(archive, 'w') as z:
         z.writestr('readme.txt', 'hello')
-    _refused(capsys, 'scopevit', archive, dst, expect=('not a readable PyTorch checkpoint',))
+    _refused(capsys, 'scopevit', archive, dst, expect=('not a readable PyTorch checkpoint', ))
     a_list = str(tmp_path / 'list.pth')
     torch.save([torch.ones(1)], a_list)
-    _refused(capsys, 'scopevit', a_list, dst, expect=('holds a list',))
+    _refused(capsys, 'scopevit', a_list, dst, expect=('holds a list', ))
     no_weights = str(tmp_path / 'no_weights.pth')
     torch.save({'epoch': 1, 'lr': 0.1}, no_weights)
-    _refused(capsys, 'scopevit', no_weights, dst, expect=('no weights found',))
-    _refused(capsys, 'scopevit', str(tmp_path / 'absent.pth'), dst, expect=('no such file',))
+    _refused(capsys, 'scopevit', no_weights, dst, expect=('no weights found', ))
+    _refused(capsys, 'scopevit', str(tmp_path / 'absent.pth'), dst, expect=('no such file', ))
     with pytest.raises(ConversionError, match='not a PyTorch checkpoint'):
         read_checkpoint(str(text))
 
@@ -311,7 +339,11 @@ def test_pickled_code_does_not_run(tmp_path, capsys, xt_official):
     assert not osp.exists(marker)
     # also as a legacy (non-zip) pickle
     legacy = str(tmp_path / 'evil_legacy.pth')
-    torch.save({'state_dict': sd, 'payload': _SideEffect(marker)}, legacy,
+    torch.save({
+        'state_dict': sd,
+        'payload': _SideEffect(marker)
+    },
+               legacy,
                _use_new_zipfile_serialization=False)
     _refused(capsys, 'scopevit', legacy, dst, expect=('--trust', ))
     assert not osp.exists(marker)

@@ -45,8 +45,8 @@ def _groups(path, **paramwise):
 
 @pytest.mark.parametrize('path,rate,blocks', [
     ('configs/scopevit/mask-rcnn_scopevit-t_fpn_layer-decay-1x_coco.py', 0.9, 11),
-    ('configs/scalablevit/upernet_scalablevit-s_8xb2-layer-decay-160k_ade20k-512x512.py',
-     0.95, 26)])
+    ('configs/scalablevit/upernet_scalablevit-s_8xb2-layer-decay-160k_ade20k-512x512.py', 0.95, 26)
+])
 def test_dense_layer_decay(path, rate, blocks):
     """The first and the last block's learning rates differ by rate ** (blocks - 1); the
     stem is one more step down, the neck and heads keep the base rate; weight decay is
@@ -89,8 +89,8 @@ def test_classifier_layer_decay_and_schedules_keep_the_ratio():
     """The same constructor on a classifier (the classification configs use it for the
     no-decay keys), and a learning-rate schedule scales every layer alike."""
     from mmengine.optim import LinearLR
-    _, groups, wrapper = _groups('configs/scopevit/scopevit-xt_8xb128_in1k.py',
-                                 layer_decay_rate=0.5)
+    _, groups, wrapper = _groups(
+        'configs/scopevit/scopevit-xt_8xb128_in1k.py', layer_decay_rate=0.5)
     first = groups['backbone.stages.0.blocks.0.mssa.attn.q.weight']['lr']
     last = groups['backbone.stages.3.blocks.0.mssa.attn.q.weight']['lr']
     assert first / last == pytest.approx(0.5**7)  # ScopeViT-XT: 8 blocks
@@ -100,10 +100,10 @@ def test_classifier_layer_decay_and_schedules_keep_the_ratio():
     scheduler.step()
     factor = groups['head.fc.weight']['lr'] / 1e-3
     assert 0.25 < factor < 1  # part of the warm-up, the same factor for every layer
-    assert groups['backbone.stages.0.blocks.0.mssa.attn.q.weight']['lr'] == pytest.approx(
-        first * factor)
-    assert groups['backbone.stages.3.blocks.0.mssa.attn.q.weight']['lr'] == pytest.approx(
-        last * factor)
+    assert groups['backbone.stages.0.blocks.0.mssa.attn.q.weight']['lr'] == pytest.approx(first *
+                                                                                          factor)
+    assert groups['backbone.stages.3.blocks.0.mssa.attn.q.weight']['lr'] == pytest.approx(last *
+                                                                                          factor)
 
 
 def test_wrong_rates_and_models_are_refused():
@@ -137,14 +137,23 @@ def test_no_decay_parameters_per_family(family, arch):
     torch.manual_seed(0)
     model = MODELS.build(dict(type=f'mmscope.{family}', arch=arch))
     assert tuple(model.no_decay_keys) == NO_DECAY_FRAGMENTS[family]
-    wrapper = build_optim_wrapper(model, dict(
-        constructor=CONSTRUCTOR, optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-        paramwise_cfg=dict(norm_decay_mult=0.0)))
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            constructor=CONSTRUCTOR,
+            optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+            paramwise_cfg=dict(norm_decay_mult=0.0)))
     names = {id(p): n for n, p in model.named_parameters()}
-    no_decay = {names[id(p)] for g in wrapper.optimizer.param_groups
-                for p in g['params'] if g['weight_decay'] == 0}
-    norms = {f'{m}.{n}' for m, mod in model.named_modules()
-             if isinstance(mod, (_BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm))
-             for n, _ in mod.named_parameters(recurse=False)}
+    no_decay = {
+        names[id(p)]
+        for g in wrapper.optimizer.param_groups
+        for p in g['params'] if g['weight_decay'] == 0
+    }
+    norms = {
+        f'{m}.{n}'
+        for m, mod in model.named_modules()
+        if isinstance(mod, (_BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm))
+        for n, _ in mod.named_parameters(recurse=False)
+    }
     keyed = {n for n in names.values() if any(k in n for k in NO_DECAY_FRAGMENTS[family])}
     assert keyed and no_decay == norms | keyed

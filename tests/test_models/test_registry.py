@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from mmscope.registry import MODELS
 
@@ -32,8 +31,7 @@ def test_fresh_process_builds_scoped_type(library, custom_imports):
             f'from {library}.utils import register_all_modules; register_all_modules(); '
             f'm = MODELS.build(dict(type="mmscope.ScalableViT", arch="small")); '
             'print(type(m).__module__)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == 'mmscope.models.backbones.scalablevit'
 
@@ -55,8 +53,7 @@ def test_fresh_process_builds_the_optim_wrapper_constructor(library):
             'optim_wrapper_cfg=dict(optimizer=dict(type="AdamW", lr=1.)), '
             'paramwise_cfg=dict(layer_decay_rate=0.5))); '
             'print(type(c).__module__, c.layer_decay_rate)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == \
         'mmscope.engine.optim_wrapper_constructor 0.5'

@@ -42,7 +42,8 @@ from mmscope.benchmark.report import machine_info
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='Time every attention call of an mmscope backbone with the default and '
-        'the reference path.', formatter_class=argparse.RawDescriptionHelpFormatter)
+        'the reference path.',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', required=True, help='mmscope arch (scalablevit-s) or config')
     p.add_argument('--size', default='224', help='H or HxW')
     p.add_argument('--batch', type=int, default=8)
@@ -69,10 +70,12 @@ def main(argv=None):
     print()
     print(markdown(rows, summary))
     if args.json:
-        meta = dict(command='python ' + ' '.join(
-            [osp.relpath(__file__, os.getcwd())] + (sys.argv[1:] if argv is None else argv)),
+        meta = dict(
+            command='python ' + ' '.join([osp.relpath(__file__, os.getcwd())] +
+                                         (sys.argv[1:] if argv is None else argv)),
             date=time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime()),
-            load=os.getloadavg(), **machine_info(args.device))
+            load=os.getloadavg(),
+            **machine_info(args.device))
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(dict(meta=meta, args=vars(args), rows=rows, summary=summary), f, indent=1)

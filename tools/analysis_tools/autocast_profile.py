@@ -18,8 +18,9 @@ from mmscope.benchmark.report import machine_info
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='fp32 vs bf16 autocast, per operator',
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description='fp32 vs bf16 autocast, per operator',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', required=True, help='benchmark model spec, e.g. scopevit-t')
     p.add_argument('--size', default='224', help='H or HxW')
     p.add_argument('--batch', type=int, default=8)

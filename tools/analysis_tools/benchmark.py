@@ -72,8 +72,8 @@ from mmscope.benchmark import worker
 from mmscope.benchmark.cases import build_cases, check_official_code, ratios
 from mmscope.benchmark.measure import DTYPES
 from mmscope.benchmark.report import format_tables, machine_info, write_csv, write_json
-from mmscope.benchmark.sweep import run_cases
 from mmscope.benchmark.runtimes import RUNTIMES, runtime_table
+from mmscope.benchmark.sweep import run_cases
 
 
 def parse_args(argv=None):
@@ -81,54 +81,94 @@ def parse_args(argv=None):
         description='Throughput and peak memory of backbones (inference and training '
         'steps); mmscope attention modes side by side.',
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--model', nargs='+', help='mmscope arch (scopevit-t), LIB:Type[:arch] '
-                   '(mmpretrain:SwinTransformer:tiny), pvtv2-b2 or a config .py')
-    p.add_argument('--sizes', nargs='+', default=['224'],
-                   help='H or HxW (e.g. 224 800x1344); presets: cls=224 256, '
-                   'dense=512 800x1344')
+    p.add_argument(
+        '--model',
+        nargs='+',
+        help='mmscope arch (scopevit-t), LIB:Type[:arch] '
+        '(mmpretrain:SwinTransformer:tiny), pvtv2-b2 or a config .py')
+    p.add_argument(
+        '--sizes',
+        nargs='+',
+        default=['224'],
+        help='H or HxW (e.g. 224 800x1344); presets: cls=224 256, '
+        'dense=512 800x1344')
     p.add_argument('--batch-sizes', nargs='+', type=int, default=[1])
     p.add_argument('--modes', nargs='+', choices=['infer', 'train'], default=['infer'])
-    p.add_argument('--attn', nargs='+', choices=['fused', 'reference'],
-                   default=['fused', 'reference'],
-                   help='attention modes of mmscope backbones (others run once)')
-    p.add_argument('--no-paired', dest='paired', action='store_false',
-                   help='with both attention modes, do not add the paired run that '
-                   'alternates the modes step by step in one process')
-    p.add_argument('--paired-repeat', type=int, default=None,
-                   help='timed rounds (one step per mode) of the paired run; '
-                   'default --repeat')
-    p.add_argument('--vs-official', action='store_true',
-                   help='also run the released code of every mmscope arch model '
-                   '(official:FAMILY-ARCH), and a run that alternates the two step by step')
-    p.add_argument('--official-code', default=os.environ.get('MMSCOPE_OFFICIAL_CODE'),
-                   help='folder with the released scopevit.py / scalablevit.py (default: '
-                   '$MMSCOPE_OFFICIAL_CODE); see mmscope/converters/official_code.py')
-    p.add_argument('--official-deps', default=os.environ.get('MMSCOPE_OFFICIAL_DEPS'),
-                   help='extra sys.path folder with timm and einops for the released code '
-                   '(default: $MMSCOPE_OFFICIAL_DEPS)')
-    p.add_argument('--with-cp', choices=['off', 'on', 'both'], default='off',
-                   help='gradient checkpointing in training cases')
+    p.add_argument(
+        '--attn',
+        nargs='+',
+        choices=['fused', 'reference'],
+        default=['fused', 'reference'],
+        help='attention modes of mmscope backbones (others run once)')
+    p.add_argument(
+        '--no-paired',
+        dest='paired',
+        action='store_false',
+        help='with both attention modes, do not add the paired run that '
+        'alternates the modes step by step in one process')
+    p.add_argument(
+        '--paired-repeat',
+        type=int,
+        default=None,
+        help='timed rounds (one step per mode) of the paired run; '
+        'default --repeat')
+    p.add_argument(
+        '--vs-official',
+        action='store_true',
+        help='also run the released code of every mmscope arch model '
+        '(official:FAMILY-ARCH), and a run that alternates the two step by step')
+    p.add_argument(
+        '--official-code',
+        default=os.environ.get('MMSCOPE_OFFICIAL_CODE'),
+        help='folder with the released scopevit.py / scalablevit.py (default: '
+        '$MMSCOPE_OFFICIAL_CODE); see mmscope/converters/official_code.py')
+    p.add_argument(
+        '--official-deps',
+        default=os.environ.get('MMSCOPE_OFFICIAL_DEPS'),
+        help='extra sys.path folder with timm and einops for the released code '
+        '(default: $MMSCOPE_OFFICIAL_DEPS)')
+    p.add_argument(
+        '--with-cp',
+        choices=['off', 'on', 'both'],
+        default='off',
+        help='gradient checkpointing in training cases')
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
-    p.add_argument('--dtype', choices=list(DTYPES), default='fp32',
-                   help='bf16/fp16 run the forward under torch.autocast')
+    p.add_argument(
+        '--dtype',
+        choices=list(DTYPES),
+        default='fp32',
+        help='bf16/fp16 run the forward under torch.autocast')
     p.add_argument('--channels-last', action='store_true')
     p.add_argument('--compile', action='store_true', help='torch.compile the backbone')
-    p.add_argument('--runtimes', nargs='+', choices=list(RUNTIMES), default=None,
-                   help='instead of the attention modes: these runtimes of each backbone '
-                   'side by side in one process (eager fp32, bf16 autocast, torch.compile '
-                   'dynamic=True, the same with dynamic=False or with inductor freezing, '
-                   'onnxruntime), speed-ups and output errors against eager; with --modes '
-                   'train: eager and bf16 training steps, gradient errors')
+    p.add_argument(
+        '--runtimes',
+        nargs='+',
+        choices=list(RUNTIMES),
+        default=None,
+        help='instead of the attention modes: these runtimes of each backbone '
+        'side by side in one process (eager fp32, bf16 autocast, torch.compile '
+        'dynamic=True, the same with dynamic=False or with inductor freezing, '
+        'onnxruntime), speed-ups and output errors against eager; with --modes '
+        'train: eager and bf16 training steps, gradient errors')
     p.add_argument('--threads', type=int, default=None, help='torch intra-op threads')
     p.add_argument('--warmup', type=int, default=2, help='untimed steps after priming')
     p.add_argument('--repeat', type=int, default=5, help='timed steps')
-    p.add_argument('--out-indices', nargs='+', type=int, default=None,
-                   help='override the backbones\' out_indices')
-    p.add_argument('--backbone-args', default=None,
-                   help='extra constructor arguments for every model, "k=v,k=v"')
+    p.add_argument(
+        '--out-indices',
+        nargs='+',
+        type=int,
+        default=None,
+        help='override the backbones\' out_indices')
+    p.add_argument(
+        '--backbone-args',
+        default=None,
+        help='extra constructor arguments for every model, "k=v,k=v"')
     p.add_argument('--flops', action='store_true', help='count FLOPs (one image per size)')
-    p.add_argument('--peak-tflops', type=float, default=None,
-                   help='device peak TFLOPS for the dtype; prints MFU (implies --flops)')
+    p.add_argument(
+        '--peak-tflops',
+        type=float,
+        default=None,
+        help='device peak TFLOPS for the dtype; prints MFU (implies --flops)')
     p.add_argument('--timeout', type=float, default=None, help='seconds per case')
     p.add_argument('--json', default=None, help='write results to this JSON file')
     p.add_argument('--csv', default=None, help='write one row per case to this CSV file')
@@ -154,17 +194,23 @@ def main(argv=None):
         print(f'benchmark.py: error: {e}', file=sys.stderr)
         return 2
     started = datetime.datetime.now(datetime.timezone.utc)
-    meta = dict(command='python ' + ' '.join([osp.relpath(__file__, os.getcwd())] +
-                                              (sys.argv[1:] if argv is None else list(argv))),
-                date=started.isoformat(timespec='seconds'), load_before=os.getloadavg(),
-                **machine_info(args.device))
-    print(f'{len(cases)} cases on {meta.get("lscpu Model name", platform.processor())} '
-          f'(torch {meta["torch"]}, load {meta["load_before"][0]:.2f})', flush=True)
+    meta = dict(
+        command='python ' + ' '.join([osp.relpath(__file__, os.getcwd())] +
+                                     (sys.argv[1:] if argv is None else list(argv))),
+        date=started.isoformat(timespec='seconds'),
+        load_before=os.getloadavg(),
+        **machine_info(args.device))
+    print(
+        f'{len(cases)} cases on {meta.get("lscpu Model name", platform.processor())} '
+        f'(torch {meta["torch"]}, load {meta["load_before"][0]:.2f})',
+        flush=True)
     if meta['load_before'][0] > (meta['cpu_count'] or 1) and not args.threads:
-        print('note: the load average exceeds the CPU count; on a shared CPU, --threads 1 '
-              'avoids the wait of multi-threaded kernels for descheduled threads', flush=True)
-    rows, paired = run_cases(cases, flops=args.flops, peak_tflops=args.peak_tflops,
-                             timeout=args.timeout)
+        print(
+            'note: the load average exceeds the CPU count; on a shared CPU, --threads 1 '
+            'avoids the wait of multi-threaded kernels for descheduled threads',
+            flush=True)
+    rows, paired = run_cases(
+        cases, flops=args.flops, peak_tflops=args.peak_tflops, timeout=args.timeout)
     meta['load_after'] = os.getloadavg()
     meta['elapsed_s'] = round(time.time() - started.timestamp(), 1)
     pairs = ratios(rows, paired)

@@ -45,46 +45,51 @@ def f1(x, digits=1):
 
 
 def attention_table(ratios):
-    header = ['model', 'size', 'batch', 'step', 'fused img/s', 'reference img/s',
-              'speed-up (paired)', 'fused peak MB', 'reference peak MB', 'memory ratio']
+    header = [
+        'model', 'size', 'batch', 'step', 'fused img/s', 'reference img/s', 'speed-up (paired)',
+        'fused peak MB', 'reference peak MB', 'memory ratio'
+    ]
     rows = []
     for r in ratios:
         digits = 2 if r['fused_images_per_s'] < 1 else 1
-        rows.append((r['model'], r['size'], r['batch'], r['mode'],
-                     f1(r['fused_images_per_s'], digits),
-                     f1(r['reference_images_per_s'], digits),
-                     f"**{f1(r.get('paired_speedup') or r['speedup'], 2)}x**",
-                     f1(r['fused_peak_mb'], 0), f1(r['reference_peak_mb'], 0),
-                     f"{f1(r['memory_ratio'], 1)}x"))
+        rows.append(
+            (r['model'], r['size'], r['batch'], r['mode'], f1(r['fused_images_per_s'], digits),
+             f1(r['reference_images_per_s'],
+                digits), f"**{f1(r.get('paired_speedup') or r['speedup'], 2)}x**",
+             f1(r['fused_peak_mb'], 0), f1(r['reference_peak_mb'],
+                                           0), f"{f1(r['memory_ratio'], 1)}x"))
     return table(header, rows)
 
 
 def official_table(ratios):
-    header = ['model', 'size', 'batch', 'step', 'mmscope img/s', 'released img/s',
-              'speed-up (paired)', 'per-round range', 'mmscope peak MB', 'released peak MB',
-              'memory ratio']
+    header = [
+        'model', 'size', 'batch', 'step', 'mmscope img/s', 'released img/s', 'speed-up (paired)',
+        'per-round range', 'mmscope peak MB', 'released peak MB', 'memory ratio'
+    ]
     rows = []
     for r in ratios:
         digits = 2 if r['mmscope_images_per_s'] < 1 else 1
         paired = r.get('paired_speedup')
-        rows.append((r['model'], r['size'], r['batch'], r['mode'],
-                     f1(r['mmscope_images_per_s'], digits), f1(r['official_images_per_s'], digits),
-                     f"**{f1(paired or r['speedup'], 2)}x**",
-                     f"{f1(r['paired_min'], 2)}-{f1(r['paired_max'], 2)}" if paired else '-',
-                     f1(r['mmscope_peak_mb'], 0), f1(r['official_peak_mb'], 0),
-                     f"{f1(r['memory_ratio'], 1)}x"))
+        rows.append(
+            (r['model'], r['size'], r['batch'], r['mode'], f1(r['mmscope_images_per_s'], digits),
+             f1(r['official_images_per_s'], digits), f"**{f1(paired or r['speedup'], 2)}x**",
+             f"{f1(r['paired_min'], 2)}-{f1(r['paired_max'], 2)}" if paired else '-',
+             f1(r['mmscope_peak_mb'], 0), f1(r['official_peak_mb'],
+                                             0), f"{f1(r['memory_ratio'], 1)}x"))
     return table(header, rows)
 
 
 def with_cp_table(results):
-    header = ['model', 'size', 'batch', 'peak MB, with_cp off', 'peak MB, with_cp on',
-              'memory factor', 's/step off', 's/step on', 'time factor']
+    header = [
+        'model', 'size', 'batch', 'peak MB, with_cp off', 'peak MB, with_cp on', 'memory factor',
+        's/step off', 's/step on', 'time factor'
+    ]
     by_key = {}
     for r in results:
         if r['mode'] != 'train':
             continue
-        by_key.setdefault((r['model'], r['size'], r['batch'], r['attn']), {})[
-            bool(r['with_cp'])] = r
+        by_key.setdefault((r['model'], r['size'], r['batch'], r['attn']),
+                          {})[bool(r['with_cp'])] = r
     rows = []
     for (model, size, batch, _), pair in by_key.items():
         if set(pair) != {False, True}:
@@ -92,8 +97,8 @@ def with_cp_table(results):
         off, on = pair[False], pair[True]
         rows.append((model, size, batch, f1(off['peak_mem_mb'], 0), f1(on['peak_mem_mb'], 0),
                      f"**{off['peak_mem_mb'] / on['peak_mem_mb']:.2f}x** lower",
-                     f1(off['median_s'], 2), f1(on['median_s'], 2),
-                     f"{on['median_s'] / off['median_s']:.2f}x"))
+                     f1(off['median_s'], 2), f1(on['median_s'],
+                                                2), f"{on['median_s'] / off['median_s']:.2f}x"))
     return table(header, rows)
 
 
@@ -117,16 +122,16 @@ def compare_table(results):
         cells = [key[0], f1(row['params'], 1), f1(row['gflops'], 2)]
         for m in modes:
             r = row.get(m)
-            cells += [f1(r['images_per_s'], 1) if r else '-',
-                      f1(r['peak_mem_mb'], 0) if r else '-']
+            cells += [f1(r['images_per_s'], 1) if r else '-', f1(r['peak_mem_mb'], 0) if r else '-']
         out.append(cells)
     return table(header, out)
 
 
 def profile_table(paths):
-    header = ['model', 'size', 'batch', 'step', 'calls', 'attention share',
-              'attention ms, default', 'attention ms, reference', 'step ms',
-              'predicted speed-up']
+    header = [
+        'model', 'size', 'batch', 'step', 'calls', 'attention share', 'attention ms, default',
+        'attention ms, reference', 'step ms', 'predicted speed-up'
+    ]
     rows, metas = [], []
     for path in paths:
         with open(path) as f:
@@ -135,8 +140,8 @@ def profile_table(paths):
         metas.append(data['meta'])
         rows.append((a['model'], a['size'], a['batch'], a['mode'], s['calls'],
                      f"{100 * s['attention_share']:.1f}%", f1(s['attention_fused_ms'], 0),
-                     f1(s['attention_reference_ms'], 0), f1(s['step_ms'], 0),
-                     f"**{s['predicted_speedup']:.3f}x**"))
+                     f1(s['attention_reference_ms'],
+                        0), f1(s['step_ms'], 0), f"**{s['predicted_speedup']:.3f}x**"))
     return table(header, rows), metas
 
 

@@ -28,23 +28,35 @@ BENCHMARK = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 #: sizes and models per device: the GPU run at real sizes, the CPU dry run small (config
 #: paths relative to the repository root)
 PLANS = {
-    'cuda': dict(
+    'cuda':
+    dict(
         families=[('ScopeViT', 'tiny', (256, 256), (200, 300)),
                   ('ScalableViT', 'small', (224, 224), (200, 300))],
         attn_batch=4,
-        train=[('configs/scopevit/mask-rcnn_scopevit-t_fpn_1x_coco.py', (800, 1344),
-                ('fp16', 'bf16')),
-               ('configs/scalablevit/upernet_scalablevit-s_8xb2-160k_ade20k-512x512.py',
-                (512, 512), ('fp16', 'bf16'))],
-        train_batch=2, train_steps=3,
-        compile=('ScopeViT', 'tiny', (224, 224), 8), compile_backend='inductor',
-        bench_models=['scopevit-t', 'scalablevit-s'], bench_size='224',
-        bench_batches=[64, 128], bench_warmup=10, bench_repeat=30,
-        precision_models=['scopevit-t', 'scalablevit-s', 'mmpretrain:SwinTransformer:tiny',
-                          'mmpretrain:ConvNeXt:tiny', 'mmpretrain:ResNet:50'],
-        precision_size='224', precision_batch=32, precision_warmup=3, precision_repeat=10,
+        train=[('configs/scopevit/mask-rcnn_scopevit-t_fpn_1x_coco.py', (800, 1344), ('fp16',
+                                                                                      'bf16')),
+               ('configs/scalablevit/upernet_scalablevit-s_8xb2-160k_ade20k-512x512.py', (512, 512),
+                ('fp16', 'bf16'))],
+        train_batch=2,
+        train_steps=3,
+        compile=('ScopeViT', 'tiny', (224, 224), 8),
+        compile_backend='inductor',
+        bench_models=['scopevit-t', 'scalablevit-s'],
+        bench_size='224',
+        bench_batches=[64, 128],
+        bench_warmup=10,
+        bench_repeat=30,
+        precision_models=[
+            'scopevit-t', 'scalablevit-s', 'mmpretrain:SwinTransformer:tiny',
+            'mmpretrain:ConvNeXt:tiny', 'mmpretrain:ResNet:50'
+        ],
+        precision_size='224',
+        precision_batch=32,
+        precision_warmup=3,
+        precision_repeat=10,
         precision_rounds=3),
-    'cpu': dict(
+    'cpu':
+    dict(
         families=[('ScopeViT', 'xtiny', (64, 64), (97, 131)),
                   ('ScalableViT', 'small', (56, 56), (64, 72))],
         attn_batch=1,
@@ -54,12 +66,21 @@ PLANS = {
                 ('fp32', )),
                ('projects/shapes_demo/configs/upernet_scalablevit-xs_shapes.py', (64, 64),
                 ('bf16', ))],
-        train_batch=2, train_steps=2,
-        compile=('ScopeViT', 'xtiny', (64, 64), 1), compile_backend='aot_eager',
-        bench_models=['scopevit-xt'], bench_size='64',
-        bench_batches=[2], bench_warmup=0, bench_repeat=1,
-        precision_models=['scopevit-xt'], precision_size='64', precision_batch=2,
-        precision_warmup=0, precision_repeat=1, precision_rounds=1),
+        train_batch=2,
+        train_steps=2,
+        compile=('ScopeViT', 'xtiny', (64, 64), 1),
+        compile_backend='aot_eager',
+        bench_models=['scopevit-xt'],
+        bench_size='64',
+        bench_batches=[2],
+        bench_warmup=0,
+        bench_repeat=1,
+        precision_models=['scopevit-xt'],
+        precision_size='64',
+        precision_batch=2,
+        precision_warmup=0,
+        precision_repeat=1,
+        precision_rounds=1),
 }
 
 
@@ -72,7 +93,9 @@ def plan_for(device: str) -> Dict:
 
 def run_benchmark(args: Sequence[str]) -> Tuple[int, str]:
     """``tools/analysis_tools/benchmark.py ARGS`` in a new process: (exit code, output)."""
-    proc = subprocess.run([sys.executable, BENCHMARK, *args], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, BENCHMARK, *args],
+                          cwd=ROOT,
+                          capture_output=True,
                           text=True)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -83,10 +106,15 @@ def main(argv=None):
     checks = ['attention', 'train', 'compile', 'throughput', 'precision']
     p.add_argument('--checks', nargs='+', default=checks, choices=checks)
     p.add_argument('--out-dir', default='work_dirs/gpu_check')
-    p.add_argument('--peak-tflops', type=float, default=None,
-                   help='dense bf16 peak of the device (default: known for H100/H200/A100)')
-    p.add_argument('--compile-backend', default=None,
-                   help='torch.compile backend (default: inductor on cuda, aot_eager on cpu)')
+    p.add_argument(
+        '--peak-tflops',
+        type=float,
+        default=None,
+        help='dense bf16 peak of the device (default: known for H100/H200/A100)')
+    p.add_argument(
+        '--compile-backend',
+        default=None,
+        help='torch.compile backend (default: inductor on cuda, aot_eager on cpu)')
     args = p.parse_args(argv)
     report = gpu_check.run(args.device, plan_for(args.device), run_benchmark, args.checks,
                            args.out_dir, args.peak_tflops, args.compile_backend)

@@ -33,24 +33,35 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='input checkpoint')
     parser.add_argument('dst', help='output file (never overwritten without --force)')
-    parser.add_argument('--family', choices=[f.key for f in families()],
-                        help='the model family (default: found from the checkpoint keys)')
+    parser.add_argument(
+        '--family',
+        choices=[f.key for f in families()],
+        help='the model family (default: found from the checkpoint keys)')
     parser.add_argument('--arch', help='force this variant instead of detecting it')
     parser.add_argument(
-        '--backbone-only', action='store_true',
+        '--backbone-only',
+        action='store_true',
         help='write only the backbone (backbone.* keys, every stage of the dense backbone) '
         'for detection/segmentation pre-training; with --to-official, read only the '
         'backbone.* keys of SRC (e.g. of a detector)')
-    parser.add_argument('--to-official', action='store_true',
-                        help='convert an mmscope checkpoint into the official layout')
-    parser.add_argument('--config', help='compare with the classifier of this config '
-                        'instead of the released variants (custom archs / class counts)')
-    parser.add_argument('--key', help='take the weights from this checkpoint entry (e.g. '
-                        '"model" when it also has EMA weights, which are preferred)')
+    parser.add_argument(
+        '--to-official',
+        action='store_true',
+        help='convert an mmscope checkpoint into the official layout')
+    parser.add_argument(
+        '--config',
+        help='compare with the classifier of this config '
+        'instead of the released variants (custom archs / class counts)')
+    parser.add_argument(
+        '--key',
+        help='take the weights from this checkpoint entry (e.g. '
+        '"model" when it also has EMA weights, which are preferred)')
     parser.add_argument('--force', action='store_true', help='overwrite DST')
-    parser.add_argument('--trust', action='store_true',
-                        help='fully unpickle SRC (runs any code it holds: only for files '
-                        'you trust); by default only tensors and plain data are read')
+    parser.add_argument(
+        '--trust',
+        action='store_true',
+        help='fully unpickle SRC (runs any code it holds: only for files '
+        'you trust); by default only tensors and plain data are read')
     return parser
 
 
@@ -76,9 +87,16 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> Co
     args = parser.parse_args(argv)
     try:
         done = convert_checkpoint(
-            args.src, args.dst, family=args.family, arch=args.arch,
-            backbone_only=args.backbone_only, to_official=args.to_official,
-            config=args.config, key=args.key, force=args.force, trust=args.trust,
+            args.src,
+            args.dst,
+            family=args.family,
+            arch=args.arch,
+            backbone_only=args.backbone_only,
+            to_official=args.to_official,
+            config=args.config,
+            key=args.key,
+            force=args.force,
+            trust=args.trust,
             tool=prog or osp.basename(sys.argv[0]))
     except (ConversionError, FileExistsError, IsADirectoryError) as exc:
         parser.exit(1, f'error: {exc}\n')

@@ -8,10 +8,8 @@ and renames the output to ``OUT-<first 8 hex of sha256>.pth``.
 import argparse
 import os
 import os.path as osp
-import sys
 
 from mmscope.converters import ConversionError, read_checkpoint, sha256_of, write_checkpoint
-
 
 
 def publish(in_file: str, out_file: str, force: bool = False, trust: bool = False) -> str:
@@ -44,8 +42,8 @@ def main(argv=None):
     parser.add_argument('in_file', help='training checkpoint')
     parser.add_argument('out_file', help='output name (the hash is appended)')
     parser.add_argument('--force', action='store_true', help='overwrite an existing output')
-    parser.add_argument('--trust', action='store_true',
-                        help='fully unpickle IN_FILE (only for files you trust)')
+    parser.add_argument(
+        '--trust', action='store_true', help='fully unpickle IN_FILE (only for files you trust)')
     args = parser.parse_args(argv)
     try:
         final = publish(args.in_file, args.out_file, args.force, args.trust)

@@ -10,11 +10,7 @@ custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',
-    backbone=dict(
-        type='mmscope.ScalableViT',
-        arch='small',
-        drop_path_rate=0.2,
-        out_indices=(3, )),
+    backbone=dict(type='mmscope.ScalableViT', arch='small', drop_path_rate=0.2, out_indices=(3, )),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='StackedLinearClsHead',

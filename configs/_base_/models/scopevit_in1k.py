@@ -7,11 +7,7 @@ custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',
-    backbone=dict(
-        type='mmscope.ScopeViT',
-        arch='tiny',
-        drop_path_rate=0.1,
-        out_indices=(3, )),
+    backbone=dict(type='mmscope.ScopeViT', arch='tiny', drop_path_rate=0.1, out_indices=(3, )),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',

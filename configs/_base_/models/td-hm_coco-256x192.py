@@ -29,8 +29,7 @@ train_cfg = dict(max_epochs=210, val_interval=10)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),  # warm-up
-    dict(type='MultiStepLR', begin=0, end=210, milestones=[170, 200], gamma=0.1,
-         by_epoch=True),
+    dict(type='MultiStepLR', begin=0, end=210, milestones=[170, 200], gamma=0.1, by_epoch=True),
 ]
 # the lr above is for 8 GPUs x 32 images (tools/train.py --auto-scale-lr scales it)
 auto_scale_lr = dict(base_batch_size=256)

@@ -15,11 +15,21 @@ warmup_epochs = 5
 max_epochs = 300
 param_scheduler = [
     # linear warm-up, updated every iteration
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
     # cosine decay over the remaining epochs
-    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min=1e-5,
-         by_epoch=True, begin=warmup_epochs, end=max_epochs),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=1e-5,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs),
 ]
 
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)

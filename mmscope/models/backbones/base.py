@@ -127,8 +127,7 @@ class MMScopeBackbone(BaseModule):
         for i in range(num_stages):
             stage = {k: settings[k][i] for k in cls.arch_keys}
             dims, depth = stage['embed_dims'], stage['depths']
-            if not (isinstance(depth, int) and depth >= 1 and isinstance(dims, int)
-                    and dims >= 1):
+            if not (isinstance(depth, int) and depth >= 1 and isinstance(dims, int) and dims >= 1):
                 raise ValueError(f'{name} arch, stage {i}: depths and embed_dims must be '
                                  f'integers >= 1, got {depth} and {dims}')
             try:
@@ -166,8 +165,7 @@ class MMScopeBackbone(BaseModule):
             resolve_attention_impl(attn_impl)  # a clear error now, not at the first forward
         self.attn_impl = attn_impl
         self.with_cp = bool(with_cp)
-        self._init_stage_options(len(settings['depths']), out_indices, frozen_stages,
-                                 norm_eval)
+        self._init_stage_options(len(settings['depths']), out_indices, frozen_stages, norm_eval)
         return settings
 
     def _init_stage_options(self, num_stages: int, out_indices: Union[int, Sequence[int]],
@@ -259,7 +257,9 @@ class MMScopeBackbone(BaseModule):
             self.load_pretrained(cfg['checkpoint'], cfg.get('prefix'),
                                  cfg.get('map_location', 'cpu'))
 
-    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
+    def load_pretrained(self,
+                        checkpoint: str,
+                        prefix: Optional[str] = None,
                         map_location: Any = 'cpu') -> None:
         """Load the weights of ``checkpoint`` (those under ``prefix``, e.g.
         ``'backbone.'`` in a classifier's checkpoint) into this backbone.
@@ -283,8 +283,8 @@ class MMScopeBackbone(BaseModule):
         source = f'checkpoint {checkpoint}'
         if prefix:
             source = f'the {prefix}* weights of {source}'
-            weights = type(weights)((k[len(prefix):], v) for k, v in weights.items()
-                                    if k.startswith(prefix))
+            weights = type(weights)(
+                (k[len(prefix):], v) for k, v in weights.items() if k.startswith(prefix))
         self.load_state_dict(match_weights(self, weights, source), strict=False)
 
     # ------------------------------------------------------------------------------------

@@ -59,8 +59,13 @@ class _HeadAttention(nn.Module):
 
     def _attend(self, q, k, v, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         return scaled_dot_attention(
-            q, k, v, bias=bias, scale=self.scale,
-            dropout_p=self.attn_drop if self.training else 0., impl=self.attn_impl)
+            q,
+            k,
+            v,
+            bias=bias,
+            scale=self.scale,
+            dropout_p=self.attn_drop if self.training else 0.,
+            impl=self.attn_impl)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj_drop(self.proj(x))
@@ -182,8 +187,8 @@ class SSA(_HeadAttention):
                 raise ValueError(f'int(embed_dims * c_ratio) = {self.c_new} must be a positive '
                                  f'multiple of num_heads {num_heads}')
             self.q = nn.Linear(embed_dims, self.c_new, bias=qkv_bias)
-            self.reduce_dw = nn.Conv2d(embed_dims, embed_dims, sr_ratio, stride=sr_ratio,
-                                       groups=embed_dims)
+            self.reduce_dw = nn.Conv2d(
+                embed_dims, embed_dims, sr_ratio, stride=sr_ratio, groups=embed_dims)
             self.reduce_pw = nn.Conv2d(embed_dims, self.c_new, 1)
             store_channels_last(self.reduce_dw, self.reduce_pw)  # on the token map view
             self.reduce_norm = nn.LayerNorm(self.c_new, eps=_SSA_LN_EPS)
@@ -280,15 +285,20 @@ class ScalableViTStage(nn.Module):
     positional conv after the first block."""
 
     def __init__(self, in_channels: int, embed_dims: int, depth: int, num_heads: int,
-                 mlp_ratio: float, sr_ratio: int, c_ratio: float, window_size: int,
-                 first: bool, qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
+                 mlp_ratio: float, sr_ratio: int, c_ratio: float, window_size: int, first: bool,
+                 qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
                  drop_path_rates: Sequence[float], attn_impl: Optional[str]):
         super().__init__()
         # Stage 0: 7x7 conv, stride 4, pad 3; later stages: 3x3 conv, stride 2, pad 1. Both
         # give ceil(size / stride) outputs for any size.
         k, s, p = (7, 4, 3) if first else (3, 2, 1)
-        self.patch_embed = PatchEmbed(in_channels, embed_dims, kernel_size=k, stride=s, padding=p,
-                                      norm_cfg=dict(type='LN', eps=_LN_EPS))
+        self.patch_embed = PatchEmbed(
+            in_channels,
+            embed_dims,
+            kernel_size=k,
+            stride=s,
+            padding=p,
+            norm_cfg=dict(type='LN', eps=_LN_EPS))
         if not first:  # later stages embed the previous stage's token map view
             store_channels_last(self.patch_embed.projection)
         self.pos_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
@@ -424,11 +434,11 @@ class ScalableViT(MMScopeBackbone):
         cur = 0
         for i in range(self.num_stages):
             depth = a['depths'][i]
-            stage = ScalableViTStage(
-                in_channels if i == 0 else self.embed_dims[i - 1], self.embed_dims[i], depth,
-                a['num_heads'][i], a['mlp_ratios'][i], a['sr_ratios'][i], a['c_ratios'][i],
-                a['window_sizes'][i], i == 0, qkv_bias, drop_rate, attn_drop_rate,
-                dpr[cur:cur + depth], attn_impl)
+            stage = ScalableViTStage(in_channels if i == 0 else self.embed_dims[i - 1],
+                                     self.embed_dims[i], depth, a['num_heads'][i],
+                                     a['mlp_ratios'][i], a['sr_ratios'][i], a['c_ratios'][i],
+                                     a['window_sizes'][i], i == 0, qkv_bias, drop_rate,
+                                     attn_drop_rate, dpr[cur:cur + depth], attn_impl)
             stage.with_cp = self.with_cp
             self.stages.append(stage)
             cur += depth
@@ -438,8 +448,8 @@ class ScalableViT(MMScopeBackbone):
 
     @classmethod
     def _check_stage(cls, stage):
-        d, h, ws, sr, cr = (stage[k] for k in ('embed_dims', 'num_heads', 'window_sizes',
-                                               'sr_ratios', 'c_ratios'))
+        d, h, ws, sr, cr = (
+            stage[k] for k in ('embed_dims', 'num_heads', 'window_sizes', 'sr_ratios', 'c_ratios'))
         if h <= 0 or d % h:
             raise ValueError(f'embed_dims {d} not divisible by num_heads {h}')
         if int(ws) != ws or ws < 2:

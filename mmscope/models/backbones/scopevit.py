@@ -163,8 +163,9 @@ class MultiScaleSelfAttention(nn.Module):
         self.cpe = InvertedResidual(embed_dims, expand_ratio, norm_cfg)
         self.split_channels = [n * self.head_dims for n in head_splits if n > 0]
         self.kv_convs = nn.ModuleList([
-            nn.Conv2d(c, c, k, stride=stride, padding=(stride - 1 + k - 1) // 2, groups=c,
-                      bias=False) for c, k in zip(self.split_channels, MSSA_KERNELS)
+            nn.Conv2d(
+                c, c, k, stride=stride, padding=(stride - 1 + k - 1) // 2, groups=c, bias=False)
+            for c, k in zip(self.split_channels, MSSA_KERNELS)
         ])
         store_channels_last(*self.kv_convs)
         self.q = nn.Linear(embed_dims, embed_dims, bias=False)
@@ -181,10 +182,8 @@ class MultiScaleSelfAttention(nn.Module):
             groups = torch.split(y, self.split_channels, dim=1)
             kv = torch.cat([conv(g) for conv, g in zip(self.kv_convs, groups)], dim=1)
         kv = self.kv(kv.flatten(2).transpose(1, 2))
-        k, v = kv.reshape(b, -1, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1,
-                                                                            4).unbind(0)
-        out = scaled_dot_attention(
-            q.transpose(1, 2), k, v, scale=self.scale, impl=self.attn_impl)
+        k, v = kv.reshape(b, -1, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
+        out = scaled_dot_attention(q.transpose(1, 2), k, v, scale=self.scale, impl=self.attn_impl)
         return self.proj(out.transpose(1, 2).reshape(b, h, w, c))
 
 
@@ -205,7 +204,10 @@ class RelPosMlpBias(nn.Module):
         drop (float): Dropout after the activation. Defaults to 0.125.
     """
 
-    def __init__(self, grid: Tuple[int, int], num_heads: int, hidden_dims: int = 512,
+    def __init__(self,
+                 grid: Tuple[int, int],
+                 num_heads: int,
+                 hidden_dims: int = 512,
                  drop: float = 0.125):
         super().__init__()
         gh, gw = grid
@@ -240,21 +242,23 @@ class RelPosMlpBias(nn.Module):
         if symbolic_shapes():
             return self._compute().to(dtype)
         params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
-        cacheable = not self.training and not (torch.is_grad_enabled()
-                                               and any(p.requires_grad for p in params))
+        cacheable = not self.training and not (torch.is_grad_enabled() and any(p.requires_grad
+                                                                               for p in params))
         if not cacheable:
             self._cache = None
             return self._compute().to(dtype)
         device = torch.device(device)
-        key = (dtype, device, torch.is_autocast_enabled(device.type),
-               torch.is_inference_mode_enabled()) + tuple(
-                   (p.data_ptr(), p._version) for p in params)
+        key = (dtype, device, torch.is_autocast_enabled(
+            device.type), torch.is_inference_mode_enabled()) + tuple(
+                (p.data_ptr(), p._version) for p in params)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._compute().to(dtype))
         return self._cache[1]
 
 
-def gsda_key_mask(height: int, width: int, grid: Tuple[int, int],
+def gsda_key_mask(height: int,
+                  width: int,
+                  grid: Tuple[int, int],
                   device=None) -> Optional[torch.Tensor]:
     """Which keys of each GSDA group are real tokens of an ``height x width`` map.
 
@@ -287,8 +291,10 @@ class GlobalDilatedAttention(nn.Module):
         attn_impl (str, optional): ``'fused'``, ``'reference'`` or None (process default).
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, dilation: Union[int, Tuple[int,
-                                                                                   int]] = 8,
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 dilation: Union[int, Tuple[int, int]] = 8,
                  attn_impl: Optional[str] = None):
         super().__init__()
         self.num_heads = num_heads
@@ -300,7 +306,8 @@ class GlobalDilatedAttention(nn.Module):
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.rel_pos = RelPosMlpBias(self.grid, num_heads, REL_POS_HIDDEN_DIMS, REL_POS_DROP)
 
-    def attend_padded(self, x: torch.Tensor,
+    def attend_padded(self,
+                      x: torch.Tensor,
                       key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Grouped attention on a grid-divisible ``(B, Hp, Wp, C)`` map (before ``proj``).
 
@@ -401,7 +408,11 @@ class ScopeViTBlock(nn.Module):
         self.mssa = ScopeTransformerLayer(
             embed_dims,
             MultiScaleSelfAttention(
-                embed_dims, num_heads, mssa_stride, mssa_split, norm_cfg=norm_cfg,
+                embed_dims,
+                num_heads,
+                mssa_stride,
+                mssa_split,
+                norm_cfg=norm_cfg,
                 attn_impl=attn_impl), mlp_ratio, drop_path, layer_scale_init_value)
         self.gsda = ScopeTransformerLayer(
             embed_dims, GlobalDilatedAttention(embed_dims, num_heads, gsda_dilation, attn_impl),
@@ -423,8 +434,13 @@ class ScopeViTStage(nn.Module):
         with_cp (bool): Checkpoint every block.
     """
 
-    def __init__(self, downsample: Optional[nn.Module], blocks: Sequence[nn.Module],
-                 embed_dims: int, gsda_dilation, norm_cfg: dict, with_cp: bool = False):
+    def __init__(self,
+                 downsample: Optional[nn.Module],
+                 blocks: Sequence[nn.Module],
+                 embed_dims: int,
+                 gsda_dilation,
+                 norm_cfg: dict,
+                 with_cp: bool = False):
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.ModuleList(blocks)
@@ -491,15 +507,15 @@ class ScopeViT(MMScopeBackbone):
         'num_heads': [2, 4, 8, 16],
         'mssa_stride': [4, 2, 1, 1],
         'mssa_split': [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]],
-        'gsda_dilation': [8, 8, 8, 8]}
+        'gsda_dilation': [8, 8, 8, 8]
+    }
     arch_zoo = {
         'xtiny': dict(_released_attention, embed_dims=[32, 64, 128, 256], depths=[1, 2, 4, 1]),
         'tiny': dict(_released_attention, embed_dims=[32, 64, 128, 256], depths=[2, 2, 5, 2]),
         'small': dict(_released_attention, embed_dims=[64, 128, 256, 512], depths=[1, 2, 3, 1]),
     }
     arch_aliases = {'xt': 'xtiny', 'x-tiny': 'xtiny', 't': 'tiny', 's': 'small'}
-    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mssa_stride', 'mssa_split',
-                 'gsda_dilation')
+    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mssa_stride', 'mssa_split', 'gsda_dilation')
     # ScopeViT draws its Linear weights with torch's trunc_normal_ (seeded inits unchanged)
     trunc_normal_init = staticmethod(nn.init.trunc_normal_)
     # LayerScale factors and the GSDA position MLP train without weight decay
@@ -542,8 +558,7 @@ class ScopeViT(MMScopeBackbone):
                     attn_impl=attn_impl) for j in range(depth)
             ]
             cur += depth
-            downsample = None if i == 0 else ConvDownsample(self.embed_dims[i - 1], dims,
-                                                            norm_cfg)
+            downsample = None if i == 0 else ConvDownsample(self.embed_dims[i - 1], dims, norm_cfg)
             self.stages.append(
                 ScopeViTStage(downsample, blocks, dims, settings['gsda_dilation'][i], norm_cfg,
                               self.with_cp))

@@ -9,7 +9,7 @@ from .padding import (concrete_shapes, crop, grid_partition, grid_reverse, pad_a
 
 __all__ = [
     'ATTN_IMPLS', 'attention_impl', 'cpu_dispatch_rules', 'get_attention_impl',
-    'resolve_attention_impl', 'scaled_dot_attention',
-    'set_attention_impl', 'store_channels_last', 'LayerScale', 'Mlp', 'concrete_shapes', 'crop',
-    'grid_partition', 'grid_reverse', 'pad_amount', 'symbolic_shapes', 'valid_mask'
+    'resolve_attention_impl', 'scaled_dot_attention', 'set_attention_impl', 'store_channels_last',
+    'LayerScale', 'Mlp', 'concrete_shapes', 'crop', 'grid_partition', 'grid_reverse', 'pad_amount',
+    'symbolic_shapes', 'valid_mask'
 ]

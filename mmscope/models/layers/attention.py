@@ -112,13 +112,14 @@ def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optiona
 
     if bias_lead is not None:
         if symbolic_shapes():  # no comparison of (symbolic) sizes: fewest full bias axes
+
             def full(dims_bias):
                 return 0 if all(d == 1 for d in dims_bias) else 1
 
             splits.sort(key=lambda s: (full(bias_lead[:s]) + full(bias_lead[s:]), -s))
         else:
-            splits.sort(key=lambda s: (axis(bias_lead[:s], lead[:s]) *
-                                       axis(bias_lead[s:], lead[s:]), -s))
+            splits.sort(
+                key=lambda s: (axis(bias_lead[:s], lead[:s]) * axis(bias_lead[s:], lead[s:]), -s))
     s = splits[0]
     b, h = numel(lead[:s]), numel(lead[s:])
 
@@ -218,8 +219,7 @@ def _fused_attention(q, k, v, bias, scale, dropout_p, lead):
             q, k = F.pad(q, (0, d - q.shape[-1])), F.pad(k, (0, d - k.shape[-1]))
         if dv < d:
             v = F.pad(v, (0, d - dv))
-    out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
     if out.shape[-1] != dv:
         out = out[..., :dv]
     return out.reshape(*lead, *out.shape[-2:])

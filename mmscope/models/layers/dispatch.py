@@ -65,8 +65,7 @@ def cpu_matmul_is_faster(q, k, v, bias, lead: Tuple[int, ...]) -> bool:
     (``lead``: the broadcast leading shape of q, k and v)."""
     if q.device.type != 'cpu' or not getattr(_state, 'cpu_rules', True):
         return False
-    grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
-                                        or v.requires_grad or
+    grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad or
                                         (bias is not None and bias.requires_grad))
     # a bias that needs a gradient: no CPU SDPA kernel returns one, so SDPA would run its
     # unfused math fallback, which is slower than the reference code (same memory)

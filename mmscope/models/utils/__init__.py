@@ -3,8 +3,8 @@
 (:mod:`.key_tables`) and arch-name resolution (:mod:`.arch_names`)."""
 from .arch_names import resolve_arch_alias
 from .key_rules import BACKBONE_PREFIX, KeyRules, strip_backbone_prefix
-from .key_tables import (SCALABLEVIT_KEY_RULES, SCALABLEVIT_OFFICIAL_TO_MMSCOPE,
-                         SCOPEVIT_KEY_RULES, SCOPEVIT_OFFICIAL_TO_MMSCOPE)
+from .key_tables import (SCALABLEVIT_KEY_RULES, SCALABLEVIT_OFFICIAL_TO_MMSCOPE, SCOPEVIT_KEY_RULES,
+                         SCOPEVIT_OFFICIAL_TO_MMSCOPE)
 
 __all__ = [
     'BACKBONE_PREFIX', 'KeyRules', 'strip_backbone_prefix', 'resolve_arch_alias',

@@ -20,8 +20,7 @@ _FIELD = re.compile(r'\{(\w+)\}')
 def strip_backbone_prefix(state_dict: Mapping, prefix: str = BACKBONE_PREFIX) -> 'OrderedDict':
     """The ``prefix``-ed entries of ``state_dict`` with the prefix removed (bare backbone
     keys); all other entries (neck, heads) are dropped."""
-    return OrderedDict(
-        (k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
+    return OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
 
 
 class KeyRules:
@@ -90,8 +89,9 @@ class KeyRules:
                 return _FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
             pairs = [(fix(o), fix(m)) for o, m in self.rules]
-            self._compiled[num_stages] = (tuple((self._regex(o), m) for o, m in pairs),
-                                          tuple((self._regex(m), o) for o, m in pairs))
+            self._compiled[num_stages] = (tuple(
+                (self._regex(o), m) for o, m in pairs), tuple(
+                    (self._regex(m), o) for o, m in pairs))
         return self._compiled[num_stages]
 
     def _fill(self, template: str, groups: Dict[str, str]) -> str:

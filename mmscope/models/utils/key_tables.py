@@ -29,12 +29,9 @@ SCALABLEVIT_OFFICIAL_TO_MMSCOPE = (
     ('patch_embeds.{s}.norm.{p}', 'backbone.stages.{s}.patch_embed.norm.{p}'),
     ('pos_block.{s}.proj.0.{p}', 'backbone.stages.{s}.pos_conv.proj.{p}'),
     ('stages.{s}.{b}.attn.lim_func.{p}', 'backbone.stages.{s}.blocks.{b}.attn.lim.{p}'),
-    ('stages.{s}.{b}.attn.reduction.0.{p}',
-     'backbone.stages.{s}.blocks.{b}.attn.reduce_dw.{p}'),
-    ('stages.{s}.{b}.attn.reduction.1.{p}',
-     'backbone.stages.{s}.blocks.{b}.attn.reduce_pw.{p}'),
-    ('stages.{s}.{b}.attn.norm_act.0.{p}',
-     'backbone.stages.{s}.blocks.{b}.attn.reduce_norm.{p}'),
+    ('stages.{s}.{b}.attn.reduction.0.{p}', 'backbone.stages.{s}.blocks.{b}.attn.reduce_dw.{p}'),
+    ('stages.{s}.{b}.attn.reduction.1.{p}', 'backbone.stages.{s}.blocks.{b}.attn.reduce_pw.{p}'),
+    ('stages.{s}.{b}.attn.norm_act.0.{p}', 'backbone.stages.{s}.blocks.{b}.attn.reduce_norm.{p}'),
     ('stages.{s}.{b}.{m}.{p}', 'backbone.stages.{s}.blocks.{b}.{m}.{p}'),
     ('norm.{p}', 'backbone.norm{last}.{p}'),
     ('head.0.{p}', 'head.layers.0.fc.{p}'),
@@ -58,7 +55,6 @@ SCALABLEVIT_KEY_RULES = KeyRules(
 # ``'backbone.stages.2.blocks.5.attn.reduce_dw.weight'``, ``'norm.weight'`` <->
 # ``'backbone.norm3.weight'``, ``'head.3.bias'`` <-> ``'head.layers.1.fc.bias'``; keys
 # without a counterpart (e.g. the extra ``backbone.norm{i}`` of dense outputs) raise KeyError.
-
 
 # ---------------------------------------------------------------------------------------
 # ScopeViT (github.com/xuesongnie/ScopeViT)

@@ -20,7 +20,6 @@ import sys
 
 import pytest
 import torch
-import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.apis.libraries import LIBRARIES
@@ -106,8 +105,10 @@ def check_arch_parsing(family):
     extra_key = sorted(cls.arch_keys)[-1]
     bad = {k: v for k, v in arch.items() if k != extra_key}
     bad['foo'] = [1]
-    with pytest.raises(ValueError, match=rf"exactly the keys .*missing: \['{extra_key}'\], "
-                       r"unexpected: \['foo'\]"):
+    with pytest.raises(
+            ValueError,
+            match=rf"exactly the keys .*missing: \['{extra_key}'\], "
+            r"unexpected: \['foo'\]"):
         cls.parse_arch(bad)
     with pytest.raises(ValueError, match='wrong length'):
         cls.parse_arch(dict(arch, embed_dims=arch['embed_dims'][:-1]))
@@ -162,8 +163,8 @@ def _forward_backward(model, x):
 
 def check_with_cp(family):
     model = build(family, drop_path_rate=0.2, out_indices=all_stages(family)).train()
-    model_cp = build(family, drop_path_rate=0.2, out_indices=all_stages(family),
-                     with_cp=True).train()
+    model_cp = build(
+        family, drop_path_rate=0.2, out_indices=all_stages(family), with_cp=True).train()
     assert model_cp.with_cp and not model.with_cp
     model_cp.load_state_dict(model.state_dict())
     x = torch.randn(2, 3, 40, 56)
@@ -174,8 +175,7 @@ def check_with_cp(family):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     assert grads.keys() == grads_cp.keys()
     for name in grads:
-        torch.testing.assert_close(grads[name], grads_cp[name], rtol=1e-6, atol=1e-6,
-                                   msg=name)
+        torch.testing.assert_close(grads[name], grads_cp[name], rtol=1e-6, atol=1e-6, msg=name)
 
 
 def check_drop_path_schedule(family):
@@ -218,18 +218,21 @@ def check_state_dict_round_trip_and_pretrained(family, tmp_path):
         for a, b in zip(model(x), other(x)):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
     ckpt = tmp_path / 'classifier.pth'
-    torch.save({'state_dict': {'backbone.' + k: v for k, v in model.state_dict().items()}},
-               ckpt)
-    loaded = build(family, out_indices=all_stages(family), init_cfg=dict(
-        type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in model.state_dict().items()}}, ckpt)
+    loaded = build(
+        family,
+        out_indices=all_stages(family),
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
     with pytest.warns(UserWarning, match='pretrained is deprecated'):
         dep = family.backbone(arch=small_arch(family), pretrained=str(ckpt))
     assert dep.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
     with pytest.raises(ValueError, match='same time'):
-        family.backbone(arch=small_arch(family), pretrained='a.pth',
-                        init_cfg=dict(type='Pretrained', checkpoint='a.pth'))
+        family.backbone(
+            arch=small_arch(family),
+            pretrained='a.pth',
+            init_cfg=dict(type='Pretrained', checkpoint='a.pth'))
     check_pretrained_coverage(family, model, tmp_path)
 
 
@@ -246,23 +249,29 @@ def check_pretrained_coverage(family, model, tmp_path):
     def load(weights, name):
         path = tmp_path / f'{name}.pth'
         torch.save({'state_dict': {'backbone.' + k: v for k, v in weights.items()}}, path)
-        return build(family, out_indices=all_stages(family), init_cfg=dict(
-            type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+        return build(
+            family,
+            out_indices=all_stages(family),
+            init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
 
     dropped = params[half:]  # the first half stays
-    with pytest.warns(UserWarning, match=rf'only in part: {half} of its {len(params)} '
-                      rf'parameter tensors are loaded. Missing .*{dropped[0]}'):
+    with pytest.warns(
+            UserWarning,
+            match=rf'only in part: {half} of its {len(params)} '
+            rf'parameter tensors are loaded. Missing .*{dropped[0]}'):
         partial = load({k: v for k, v in sd.items() if k not in dropped}, 'half')
     assert all(torch.equal(partial.state_dict()[k], sd[k]) for k in params[:half])
     dropped = params[half - 1:]
-    with pytest.raises(CheckpointMismatchError,
-                       match=rf'{half - 1} of its {len(params)} parameter tensors match'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=rf'{half - 1} of its {len(params)} parameter tensors match'):
         load({k: v for k, v in sd.items() if k not in dropped}, 'under-half')
-    with pytest.raises(CheckpointMismatchError, match=r'0 of its .* Expected \(model\): '
-                       rf'{params[0]}.* Found \(checkpoint.*\): other\.{params[0]}'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'0 of its .* Expected \(model\): '
+            rf'{params[0]}.* Found \(checkpoint.*\): other\.{params[0]}'):
         load({'other.' + k: v for k, v in sd.items()}, 'other-names')
-    wider = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if v.dim() else v
-             for k, v in sd.items()}
+    wider = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if v.dim() else v for k, v in sd.items()}
     with pytest.raises(CheckpointMismatchError, match=rf'Shape mismatches: {params[0]} '):
         load(wider, 'other-shapes')
 
@@ -305,14 +314,15 @@ def check_layer_depth(family):
         model.get_layer_depth('backbone.no.such.weight', 'backbone.')
 
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        classifier = MODELS.build(dict(
-            type='ImageClassifier',
-            backbone=dict(type=f'mmscope.{family.name}', arch=arch),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=3, in_channels=arch['embed_dims'][-1])))
+        classifier = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type=f'mmscope.{family.name}', arch=arch),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=3, in_channels=arch['embed_dims'][-1])))
     wrapper = LearningRateDecayOptimWrapperConstructor(
-        dict(optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05)),
-        dict(layer_decay_rate=0.5))(classifier)
+        dict(optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05)), dict(layer_decay_rate=0.5))(
+            classifier)
     lr = {g['param_name']: g['lr'] for g in wrapper.optimizer.param_groups}
     first, *_, last = [m for m, is_block in classifier.backbone._layer_order() if is_block]
     name_of = {id(p): k for k, p in classifier.named_parameters()}
@@ -337,14 +347,16 @@ def check_registries(family):
     registries = [(lib.scope, lib.models()) for lib in LIBRARIES.values()]
     for scope, registry in registries + [('mmscope', MODELS)]:
         with DefaultScope.overwrite_default_scope(scope):
-            model = registry.build(dict(type=f'mmscope.{family.name}',
-                                        arch=small_arch(family), out_indices=(0, )))
+            model = registry.build(
+                dict(type=f'mmscope.{family.name}', arch=small_arch(family), out_indices=(0, )))
         assert type(model) is family.backbone, scope
 
 
-CHECKS = [check_shapes, check_out_indices, check_arch_parsing,
-          check_frozen_stages_and_norm_eval, check_with_cp, check_drop_path_schedule,
-          check_empty_batch, check_layer_depth, check_no_decay_keys, check_registries]
+CHECKS = [
+    check_shapes, check_out_indices, check_arch_parsing, check_frozen_stages_and_norm_eval,
+    check_with_cp, check_drop_path_schedule, check_empty_batch, check_layer_depth,
+    check_no_decay_keys, check_registries
+]
 
 
 def run_contract(family, tmp_path):

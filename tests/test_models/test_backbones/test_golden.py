@@ -88,12 +88,13 @@ def test_converter_round_trip_reproduces_released_layout(golden, family, arch, s
 @pytest.fixture(scope='module')
 def eager_record():
     import make_eager_outputs
-    return make_eager_outputs, torch.load(osp.join(GOLDEN, 'eager_outputs.pt'),
-                                          weights_only=True)['outputs']
+    return make_eager_outputs, torch.load(
+        osp.join(GOLDEN, 'eager_outputs.pt'), weights_only=True)['outputs']
 
 
-@pytest.mark.parametrize('family,arch', [(f, a) for f, archs in __import__(
-    'make_eager_outputs').CASES.items() for a, _ in archs])
+@pytest.mark.parametrize('family,arch',
+                         [(f, a) for f, archs in __import__('make_eager_outputs').CASES.items()
+                          for a, _ in archs])
 def test_outputs_equal_the_pre_refactor_record(eager_record, family, arch):
     """Every stage output of every variant, for seeded weights, at an odd size and at a
     released size, equals what the code before the refactor computed (c298dee)."""
@@ -117,13 +118,16 @@ def test_outputs_equal_the_pre_refactor_record(eager_record, family, arch):
             stored = rec['whole'] if 'whole' in rec else rec['sample']
             atol = 1e-5 * max(1., stored.abs().max().item())
             if 'whole' in rec:
-                torch.testing.assert_close(out, rec['whole'], rtol=1e-5, atol=atol,
-                                           msg=lambda m: f'{name} out {i}: {m}')
+                torch.testing.assert_close(
+                    out, rec['whole'], rtol=1e-5, atol=atol, msg=lambda m: f'{name} out {i}: {m}')
                 continue
             flat = out.flatten()
-            torch.testing.assert_close(flat[gen.sample_index(flat.numel())], rec['sample'],
-                                       rtol=1e-5, atol=atol,
-                                       msg=lambda m: f'{name} out {i}: {m}')
+            torch.testing.assert_close(
+                flat[gen.sample_index(flat.numel())],
+                rec['sample'],
+                rtol=1e-5,
+                atol=atol,
+                msg=lambda m: f'{name} out {i}: {m}')
             total, mass = flat.double().sum().item(), flat.double().abs().sum().item()
             assert abs(total - rec['sum']) <= 1e-5 * rec['abs_sum'], (name, i)
             assert abs(mass - rec['abs_sum']) <= 1e-6 * rec['abs_sum'], (name, i)

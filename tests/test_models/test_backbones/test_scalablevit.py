@@ -1,6 +1,5 @@
 """Tests of the ScalableViT backbone (CPU, small custom archs where size does not matter)."""
 import copy
-import math
 
 import pytest
 import torch
@@ -64,10 +63,13 @@ def classifier_cfg(arch='small', num_classes=1000, in_channels=512, **backbone):
 def released_classifiers():
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
+
     # whatever scope an earlier test left as the default, these are mmpretrain models
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return {a: MODELS.build(classifier_cfg(a, in_channels=c)) for a, (c, _, _) in
-                RELEASED.items()}
+        return {
+            a: MODELS.build(classifier_cfg(a, in_channels=c))
+            for a, (c, _, _) in RELEASED.items()
+        }
 
 
 def test_large_input_shape():
@@ -181,11 +183,10 @@ def _iwsa_bruteforce(m, x, hw):
     out = torch.zeros(B, H, W, nh, C // nh, dtype=x.dtype)
     for i in range(0, H, ws):
         for j in range(0, W, ws):
-            qw, kw, vw = (t[:, i:i + ws, j:j + ws].flatten(1, 2).transpose(1, 2)
-                          for t in (q, k, v))
+            qw, kw, vw = (t[:, i:i + ws, j:j + ws].flatten(1, 2).transpose(1, 2) for t in (q, k, v))
             a = (qw @ kw.transpose(-2, -1) * m.scale).softmax(-1) @ vw
-            out[:, i:i + ws, j:j + ws] = a.transpose(1, 2).view(
-                B, min(ws, H - i), min(ws, W - j), nh, C // nh)
+            out[:, i:i + ws, j:j + ws] = a.transpose(1, 2).view(B, min(ws, H - i), min(ws, W - j),
+                                                                nh, C // nh)
     vmap = v.reshape(B, H, W, C).permute(0, 3, 1, 2)
     lim = F.conv2d(vmap, m.lim.weight, m.lim.bias, padding=1, groups=C)
     return m.proj(out.reshape(B, H, W, C) + lim.permute(0, 2, 3, 1)).reshape(B, N, C)
@@ -275,8 +276,7 @@ def test_what_frozen_stages_freeze():
     for i, stage in enumerate(model.stages):
         frozen = i < 2
         assert all(p.requires_grad != frozen for p in stage.parameters())
-        assert all(m.training != frozen for m in stage.modules()
-                   if not isinstance(m, nn.LayerNorm))
+        assert all(m.training != frozen for m in stage.modules() if not isinstance(m, nn.LayerNorm))
         assert all(p.requires_grad != frozen for p in getattr(model, f'norm{i}').parameters())
     assert not any(m.training for m in model.modules() if isinstance(m, nn.LayerNorm))
     assert model.stages[2].blocks[0].attn.training
@@ -290,10 +290,11 @@ def test_classifier_train_step():
     from mmengine.optim import OptimWrapper
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
-    cfg = classifier_cfg(copy.deepcopy(TINY), num_classes=5, in_channels=64,
-                         drop_path_rate=0.1)
+    cfg = classifier_cfg(copy.deepcopy(TINY), num_classes=5, in_channels=64, drop_path_rate=0.1)
     cfg['data_preprocessor'] = dict(
-        type='ClsDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+        type='ClsDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
         to_rgb=True)
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope is current

@@ -86,7 +86,7 @@ def test_output_shapes_detection_size(xtiny):
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 800, 1344))
     assert [tuple(o.shape) for o in outs] == [(1, 32, 200, 336), (1, 64, 100, 168),
-                                             (1, 128, 50, 84), (1, 256, 25, 42)]
+                                              (1, 128, 50, 84), (1, 256, 25, 42)]
 
 
 # --------------------------------------------------------------------------- archs
@@ -104,8 +104,9 @@ def test_arch_aliases():
         assert s['mssa_split'] == [[1, 1, 0], [2, 1, 1], [4, 3, 1], [8, 6, 2]]
         assert s['gsda_dilation'] == [8, 8, 8, 8]
     m = ScopeViT('t')
-    assert all(torch.equal(g, torch.full_like(g, 1e-6)) for n, g in m.named_parameters()
-               if n.endswith('gamma'))
+    assert all(
+        torch.equal(g, torch.full_like(g, 1e-6)) for n, g in m.named_parameters()
+        if n.endswith('gamma'))
     assert m.stages[0].blocks[0].mssa.mlp.fc1.out_features == 4 * 32
     assert isinstance(m.stages[2].norm, nn.BatchNorm2d)
 
@@ -127,8 +128,8 @@ def test_arch_stage_rules():
                                                        ('tiny', 256, 8_006_716),
                                                        ('small', 512, 18_162_010)])
 def test_classifier_param_counts(arch, in_channels, expected):
-    from mmpretrain.registry import MODELS
     from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
     with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever scope is current
         model = MODELS.build(
             dict(
@@ -183,8 +184,9 @@ def test_fused_and_reference_attention_agree():
     for m in model_ref.modules():
         if hasattr(m, 'attn_impl'):
             m.attn_impl = 'reference'
-    assert ScopeViT(arch=copy.deepcopy(MINI), attn_impl='reference').stages[
-        0].blocks[0].gsda.attn.attn_impl == 'reference'
+    assert ScopeViT(
+        arch=copy.deepcopy(MINI),
+        attn_impl='reference').stages[0].blocks[0].gsda.attn.attn_impl == 'reference'
     x = torch.randn(2, 3, 40, 56)  # maps 10x14, 5x7, 3x4, 2x2: GSDA padded everywhere
     # CPU size rules off: every fused call really goes through SDPA (as on a GPU)
     with cpu_dispatch_rules(False), record_attention_calls() as calls:
@@ -199,8 +201,8 @@ def test_fused_and_reference_attention_agree():
     # noise), so the absolute tolerance follows the overall gradient scale
     scale = max(float(g.abs().max()) for g in grads.values())
     for name in grads:
-        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-3, atol=1e-6 * scale,
-                                   msg=name)
+        torch.testing.assert_close(
+            grads[name], grads_ref[name], rtol=1e-3, atol=1e-6 * scale, msg=name)
     # attn_impl=None follows the process default
     model_default = copy.deepcopy(model_ref)
     for m in model_default.modules():
@@ -256,8 +258,8 @@ def _reference_gsda(attn, x):
     return attn.proj(out.reshape(b, h, w, c))
 
 
-@pytest.mark.parametrize('hw,grid', [((16, 24), 8), ((5, 11), 8), ((13, 17), 8),
-                                     ((1, 1), 8), ((9, 6), (4, 2)), ((7, 7), 4)])
+@pytest.mark.parametrize('hw,grid', [((16, 24), 8), ((5, 11), 8), ((13, 17), 8), ((1, 1), 8),
+                                     ((9, 6), (4, 2)), ((7, 7), 4)])
 def test_gsda_matches_unpadded_reference(hw, grid):
     torch.manual_seed(0)
     attn = sv.GlobalDilatedAttention(16, 2, grid).eval()
@@ -295,8 +297,10 @@ def test_model_pads_only_inside_gsda(monkeypatch):
     x = torch.randn(1, 3, 97, 131)  # maps 25x33, 13x17, 7x9, 4x5: all padded
     with torch.no_grad():
         outs = model(x)
-        monkeypatch.setattr(sv.GlobalDilatedAttention, 'forward',
-                            lambda self, t, key_mask=None: _reference_gsda(self, t))
+        monkeypatch.setattr(
+            sv.GlobalDilatedAttention,
+            'forward',
+            lambda self, t, key_mask=None: _reference_gsda(self, t))
         ref = model(x)
     for a, b in zip(outs, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -334,8 +338,9 @@ def test_rel_pos_bias_cache():
 def test_released_initialisation():
     model = ScopeViT(arch=copy.deepcopy(MINI))
     model.init_weights()
-    assert all(torch.equal(p, torch.full_like(p, 1e-6)) for n, p in model.named_parameters()
-               if n.endswith('gamma'))
+    assert all(
+        torch.equal(p, torch.full_like(p, 1e-6)) for n, p in model.named_parameters()
+        if n.endswith('gamma'))
     assert float(model.stages[0].blocks[0].gsda.attn.proj.bias.abs().max()) == 0
 
 
@@ -380,15 +385,18 @@ def _official_backbone_keys(settings):
     ``patch_embed{S}``/``blocks{S}``/``norm{S}`` (1-based), timm InvertedResidual
     ``cpe`` with ``bn1.0``/``bn2.0``, ``mspe.{large,medium,small}_embed``,
     ``query``/``key_value``, ``rel_pos.mlp``."""
+
     def bn(p):
-        return [p + n for n in ('weight', 'bias', 'running_mean', 'running_var',
-                                'num_batches_tracked')]
+        return [
+            p + n for n in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+        ]
 
     def wb(p):
         return [p + 'weight', p + 'bias']
 
-    keys = (wb('patch_embed1.projection.0.') + bn('patch_embed1.projection.1.') +
-            wb('patch_embed1.projection.3.') + bn('patch_embed1.projection.4.'))
+    keys = (
+        wb('patch_embed1.projection.0.') + bn('patch_embed1.projection.1.') +
+        wb('patch_embed1.projection.3.') + bn('patch_embed1.projection.4.'))
     for i, depth in enumerate(settings['depths']):
         s = i + 1
         if i > 0:
@@ -428,8 +436,10 @@ def test_official_key_mapping_is_bijection(arch):
         used = {KEY_RULES.rule_index(k) for k in official + ['head.weight', 'head.bias']}
         assert used == set(range(len(OFFICIAL_TO_MMSCOPE)))
     # a converted state dict loads strictly and shapes agree
-    fake = {k: ours[KEY_RULES.official_to_mmscope_key(k)[len('backbone.'):]].clone()
-            for k in official}
+    fake = {
+        k: ours[KEY_RULES.official_to_mmscope_key(k)[len('backbone.'):]].clone()
+        for k in official
+    }
     fake['head.weight'] = torch.zeros(10, model.embed_dims[-1])
     fake['head.bias'] = torch.zeros(10)
     converted = KEY_RULES.convert_official_state_dict(fake, backbone_only=True)

@@ -14,8 +14,8 @@ import contextlib
 import pytest
 import torch
 
-from mmscope.models.backbones import ScalableViT, ScopeViT
 from mmscope.benchmark.attention_profile import record_attention_calls
+from mmscope.models.backbones import ScalableViT, ScopeViT
 from mmscope.models.layers import attention_impl, cpu_dispatch_rules, scaled_dot_attention
 
 
@@ -31,6 +31,7 @@ def run_path(impl):
     assert [c['path'] for c in calls] == [want] * len(calls), \
         f'{impl}: paths {[c["path"] for c in calls]}'
 
+
 #: Per tensor, in the L2 norm: ``|a - b| <= rtol * |b| + atol * scale * sqrt(numel)``, where
 #: ``scale`` is the tensor's max ``|b|`` for outputs and the RMS of all gradients of the
 #: model for gradients (some gradients are exactly zero in theory, e.g. that of a bias added
@@ -44,14 +45,7 @@ TOL = {'fp32': dict(rtol=1e-4, atol=1e-5), 'bf16': dict(rtol=6e-2, atol=1e-2)}
 #: gives relative errors of order 1.
 GRAD_RTOL_FP32 = 1e-3
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """One intra-op thread: faster than two on a shared 2-core machine, and deterministic."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _norm(t):
@@ -163,22 +157,22 @@ KERNEL_CASES = {
     '4d': ((2, 3, 20, 8), (2, 3, 12, 8), (2, 3, 12, 8), None),
     '4d-bool-mask': ((4, 2, 16, 8), (4, 2, 16, 8), (4, 2, 16, 8), 'bool'),
     '5d-head-bias': ((2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (3, 16, 16)),
-    '5d-group-bias-inf': ((2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (2, 5, 3, 16, 8),
-                          (5, 3, 16, 16)),
+    '5d-group-bias-inf': ((2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (5, 3, 16, 16)),
     '5d-no-bias': ((2, 5, 3, 16, 8), (2, 5, 3, 16, 8), (2, 5, 3, 16, 8), None),
     '3d': ((6, 20, 8), (6, 12, 8), (6, 12, 8), (20, 12)),
     'qk-wider-than-v': ((2, 2, 40, 10), (2, 2, 9, 10), (2, 2, 9, 8), None),
     'qk-narrower-than-v': ((2, 4, 40, 2), (2, 4, 9, 2), (2, 4, 9, 8), None),
 }
 
-
 KERNEL_PARAMS = [(case, grad) for case, spec in KERNEL_CASES.items()
                  for grad in ([False, True] if isinstance(spec[3], tuple) else [False])]
 
 
 @pytest.mark.parametrize('dtype', ['fp32', 'bf16'])
-@pytest.mark.parametrize('case,bias_grad', KERNEL_PARAMS,
-                         ids=[c + ('-bias-grad' if g else '') for c, g in KERNEL_PARAMS])
+@pytest.mark.parametrize(
+    'case,bias_grad',
+    KERNEL_PARAMS,
+    ids=[c + ('-bias-grad' if g else '') for c, g in KERNEL_PARAMS])
 def test_kernel_modes_agree(case, bias_grad, dtype):
     q_shape, k_shape, v_shape, bias_spec = KERNEL_CASES[case]
     torch.manual_seed(0)
@@ -188,8 +182,7 @@ def test_kernel_modes_agree(case, bias_grad, dtype):
         bias = torch.rand(q_shape[0], 1, 1, k_shape[-2]) > 0.4
         bias[..., 0] = True
     elif bias_spec is not None:
-        bias = (_key_mask_bias(bias_spec, k_shape[-2]) if 'inf' in case else
-                torch.randn(bias_spec))
+        bias = (_key_mask_bias(bias_spec, k_shape[-2]) if 'inf' in case else torch.randn(bias_spec))
     results = {}
     for impl in ('fused', 'reference'):
         leaves = [t.clone().requires_grad_() for t in (q, k, v)]
@@ -276,13 +269,15 @@ def test_cpu_dispatch_for_small_calls(batch, expect_flash, grad):
     _assert_matches_reference(q, k, v, out, grad)
 
 
-@pytest.mark.parametrize('qk_head,num_keys,grad,expect_flash', [
-    (64, 49, True, False),   # training, few keys, q/k wider than v: plain matmuls
-    (64, 49, False, True),   # inference with wider q/k: the flash kernel at every size
-    (64, 144, True, True),   # training with enough keys: flash kernel
-    (8, 49, False, False),   # inference, few keys, q/k narrower (ScalableViT-L): matmuls
-    (8, 144, False, True),   # ... with enough keys: flash kernel
-])
+@pytest.mark.parametrize(
+    'qk_head,num_keys,grad,expect_flash',
+    [
+        (64, 49, True, False),  # training, few keys, q/k wider than v: plain matmuls
+        (64, 49, False, True),  # inference with wider q/k: the flash kernel at every size
+        (64, 144, True, True),  # training with enough keys: flash kernel
+        (8, 49, False, False),  # inference, few keys, q/k narrower (ScalableViT-L): matmuls
+        (8, 144, False, True),  # ... with enough keys: flash kernel
+    ])
 def test_cpu_dispatch_for_mixed_head_sizes(qk_head, num_keys, grad, expect_flash):
     """The default path picks the faster CPU implementation for ScalableViT's SSA shapes
     (q/k head 64 or 8, v head 32), and both give the reference result and gradients."""
