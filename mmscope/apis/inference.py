@@ -148,11 +148,11 @@ def _checkpoint_has_classes(checkpoint: str) -> bool:
     return isinstance(meta, dict) and bool(meta.get('dataset_meta') or meta.get('CLASSES'))
 
 
-def _use_dataset_meta(inferencer, meta: Dict) -> None:
+def _use_dataset_meta(inferencer, library: Library, meta: Dict) -> None:
     """Make the inferencer name and draw the classes of ``meta``: mmdet and mmseg read the
     model's ``dataset_meta`` (mmdet's visualizer keeps its own copy), mmpretrain its
     ``classes``."""
-    inferencer.model.dataset_meta = dict(meta)
+    library.inferencer_model(inferencer).dataset_meta = dict(meta)
     visualizer = getattr(inferencer, 'visualizer', None)
     if visualizer is not None:
         visualizer.dataset_meta = dict(meta)
@@ -196,14 +196,16 @@ def inference(images: Sequence[str],
         inferencer = inferencer_cls(
             config, device=device, **{library.weights_arg: checkpoint}, **library.inferencer_kwargs)
         if library.meta_fallback and not _checkpoint_has_classes(checkpoint):
-            _use_dataset_meta(inferencer, config_dataset_meta(config, library))
+            _use_dataset_meta(inferencer, library, config_dataset_meta(config, library))
         if amp:
             from .precision import (autocast_feature_extractor, resolve_amp_dtype,
                                     warn_if_emulated_bf16)
             dtype = resolve_amp_dtype(torch.device(device).type, amp_dtype)
             if torch.device(device).type == 'cpu':
                 warn_if_emulated_bf16('run without --amp to stay in fp32')
-            autocast_feature_extractor(inferencer.model, dtype, torch.device(device).type)
+            autocast_feature_extractor(
+                library.inferencer_model(inferencer), dtype,
+                torch.device(device).type)
         preds = library.predictions(inferencer(inputs, **library.infer_kwargs(tmp, score_thr)))
         summaries = [library.summarize(p, inferencer, score_thr) for p in preds]
         for path, staged_path, dst, summary in zip(images, inputs, picture_paths(images, out_dir),

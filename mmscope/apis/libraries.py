@@ -128,6 +128,17 @@ def _one_or_list(result) -> list:
     return result if isinstance(result, list) else [result]
 
 
+def _inferencer_model(inferencer):
+    """The model an inferencer runs: its ``model`` attribute."""
+    return inferencer.model
+
+
+def _pose_inferencer_model(inferencer):
+    """``MMPoseInferencer`` holds no model itself: it dispatches to a 2D pose inferencer
+    (``inferencer.inferencer``), whose ``model`` is the pose estimator."""
+    return inferencer.inferencer.model
+
+
 def _no_summary(prediction, inferencer, score_thr: float) -> str:
     """No summary (a library whose row gives none)."""
     return ''
@@ -140,7 +151,7 @@ def _cls_summary(prediction, inferencer, score_thr: float) -> str:
 
 def _det_summary(prediction, inferencer, score_thr: float) -> str:
     """``'2 objects: star 0.91, circle 0.45'`` (those scoring ``score_thr`` or more)."""
-    classes = inferencer.model.dataset_meta['classes']
+    classes = _inferencer_model(inferencer).dataset_meta['classes']
     kept = [(classes[lb], s) for lb, s in zip(prediction['labels'], prediction['scores'])
             if s >= score_thr]
     if not kept:
@@ -152,7 +163,7 @@ def _seg_summary(prediction, inferencer, score_thr: float) -> str:
     """``'background 80%, star 12%'``: the share of each class (0.5% or more), largest
     first, of a data sample's ``pred_sem_seg``."""
     import numpy as np
-    classes = inferencer.model.dataset_meta['classes']
+    classes = _inferencer_model(inferencer).dataset_meta['classes']
     seg = prediction.pred_sem_seg.data.cpu().numpy().ravel()
     frac = np.bincount(seg, minlength=len(classes)) / seg.size
     return ', '.join(f'{classes[k]} {frac[k]:.0%}' for k in np.argsort(-frac) if frac[k] >= 0.005)
@@ -197,6 +208,8 @@ class Library:
         weights_arg: the inferencer's keyword for the checkpoint (``'weights'``, or
             mmpretrain's ``'pretrained'``).
         inferencer_kwargs: further keywords of the inferencer's constructor.
+        inferencer_model: ``inferencer -> model``, the model the inferencer runs (what
+            ``--amp`` puts under autocast and class names are given to).
         infer_kwargs: ``(out_dir, score_thr) -> dict``, the keywords of the inferencer
             call that make it draw its pictures into ``out_dir/vis``.
         predictions: ``result -> list``, one prediction per image out of what the
@@ -226,6 +239,7 @@ class Library:
     inferencer: str = ''
     weights_arg: str = 'weights'
     inferencer_kwargs: Mapping = field(default_factory=dict)
+    inferencer_model: Callable = _inferencer_model
     infer_kwargs: Callable = _out_dir_kwargs
     predictions: Callable = _predictions_entry
     summarize: Callable = _no_summary
@@ -336,6 +350,7 @@ LIBRARIES: Dict[str, Library] = {
             # no detector: the whole image is the one box of the top-down model
             weights_arg='pose2d_weights',
             inferencer_kwargs=dict(det_model='whole_image'),
+            inferencer_model=_pose_inferencer_model,
             infer_kwargs=_pose_infer_kwargs,
             predictions=_pose_predictions,
             summarize=_pose_summary,

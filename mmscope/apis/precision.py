@@ -30,7 +30,7 @@ import warnings
 from typing import Any, Callable, FrozenSet, Optional, Sequence, Tuple
 
 __all__ = [
-    'AMP_DTYPES', 'NATIVE_BF16_FLAGS', 'cpu_flags', 'cpu_bf16_support', 'warn_if_emulated_bf16',
+    'AMP_DTYPES', 'NATIVE_BF16_FLAGS', 'cpu_flags', 'cpu_description', 'cpu_bf16_support', 'warn_if_emulated_bf16',
     'resolve_amp_dtype', 'autocast_feature_extractor', 'amp_context', 'configure_amp',
     'bf16_step_speedup'
 ]
@@ -39,6 +39,8 @@ __all__ = [
 AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 #: CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic: AVX512-BF16 and AMX-BF16.
 NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
+#: The CPU flags that decide CPU speed in fp32 and bf16 (what :func:`cpu_description` names).
+SPEED_FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile')
 #: The parts of a model that CPU autocast covers (those a model has).
 FEATURE_PARTS = ('backbone', 'neck')
 #: What the one-time warning names as the way back to fp32 (per entry point).
@@ -60,6 +62,26 @@ def cpu_flags(cpuinfo: str = '/proc/cpuinfo') -> Optional[FrozenSet[str]]:
     except OSError:
         return None
     return None
+
+
+def cpu_description(cpuinfo: str = '/proc/cpuinfo') -> dict:
+    """What a result measured on this CPU should name: ``{'model': 'AMD EPYC',
+    'flags': [...]}``, the CPU's model name and those of its flags among
+    :data:`SPEED_FLAGS` (native bf16 or not, AVX-512, AMX). Unknowns are None."""
+    model = None
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name':
+                    model = value.strip()
+                    break
+    except OSError:
+        pass
+    flags = cpu_flags(cpuinfo)
+    return dict(
+        model=model or platform.processor() or None,
+        flags=None if flags is None else [f for f in SPEED_FLAGS if f in flags])
 
 
 def cpu_bf16_support(flags: Optional[FrozenSet[str]] = None) -> Tuple[Optional[bool], str]:

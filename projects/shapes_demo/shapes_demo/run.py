@@ -490,6 +490,7 @@ class _Run:
     fresh: bool = False
     no_pictures: bool = False
     amp: bool = False
+    precision: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     baselines: dict = field(default_factory=dict)
     timings: dict = field(default_factory=OrderedDict)
@@ -676,8 +677,14 @@ def _pictures(run: _Run) -> None:
         vis_dir = osp.join(out_root, 'image_demo', key)
         shutil.rmtree(vis_dir, ignore_errors=True)
         say(f'demo/image_demo.py on {len(images)} validation images: {task.title}')
-        for r in inference(
-                images, config, res['checkpoint'], vis_dir, amp=run.amp, amp_dtype='bf16'):
+        try:
+            drawn = inference(
+                images, config, res['checkpoint'], vis_dir, amp=run.amp, amp_dtype='bf16')
+        except Exception as e:  # noqa: BLE001 (reported as a failure of the step)
+            run.failures.append(f'{key}: image demo failed: {type(e).__name__}: {e}')
+            say(f'  failed: {type(e).__name__}: {e}')
+            continue
+        for r in drawn:
             say(f'  {osp.relpath(r["image"], data_root)}: {r["summary"]}')
         tile([osp.join(vis_dir, f) for f in sorted(os.listdir(vis_dir))],
              osp.join(out_root, f'{key}_image_demo.png'),
@@ -716,6 +723,11 @@ def _report(run: _Run) -> int:
             task = DEMO_TASKS[key]
             print(f'\nper class (%), {task.title}: {task.model}')
             print('\n'.join(demo_results.per_class_lines(res['per_class'])))
+    prec = run.precision
+    print(f"precision: {prec.get('dtype')} ({prec.get('reason')}); CPU: "
+          f"{prec.get('cpu', {}).get('model')}, flags "
+          f"{', '.join(prec.get('cpu', {}).get('flags') or []) or 'unknown'}; "
+          f"{prec.get('threads')} thread(s)")
     print('time: ' + ', '.join(f'{k} {fmt_time(v)}' for k, v in run.timings.items()))
     if not run.no_pictures:
         print('pictures: ' + ', '.join(
@@ -727,6 +739,7 @@ def _report(run: _Run) -> int:
         work_dir=run.work_root,
         passed=passed and not failures,
         failures=failures,
+        precision=run.precision,
         thresholds=THRESHOLDS[mode],
         baselines={
             k: v[0]
@@ -798,6 +811,14 @@ def run_demo(root: str,
     t0 = time.time()
     run.amp, why = choose_precision(precision, run.config(DEMO_TASKS['cls']))
     say(f'precision: {why}')
+    from mmscope.apis.precision import cpu_description
+    run.precision = dict(
+        dtype='bf16' if run.amp else 'fp32',
+        requested=precision,
+        reason=why,
+        cpu=cpu_description(),
+        threads=torch.get_num_threads(),
+        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     run.timings['precision'] = time.time() - t0
     t0 = time.time()
     run.meta = _make_data(data_root, mode, seed)

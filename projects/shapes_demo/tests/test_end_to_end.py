@@ -5,6 +5,8 @@ import glob
 import json
 import os
 import os.path as osp
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,10 +53,46 @@ def quick_demo(tmp_path_factory):
     dir."""
     root = tmp_path_factory.mktemp('demo')
     dirs = dict(data=str(root / 'data'), work=str(root / 'work'), out=str(root / 'results'))
+    # fp32 whatever the CPU (auto would take bf16 on a CPU with native bf16): the bf16
+    # path is forced below (quick_demo_bf16), so every machine runs both
     cmd = [
         sys.executable,
         osp.join(ROOT, 'projects', 'shapes_demo', 'demo.py'), '--quick', '--data-root',
-        dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out']
+        dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out'], '--precision', 'fp32'
+    ]
+    proc = run_watched(
+        cmd,
+        cwd=ROOT,
+        env=one_thread_env(),
+        idle_timeout=IDLE_TIMEOUT,
+        total_timeout=QUICK_DEMO_TIMEOUT,
+        log_file=str(root / 'demo.log'))
+    dirs.update(proc=proc)
+    return dirs
+
+
+@pytest.fixture(scope='module')
+def quick_demo_bf16(quick_demo, tmp_path_factory):
+    """The quick demo again with ``--precision bf16`` (forced: bf16 autocast runs on any
+    x86 CPU, emulated where the CPU has no native bf16), on a copy of the fp32 run's
+    finished checkpoints: ``--resume`` trains nothing more, so this is the bf16 path of
+    testing (``tools/test.py --amp``), of the per-class tables and of every picture,
+    ``inference(amp=True)`` with each library's inferencer included, at the cost of the
+    evaluations alone."""
+    assert quick_demo['proc'].returncode == 0, quick_demo['proc'].tail(3000)
+    root = tmp_path_factory.mktemp('demo_bf16')
+    dirs = dict(data=quick_demo['data'], work=str(root / 'work'), out=str(root / 'results'))
+    shutil.copytree(quick_demo['work'], dirs['work'])
+    # the copies' pointers name the copies, so nothing of the fp32 run is read or written
+    for marker in glob.glob(osp.join(dirs['work'], '*', 'last_checkpoint')):
+        with open(marker) as f:
+            name = osp.basename(f.read().strip())
+        with open(marker, 'w') as f:
+            f.write(osp.join(osp.dirname(marker), name))
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'projects', 'shapes_demo', 'demo.py'), '--quick', '--data-root',
+        dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out'], '--precision', 'bf16'
     ]
     proc = run_watched(
         cmd,
@@ -75,6 +113,11 @@ def test_quick_demo_learns(quick_demo):
     with open(osp.join(quick_demo['out'], 'metrics.json')) as f:
         summary = json.load(f)
     assert summary['passed'] and not summary['failures']
+    # which precision and which CPU produced the numbers, in metrics.json and printed
+    prec = summary['precision']
+    assert (prec['dtype'], prec['requested'], prec['threads']) == ('fp32', 'fp32', 1), prec
+    assert prec['cpu']['model'] and isinstance(prec['cpu']['flags'], list), prec
+    assert f"precision: fp32 ({prec['reason']}); CPU: {prec['cpu']['model']}" in proc.output
     res = summary['results']
     from shapes_demo.run import DEMO_TASKS
     assert list(res) == list(DEMO_TASKS)
@@ -114,6 +157,84 @@ def test_quick_demo_learns(quick_demo):
     for task in DEMO_TASKS:
         assert os.listdir(osp.join(quick_demo['out'], 'image_demo', task)), task
     assert 'PASS' in proc.output and quick_demo['out'] in proc.output
+
+
+@pytest.mark.slow
+def test_quick_demo_in_bf16(quick_demo, quick_demo_bf16, tmp_path):
+    """``--precision bf16`` on any CPU: every task tested under bf16 autocast
+    (``tools/test.py --amp``: the classifiers, the detector, the segmentor, the pose
+    model), with every picture and the image demo of each library, exit 0; its
+    metrics.json says bf16 and the CPU; the metrics stay near the fp32 evaluation of the
+    same checkpoints (bf16 autocast of the backbone and neck only)."""
+    proc = quick_demo_bf16['proc']
+    assert proc.returncode == 0, proc.tail(9000)
+    out = quick_demo_bf16['out']
+    with open(osp.join(out, 'metrics.json')) as f:
+        summary = json.load(f)
+    with open(osp.join(quick_demo['out'], 'metrics.json')) as f:
+        fp32 = json.load(f)
+    assert summary['passed'] and not summary['failures'], summary['failures']
+    assert (summary['precision']['dtype'], summary['precision']['requested']) == ('bf16', 'bf16')
+    assert 'precision: bf16 (bf16 autocast (--precision bf16)' in proc.output
+    # every tool run of the demo had --amp, and said so in its log
+    from shapes_demo.run import DEMO_TASKS
+    for key in DEMO_TASKS:
+        with open(osp.join(out, 'logs', f'{key}_test.log')) as f:
+            assert 'mixed precision: ' in f.read(), key
+    for key, res in summary['results'].items():
+        # the same checkpoints as the fp32 run (nothing was trained again)
+        assert osp.basename(res['checkpoint']) == \
+            osp.basename(fp32['results'][key]['checkpoint']), key
+        for name, value in res['metrics'].items():
+            assert abs(value - fp32['results'][key]['metrics'][name]) <= 5.0, \
+                (key, name, value, fp32['results'][key]['metrics'][name])
+    for name in ['loss_curves.png'] + [f'{key}_{kind}.png' for key in DEMO_TASKS
+                                       for kind in ('predictions', 'gt_vs_pred', 'image_demo')]:
+        assert osp.getsize(osp.join(out, name)) > 1000, name
+    for key in DEMO_TASKS:
+        assert len(os.listdir(osp.join(out, 'image_demo', key))) == 4, key
+    # and its command line: demo/image_demo.py --amp with the pose model
+    image = sorted(glob.glob(osp.join(quick_demo['data'], 'cls', 'val', '*', '*.jpg')))[0]
+    pictures = str(tmp_path / 'image_demo')
+    cli = run_watched([
+        sys.executable, 'demo/image_demo.py', image, DEMO_TASKS['pose'].quick_config,
+        summary['results']['pose']['checkpoint'], '--out-dir', pictures, '--amp'
+    ],
+                      cwd=ROOT,
+                      env=one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data']),
+                      idle_timeout=IDLE_TIMEOUT,
+                      total_timeout=RUN_TIMEOUT)
+    assert cli.returncode == 0, cli.tail()
+    assert '[pose estimation]' in cli.output and 'keypoints' in cli.output, cli.tail()
+    assert len(os.listdir(pictures)) == 1
+
+
+@pytest.mark.slow
+def test_train_amp_dense_models(quick_demo, tmp_path):
+    """``tools/train.py --amp`` (bf16 autocast of backbone and neck, forced on any CPU)
+    for the detector, the segmentor and the pose model: two iterations each, finite
+    losses, a checkpoint, and the log says so."""
+    from shapes_demo.run import DEMO_TASKS
+    env = one_thread_env(MMSCOPE_SHAPES_ROOT=quick_demo['data'])
+    for key in ('det', 'seg', 'pose'):
+        work = str(tmp_path / key)
+        proc = run_watched([
+            sys.executable, 'tools/train.py', DEMO_TASKS[key].quick_config, '--work-dir', work,
+            '--amp', '--no-validate', '--cfg-options', 'train_cfg.max_iters=2',
+            'model.backbone.init_cfg=None', 'default_hooks.checkpoint.interval=2',
+            'default_hooks.logger.interval=1'
+        ],
+                           cwd=ROOT,
+                           env=env,
+                           idle_timeout=IDLE_TIMEOUT,
+                           total_timeout=RUN_TIMEOUT)
+        assert proc.returncode == 0, (key, proc.tail())
+        assert re.search(r'mixed precision: backbone(\+neck)? under bf16 autocast on the CPU',
+                         proc.output), key
+        (run, ) = _scalars(work)
+        assert [r['iter'] for r in run] == [1, 2], (key, run)
+        assert all(np.isfinite(r['loss']) for r in run), (key, run)
+        assert osp.isfile(osp.join(work, 'iter_2.pth')), key
 
 
 @pytest.mark.slow

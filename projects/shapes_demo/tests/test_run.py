@@ -2,6 +2,7 @@
 table, its helpers, the keypoint baseline and the loss curves.
 """
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -218,3 +219,53 @@ def test_demo_precision_choice(monkeypatch):
             ValueError, match="precision must be one of \\('auto', 'fp32', "
             "'bf16'\\), got 'fp16'"):
         demo.choose_precision('fp16', cfg)
+
+
+def test_a_failing_picture_step_is_reported(tmp_path, monkeypatch):
+    """An image demo that raises (as the pose inferencer's ``--amp`` once did) is a failed
+    step: the demo still draws the other tasks, writes ``metrics.json`` with the failure
+    and the precision and CPU it ran on, and exits 2, instead of a traceback."""
+    import mmscope.apis.inference as inference_api
+    from shapes_demo import run as demo
+
+    def inference(images, config, checkpoint, out_dir, **kwargs):
+        if 'td-hm' in config:
+            raise AttributeError("'MMPoseInferencer' object has no attribute 'model'")
+        drawn.append((config, kwargs))
+        os.makedirs(out_dir)
+        return []
+
+    drawn = []
+    monkeypatch.setattr(inference_api, 'inference', inference)
+    monkeypatch.setattr(demo, 'plot_losses', lambda task_dirs, out_file: {})
+    out = tmp_path / 'out'
+    out.mkdir()
+    run = demo._Run(
+        root=ROOT,
+        data_root=str(tmp_path / 'data'),
+        work_root=str(tmp_path / 'work'),
+        out_root=str(out),
+        log_dir=str(out),
+        env={},
+        quick=True,
+        amp=True,
+        precision=dict(
+            dtype='bf16',
+            requested='bf16',
+            reason='forced',
+            cpu=dict(model='Some CPU', flags=['avx2']),
+            threads=1))
+    for key in ('pose', 'seg'):
+        run.results[key] = dict(checkpoint='x.pth', raw={}, metrics=OrderedDict())
+    demo._pictures(run)
+    assert [c for c, _ in drawn] == [run.config(demo.DEMO_TASKS['seg'])]
+    assert drawn[0][1] == dict(amp=True, amp_dtype='bf16')
+    assert run.failures == [
+        "pose: image demo failed: AttributeError: 'MMPoseInferencer' object has no "
+        "attribute 'model'"
+    ]
+    assert demo._report(run) == 2
+    with open(out / 'metrics.json') as f:
+        summary = json.load(f)
+    assert summary['failures'] == run.failures and not summary['passed']
+    assert summary['precision']['cpu'] == dict(model='Some CPU', flags=['avx2'])
