@@ -59,6 +59,12 @@ def test_cpu_flags_parse_cpuinfo(tmp_path):
     assert flags == frozenset({'fpu', 'vme', 'avx2', 'fma'})  # the first CPU's flags only
     assert cpu_bf16_support(flags)[0] is False  # the model name is not read
     assert cpu_flags(str(tmp_path / 'missing')) is None
+    # what results name: the model and the speed flags of the first CPU, in a fixed order
+    info.write_text('processor\t: 0\nmodel name\t: Some Xeon\n'
+                    'flags\t\t: amx_bf16 fpu avx512_bf16 avx2 avx512f avx512vl\n')
+    assert precision.cpu_description(str(info)) == dict(
+        model='Some Xeon', flags=['avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'])
+    assert precision.cpu_description(str(tmp_path / 'missing'))['flags'] is None
 
 
 def test_emulated_bf16_warns_once(monkeypatch):
