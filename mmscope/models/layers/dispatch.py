@@ -77,7 +77,7 @@ BENCHMARK_MAX_REFERENCE_BYTES = 256 * 2**20
 
 #: Timed rounds per kernel and signature (after one untimed call of each); the fastest
 #: round of each kernel is compared.
-BENCHMARK_ROUNDS = 3
+BENCHMARK_ROUNDS = 5
 
 _state = threading.local()  # cpu_rules: this thread's cpu_dispatch_rules switch
 
@@ -90,15 +90,24 @@ def _env_enabled() -> bool:
     return value in ('1', 'true', 'on')
 
 
-def _default_timer(impl: str, run: Callable[[], None]) -> float:
-    """Seconds of one ``run()`` (which synchronises its device itself)."""
+def _wall_timer(impl: str, run: Callable[[], None]) -> float:
+    """Wall seconds of one ``run()`` (which synchronises its device itself)."""
     t0 = time.perf_counter()
     run()
     return time.perf_counter() - t0
 
 
-# process-wide, like torch.backends.cudnn.benchmark: the switch, the timer and the choices
-_benchmark = dict(enabled=_env_enabled(), timer=_default_timer)
+def _cpu_timer(impl: str, run: Callable[[], None]) -> float:
+    """Process CPU seconds of one ``run()``: with one thread on CPU, the work of the call
+    without the time spent waiting for a shared CPU (steadier on a loaded machine)."""
+    t0 = time.process_time()
+    run()
+    return time.process_time() - t0
+
+
+# process-wide, like torch.backends.cudnn.benchmark: the switch, the timer (None: the
+# default clocks) and the choices
+_benchmark = dict(enabled=_env_enabled(), timer=None)
 _choices: Dict[tuple, str] = {}
 _choices_lock = threading.Lock()
 
@@ -235,12 +244,16 @@ def measured_choice(key: tuple, candidates: Dict[str, Callable[[], None]]) -> st
     """The cached choice for ``key``, or, the first time, the faster of ``candidates``
     (``{impl: run}``, each ``run()`` one call of that kernel): one untimed call of each,
     then :data:`BENCHMARK_ROUNDS` timed rounds in alternating order, the fastest round of
-    each kernel compared (a tie keeps the first candidate)."""
+    each kernel compared (a tie keeps the first candidate). Clock: the process CPU time
+    with one thread on CPU, the wall time otherwise (CUDA runs synchronise), or the
+    :func:`benchmark_timer` in force."""
     with _choices_lock:
         choice = _choices.get(key)
     if choice is not None:
         return choice
     timer = _benchmark['timer']
+    if timer is None:  # key[0]: the device; one CPU thread: CPU time, else wall time
+        timer = _cpu_timer if key[0] == 'cpu' and torch.get_num_threads() == 1 else _wall_timer
     names = list(candidates)
     for name in names:
         candidates[name]()

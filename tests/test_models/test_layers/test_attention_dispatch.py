@@ -235,3 +235,20 @@ def test_fake_tensors_do_not_measure():
         q, k, v = (mode.from_tensor(t) for t in inputs())
         assert scaled_dot_attention(q, k, v).shape == (2, 4, 64, 16)
     assert timer.calls == []
+
+
+@pytest.mark.parametrize('threads,clock', [(1, '_cpu_timer'), (2, '_wall_timer')])
+def test_default_clock(monkeypatch, threads, clock):
+    """Without an injected timer: process CPU time with one thread on CPU (steady on a
+    shared machine), wall time otherwise."""
+    used = []
+    for name in ('_cpu_timer', '_wall_timer'):
+        monkeypatch.setattr(dispatch, name, lambda impl, run, name=name: used.append(name) or 1.)
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: threads)
+    clear_dispatch_cache()
+    try:
+        with attention_benchmark(True):
+            scaled_dot_attention(*inputs())
+    finally:
+        clear_dispatch_cache()
+    assert used == [clock] * (2 * dispatch.BENCHMARK_ROUNDS)
