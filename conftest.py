@@ -9,6 +9,12 @@ import pytest
 # shares its core with that job: the quick demo's classifier trained 25x slower (19 min
 # for an epoch of 45 s). One thread per process only shares its core.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+# The measured attention dispatch off for the suite and its processes (set
+# MMSCOPE_ATTN_BENCHMARK=1 to override): every first call of a shape would time both
+# kernels (a few times the cost of a forward that sees each shape once, as most tests do),
+# and which kernel runs would depend on the load of the machine. Its own tests
+# (tests/test_models/test_layers/test_attention_dispatch.py) switch it on with a fake timer.
+os.environ.setdefault('MMSCOPE_ATTN_BENCHMARK', '0')
 
 
 @pytest.fixture(autouse=True)

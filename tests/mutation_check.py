@@ -92,10 +92,15 @@ MUTATIONS = {
      '        gc.collect()\n        return result', ['tests/test_tools/test_dist.py'],
      'a finished run leaves its process group to static destructors'),
     'cpu-rules-switch-ignored':
-    ('mmscope/models/layers/dispatch.py',
-     "    if q.device.type != 'cpu' or not getattr(_state, 'cpu_rules', True):",
-     "    if q.device.type != 'cpu':", ['tests/test_models/test_layers/test_attention_modes.py'],
-     'the fused-path tests silently compare the reference path with itself'),
+    ('mmscope/models/layers/attention.py',
+     "    if q.device.type == 'cpu' and not cpu_rules_enabled():", '    if False:',
+     ['tests/test_models/test_layers/test_attention_modes.py'
+      ], 'the fused-path tests silently compare the reference path with itself'),
+    'measured-dispatch-keeps-the-slower':
+    ('mmscope/models/layers/dispatch.py', '    choice = min(names, key=lambda n: best[n])',
+     '    choice = max(names, key=lambda n: best[n])',
+     ['tests/test_models/test_layers/test_attention_dispatch.py'
+      ], "'auto' attention keeps the kernel measured to be slower"),
     'frozen-stages-left-in-train-mode':
     ('mmscope/models/backbones/base.py',
      '        for m in self._frozen_modules():\n            m.eval()\n',

@@ -11,9 +11,10 @@ machine load (:func:`alternate`): a forward under ``no_grad`` for ``infer``, for
 backward for ``train``. Per group (:func:`profile`): the query / key / value shapes, the
 bias, how many calls the backbone makes, the median time of one call with each path, the
 median and range of the per-round ratio ``t(reference) / t(fused)``, and what the default
-path runs on this device (``flash``: SDPA's CPU flash kernel, ``matmul``: the plain
-matmuls picked by the CPU dispatch rules of ``mmscope/models/layers/dispatch.py``,
-``sdpa``: on CUDA, whichever kernel SDPA picks).
+path runs on this device (the ``'auto'`` dispatch of ``mmscope/models/layers/dispatch.py``:
+measured on this machine, or its fixed CPU rules when the measurement is off; ``flash``:
+SDPA's CPU flash kernel, ``matmul``: the plain matmuls, ``sdpa``: on CUDA, whichever
+kernel SDPA picks).
 
 The summary weighs each group by its number of calls and compares the totals with a whole
 step of the backbone (forward, or forward + backward, default path), also timed:
@@ -62,8 +63,7 @@ def _bindings(obj) -> List[Tuple[Dict, str]]:
 
 def _recording_kernel(kernel):
     """``kernel`` that also appends its arguments to this thread's recorder, if any."""
-    from mmscope.models.layers.attention import _broadcast_lead, resolve_attention_impl
-    from mmscope.models.layers.dispatch import cpu_matmul_is_faster
+    from mmscope.models.layers.attention import attention_path, resolve_attention_impl
     from mmscope.models.layers.padding import symbolic_shapes
 
     @functools.wraps(kernel)
@@ -80,12 +80,9 @@ def _recording_kernel(kernel):
                 scale=q.shape[-1]**-0.5 if scale is None else scale,
                 dropout_p=dropout_p,
                 impl=resolve_attention_impl(impl),
-                path='matmul')
+                # the kernel's own choice (attention.py; 'auto': measured now or cached)
+                path=attention_path(q, k, v, bias, scale, dropout_p, impl))
             calls.append(record)
-            # the kernel's own choice (attention.py): fused unless the CPU rules decline
-            if record['impl'] == 'fused' and not cpu_matmul_is_faster(q, k, v, bias,
-                                                                      _broadcast_lead(q, k, v)):
-                record['path'] = 'sdpa'
         return kernel(q, k, v, bias, scale, dropout_p, impl)
 
     return scaled_dot_attention
@@ -178,13 +175,12 @@ def make_replay(call, train):
                 torch.autograd.grad(out.sum(), needs_grad)
 
     def default_kernel():
-        from mmscope.models.layers.attention import _broadcast_lead
-        from mmscope.models.layers.dispatch import cpu_matmul_is_faster
-        if leaves[0].device.type != 'cpu':
-            return 'sdpa'  # whichever kernel SDPA picks on that device
+        from mmscope.models.layers import attention_path
         with torch.set_grad_enabled(train):
-            lead = _broadcast_lead(*leaves)
-            return 'matmul' if cpu_matmul_is_faster(*leaves, bias, lead) else 'flash'
+            path = attention_path(*leaves, bias, call['scale'], call['dropout_p'])
+        if path == 'sdpa':  # on CUDA, whichever kernel SDPA picks there
+            return 'flash' if leaves[0].device.type == 'cpu' else 'sdpa'
+        return 'matmul'
 
     return run, default_kernel
 

@@ -178,12 +178,12 @@ def run_case(case: Dict) -> Dict:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda but torch.cuda.is_available() is False')
     if case['attn'] == 'vs-official':
-        ours = make_step(case, build_case_model(case, case['spec'], 'fused')[0], device)
+        ours = make_step(case, build_case_model(case, case['spec'], 'auto')[0], device)
         released = make_step(case, build_case_model(case, case['twin_spec'], '-')[0], device)
         return alternate(case, {'mmscope': ours[1], 'official': released[1]}, ours[0])
     if case['attn'] == 'runtimes':
         from .runtimes import measure_runtimes
-        return measure_runtimes(case, build_case_model(case, case['spec'], 'fused')[0])
+        return measure_runtimes(case, build_case_model(case, case['spec'], 'auto')[0])
     model, ours = build_case_model(case, case['spec'], case['attn'])
     params = sum(p.numel() for p in model.parameters())
     flops = None

@@ -247,6 +247,7 @@ def test_attention_profile_cli(tmp_path, mode):
         '--repeat', '1', '--step-repeat', '1', '--threads', '1', '--json',
         str(out)
     ],
+               env=dict(MMSCOPE_ATTN_BENCHMARK='0'),
                timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(out.read_text())
@@ -254,8 +255,9 @@ def test_attention_profile_cli(tmp_path, mode):
     assert sum(r['count'] for r in rows) == summary['calls'] == 26
     mixed = [r for r in rows if r['q'][-1] != r['v'][-1]]  # SSA with sr_ratio > 1
     assert [r['count'] for r in mixed] == [1, 1, 10]
-    # the CPU dispatch rules: calls under CPU_SMALL_ATTENTION_MACS multiply-adds (every
-    # SSA call here, at most 8 x 2 x 256 x 4 x 72) run the plain matmuls; the IWSA windows
+    # with the measured dispatch off (MMSCOPE_ATTN_BENCHMARK=0), the CPU rules: calls under
+    # CPU_SMALL_ATTENTION_MACS multiply-adds (every SSA call here, at most
+    # 8 x 2 x 256 x 4 x 72) run the plain matmuls; the IWSA windows
     # (at least 8 x 8 heads x 49 x 49 x 64 = 9.8M) the flash kernel
     for r in rows:
         macs = math.prod(r['q'][:-1]) * r['k'][-2] * (r['q'][-1] + r['v'][-1])

@@ -97,7 +97,7 @@ def parse_args(argv=None):
     p.add_argument(
         '--attn',
         nargs='+',
-        choices=['fused', 'reference'],
+        choices=['auto', 'fused', 'reference'],
         default=['fused', 'reference'],
         help='attention modes of mmscope backbones (others run once)')
     p.add_argument(

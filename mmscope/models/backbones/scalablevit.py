@@ -366,7 +366,7 @@ class ScalableViT(MMScopeBackbone):
         with_cp (bool): Gradient checkpointing of every block in training
             (``torch.utils.checkpoint``, ``use_reentrant=False``). Defaults to False.
         attn_impl (str, optional): Attention implementation for every attention:
-            ``'fused'``, ``'reference'`` or None (process default, see
+            ``'auto'``, ``'fused'``, ``'reference'`` or None (process default, see
             :func:`mmscope.models.layers.attention_impl`). Defaults to None.
         pretrained (str, optional): Deprecated, use ``init_cfg=dict(type='Pretrained',
             checkpoint=...)``. Defaults to None.

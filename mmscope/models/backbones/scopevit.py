@@ -495,8 +495,9 @@ class ScopeViT(MMScopeBackbone):
             Defaults to False.
         norm_cfg (dict): Config of every BatchNorm (stem, downsamples, stage norms, MSSA
             convolutions), e.g. ``dict(type='SyncBN')``. Defaults to ``dict(type='BN')``.
-        attn_impl (str, optional): ``'fused'`` (SDPA), ``'reference'`` (matmul + softmax)
-            or None for the process default, used by every attention. Defaults to None.
+        attn_impl (str, optional): ``'auto'`` (the faster of SDPA and matmul + softmax,
+            measured per call signature), ``'fused'`` (SDPA), ``'reference'`` (matmul +
+            softmax) or None for the process default, used by every attention. Defaults to None.
         init_cfg (dict | list[dict], optional): Initialization config, e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``, applied on top
             of the released model's initialization. Defaults to None.

@@ -1,14 +1,16 @@
 """Building blocks shared by the mmscope backbones (one place each)."""
-from .attention import (ATTN_IMPLS, attention_impl, get_attention_impl, resolve_attention_impl,
-                        scaled_dot_attention, set_attention_impl)
+from .attention import (ATTN_IMPLS, attention_impl, attention_path, get_attention_impl,
+                        resolve_attention_impl, scaled_dot_attention, set_attention_impl)
 from .conv import store_channels_last
-from .dispatch import cpu_dispatch_rules
+from .dispatch import (attention_benchmark, clear_dispatch_cache, cpu_dispatch_rules,
+                       dispatch_choices, set_attention_benchmark)
 from .mlp import LayerScale, Mlp
 from .padding import (concrete_shapes, crop, grid_partition, grid_reverse, pad_amount,
                       symbolic_shapes, valid_mask)
 
 __all__ = [
-    'ATTN_IMPLS', 'attention_impl', 'cpu_dispatch_rules', 'get_attention_impl',
+    'ATTN_IMPLS', 'attention_impl', 'attention_path', 'attention_benchmark', 'clear_dispatch_cache',
+    'cpu_dispatch_rules', 'dispatch_choices', 'get_attention_impl', 'set_attention_benchmark',
     'resolve_attention_impl', 'scaled_dot_attention', 'set_attention_impl', 'store_channels_last',
     'LayerScale', 'Mlp', 'concrete_shapes', 'crop', 'grid_partition', 'grid_reverse', 'pad_amount',
     'symbolic_shapes', 'valid_mask'

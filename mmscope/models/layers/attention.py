@@ -1,10 +1,18 @@
 """One attention kernel for every mmscope attention module.
 
 ``scaled_dot_attention`` computes ``softmax(q @ k^T * scale + bias) @ v`` either through
-:func:`torch.nn.functional.scaled_dot_product_attention` (``'fused'``, the default: flash /
-memory-efficient kernels that never hold the full attention matrix where the backend
-allows it) or through plain matmul + softmax (``'reference'``, kept for tests and for the
-side-by-side benchmark). Both read the same arguments and compute the same function.
+:func:`torch.nn.functional.scaled_dot_product_attention` (SDPA: flash / memory-efficient
+kernels that never hold the full attention matrix where the backend allows it) or through
+plain matmul + softmax. Both read the same arguments and compute the same function. The
+modes (:data:`ATTN_IMPLS`):
+
+* ``'auto'`` (the default): per call signature, the kernel measured to be faster on the
+  running machine, measured once per process (or, with the measurement switched off and
+  under compilers / exporters, the deterministic choice of ``'fused'``): :mod:`.dispatch`;
+* ``'fused'``: SDPA, except on CPU where fixed rules send calls to the plain matmuls
+  (:func:`~.dispatch.cpu_matmul_is_faster`; :func:`~.dispatch.cpu_dispatch_rules`
+  ``(False)`` turns them off); never measured;
+* ``'reference'``: always the plain matmuls (tests, the side-by-side benchmark).
 
 What the fused path does so that SDPA's CPU flash kernel (tiled, never holds the attention
 matrix) is really used; PyTorch silently takes its unfused "math" fallback otherwise, which
@@ -19,9 +27,10 @@ is slower than the reference code and materialises the whole matrix:
 * on CPU, a float bias that needs a gradient (a learned relative-position bias during
   training) goes through the reference code: no CPU kernel returns a bias gradient, and
   the math fallback SDPA would pick is slower than the reference code;
-* on CPU, small calls and mixed head sizes with few keys run the plain matmuls, measured
-  to be faster there: the thresholds, their measurements and the switch that turns these
-  rules off (:func:`~.dispatch.cpu_dispatch_rules`) are in :mod:`.dispatch`.
+* on CPU, ``'fused'`` runs small calls and mixed head sizes with few keys on the plain
+  matmuls, measured to be faster there in fp32: the thresholds, their measurements and
+  the switch that turns these rules off (:func:`~.dispatch.cpu_dispatch_rules`) are in
+  :mod:`.dispatch`, with the measured choice of ``'auto'``.
 
 Under symbolic sizes (:func:`~mmscope.models.layers.padding.symbolic_shapes`) no decision
 depends on a size, so a traced or compiled graph holds at every size:
@@ -42,10 +51,11 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .dispatch import cpu_matmul_is_faster
+from .dispatch import (call_signature, cpu_matmul_is_faster, cpu_rules_enabled, measured_choice,
+                       needs_grad, should_measure)
 from .padding import symbolic_shapes
 
-ATTN_IMPLS = ('fused', 'reference')
+ATTN_IMPLS = ('auto', 'fused', 'reference')
 _state = threading.local()
 
 
@@ -57,11 +67,12 @@ def _check_impl(impl: str) -> str:
 
 def get_attention_impl() -> str:
     """The process-wide default used by modules whose ``attn_impl`` is ``None``."""
-    return getattr(_state, 'impl', 'fused')
+    return getattr(_state, 'impl', 'auto')
 
 
 def set_attention_impl(impl: str) -> None:
-    """Set the default attention implementation (``'fused'`` or ``'reference'``)."""
+    """Set the default attention implementation (``'auto'``, ``'fused'`` or
+    ``'reference'``) of this thread."""
     _state.impl = _check_impl(impl)
 
 
@@ -150,7 +161,8 @@ def scaled_dot_attention(q: torch.Tensor,
             key) or a boolean mask where ``True`` means *attend*.
         scale: logit scale; ``D ** -0.5`` when None.
         dropout_p: attention dropout probability (pass 0 in eval mode).
-        impl: ``'fused'``, ``'reference'`` or None for :func:`get_attention_impl`.
+        impl: ``'auto'``, ``'fused'``, ``'reference'`` or None for
+            :func:`get_attention_impl`.
 
     Returns:
         ``(..., Nq, Dv)`` with the broadcast leading shape of ``q``, ``k`` and ``v``.
@@ -160,11 +172,61 @@ def scaled_dot_attention(q: torch.Tensor,
     if symbolic_shapes():
         return _symbolic_attention(q, k, v, bias, scale, dropout_p)
     impl = resolve_attention_impl(impl)
-    if impl == 'fused':
+    if impl != 'reference':
         lead = _broadcast_lead(q, k, v)  # (*lead, N, D) after broadcasting
-        if not cpu_matmul_is_faster(q, k, v, bias, lead):
+        if _runs_sdpa(impl, q, k, v, bias, scale, dropout_p, lead):
             return _fused_attention(q, k, v, bias, scale, dropout_p, lead)
     return _reference_attention(q, k, v, bias, scale, dropout_p)
+
+
+def attention_path(q, k, v, bias=None, scale=None, dropout_p=0., impl=None) -> str:
+    """Which kernel :func:`scaled_dot_attention` runs for these arguments in eager mode:
+    ``'sdpa'`` or ``'matmul'`` (for ``'auto'``, measured now if not yet cached)."""
+    impl = resolve_attention_impl(impl)
+    if impl == 'reference':
+        return 'matmul'
+    scale = q.shape[-1]**-0.5 if scale is None else scale
+    sdpa = _runs_sdpa(impl, q, k, v, bias, scale, dropout_p, _broadcast_lead(q, k, v))
+    return 'sdpa' if sdpa else 'matmul'
+
+
+def _runs_sdpa(impl, q, k, v, bias, scale, dropout_p, lead) -> bool:
+    """The eager choice of ``'fused'`` / ``'auto'`` (:mod:`.dispatch`): True for SDPA."""
+    if q.device.type == 'cpu' and not cpu_rules_enabled():
+        return True
+    if impl == 'auto' and should_measure(q, k, v, bias, lead):
+        runs = _candidates(q, k, v, bias, scale, dropout_p, lead)
+        return measured_choice(call_signature(q, k, v, bias, dropout_p), runs) == 'fused'
+    return not cpu_matmul_is_faster(q, k, v, bias, lead)
+
+
+def _candidates(q, k, v, bias, scale, dropout_p, lead):
+    """``{impl: run}`` for :func:`~.dispatch.measured_choice`: ``run()`` is one call of
+    that kernel on detached copies of these inputs (same strides), with its backward when
+    gradients flow, on the same random numbers (dropout) as the real call will see."""
+    grad = needs_grad(q, k, v, bias)
+    cuda = q.device.type == 'cuda'
+
+    def run(kernel):
+        leaves = [t.detach().requires_grad_(grad and t.requires_grad) for t in (q, k, v)]
+        b = None if bias is None else bias.detach().requires_grad_(grad and bias.requires_grad)
+        devices = [q.device.index or 0] if cuda else []
+        with torch.random.fork_rng(devices, enabled=dropout_p > 0), \
+                torch.set_grad_enabled(grad):
+            out = kernel(*leaves, b)
+            if grad:
+                wrt = [t for t in leaves + [b] if t is not None and t.requires_grad]
+                torch.autograd.grad(out, wrt, torch.ones_like(out))
+        if cuda:
+            torch.cuda.synchronize(q.device)
+
+    def fused(q, k, v, b):
+        return _fused_attention(q, k, v, b, scale, dropout_p, lead)
+
+    def reference(q, k, v, b):
+        return _reference_attention(q, k, v, b, scale, dropout_p)
+
+    return {'fused': lambda: run(fused), 'reference': lambda: run(reference)}
 
 
 def _symbolic_attention(q, k, v, bias, scale, dropout_p):
