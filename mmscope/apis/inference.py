@@ -16,7 +16,9 @@ inferencer sees each image under a name of its own (:func:`staged`), and the pic
 named after the images without ever taking the path of an input or of another picture
 (:func:`picture_paths`). A checkpoint without ``dataset_meta`` (class names) is given the
 config's test dataset meta (:func:`config_dataset_meta`) instead of the library's default
-(Cityscapes or COCO names, which would name wrong classes).
+(Cityscapes or COCO names, which would name wrong classes). A checkpoint that leaves
+any weight of the config's model unloaded (or of another shape) is refused before any
+prediction (:func:`mmscope.apis.runner.check_checkpoint_fits`).
 """
 import os
 import os.path as osp
@@ -26,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .config import cache_external_config_lookup
 from .libraries import LIBRARIES, Library
+from .runner import check_checkpoint_fits
 
 __all__ = [
     'library_of_config', 'upscaled', 'staged', 'picture_paths', 'find_picture',
@@ -148,6 +151,13 @@ def _checkpoint_has_classes(checkpoint: str) -> bool:
     return isinstance(meta, dict) and bool(meta.get('dataset_meta') or meta.get('CLASSES'))
 
 
+def _model_of(inferencer):
+    """The model an inferencer runs (mmpose's ``MMPoseInferencer`` wraps its
+    ``inferencer``, which holds it)."""
+    inner = getattr(inferencer, 'inferencer', None)
+    return getattr(inner if inner is not None else inferencer, 'model')
+
+
 def _use_dataset_meta(inferencer, meta: Dict) -> None:
     """Make the inferencer name and draw the classes of ``meta``: mmdet and mmseg read the
     model's ``dataset_meta`` (mmdet's visualizer keeps its own copy), mmpretrain its
@@ -195,6 +205,7 @@ def inference(images: Sequence[str],
         inferencer_cls = library.import_object(library.inferencer)
         inferencer = inferencer_cls(
             config, device=device, **{library.weights_arg: checkpoint}, **library.inferencer_kwargs)
+        check_checkpoint_fits(_model_of(inferencer), checkpoint)  # no result from unloaded weights
         if library.meta_fallback and not _checkpoint_has_classes(checkpoint):
             _use_dataset_meta(inferencer, config_dataset_meta(config, library))
         if amp:

@@ -32,12 +32,18 @@ __all__ = [
 
 
 def load_model(cfg, checkpoint: Optional[str]):
-    """The config's model on CPU in eval mode, with ``checkpoint`` loaded (strict)."""
+    """The config's model on CPU in eval mode, with ``checkpoint`` loaded: every tensor
+    of the model, with its shape, or :class:`~mmscope.utils.checkpoint.
+    CheckpointMismatchError` naming the parts that would stay unloaded
+    (:func:`~mmscope.apis.runner.check_checkpoint_fits`)."""
     from mmengine.runner import load_checkpoint
+
+    from mmscope.apis.runner import check_checkpoint_fits
     model = build_model(cfg)
     if checkpoint:
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+        check_checkpoint_fits(model, checkpoint)
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
     return model.eval()
 
@@ -99,6 +105,8 @@ def export_config(config: str,
                 f'exporter; exporter={exporter!r} is not available for them (torch.export '
                 f'stops at the data-dependent number of boxes in mmdet\'s post-processing; '
                 f'see docs/deployment.md). Use --exporter torchscript, or --backbone-only')
+        if checkpoint:  # refused before mmdeploy loads it (leniently)
+            load_model(cfg, checkpoint)
         report = _export_detector_checked(cfg, checkpoint, image, out_file, rtol, overwrite)
         return dict(report, kind='detector', exporter='torchscript (mmdeploy)', opset=17)
     require_exporter(exporter)  # before the model is built
