@@ -15,7 +15,9 @@ by ``import mmscope`` (unless ``MMSCOPE_PATCH_MMENGINE=0``), makes two registrat
 * mmengine's ``BaseInferencer.__init__`` (behind the mmdet, mmseg and mmpose
   inferencers) gets a name of ours replaced by the path of its config before the library
   reads it; every other argument, and every name that is not ours, is left to the
-  library.
+  library. A model with an mmscope backbone built there is then checked against its
+  ``weights``: a checkpoint that leaves any of its tensors unloaded is refused
+  (:func:`mmscope.apis.runner.check_checkpoint_fits`) instead of predicting.
 
 No weights are published yet (the metafiles say ``Weights: null``): a name gives its
 config, and the checkpoint is a local file the user passes (``pretrained=`` for
@@ -155,10 +157,24 @@ def _patch_base_inferencer() -> None:
             config = config_for_inferencer(model, scope, bound.arguments.get('weights'))
             if config is not None:
                 bound.arguments['model'] = config
-        return original(*bound.args, **bound.kwargs)
+        original(*bound.args, **bound.kwargs)
+        _check_inferencer_weights(self, bound.arguments.get('weights'))
 
     _ORIGINAL['inferencer_init'] = original
     BaseInferencer.__init__ = __init__
+
+
+def _check_inferencer_weights(inferencer, weights) -> None:
+    """An inferencer of a model with an mmscope backbone predicts nothing with weights
+    it did not load: ``weights`` must cover every tensor of its model
+    (:func:`mmscope.apis.runner.check_checkpoint_fits`)."""
+    from mmscope.models.backbones.base import MMScopeBackbone
+    model = getattr(inferencer, 'model', None)
+    if not isinstance(weights, str) or not isinstance(
+            getattr(model, 'backbone', None), MMScopeBackbone):
+        return
+    from mmscope.apis.runner import check_checkpoint_fits
+    check_checkpoint_fits(model, weights)
 
 
 # ------------------------------------------------------------------- mmpretrain ModelHub

@@ -114,6 +114,30 @@ def test_det_inferencer(photo, tmp_path):
     assert boxes.min() >= 0 and boxes[:, 2].max() <= w and boxes[:, 3].max() <= h
 
 
+def test_library_inferencers_refuse_weights_that_do_not_fit(tmp_path):
+    """DetInferencer by our name with a checkpoint of another class count (was an
+    IndexError at prediction), and MMSegInferencer with a config and a checkpoint of
+    another model: refused when built, naming the parts that would stay unloaded."""
+    from mmdet.apis import DetInferencer
+    from mmseg.apis import MMSegInferencer
+
+    from mmscope.utils.checkpoint import CheckpointMismatchError
+    name = NAMES['mmdet']
+    torch.manual_seed(0)
+    four = build_model(load_config(model_config(name), {'model.bbox_head.num_classes': 4}))
+    path = str(tmp_path / 'four.pth')
+    torch.save({'state_dict': four.state_dict()}, path)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'four.pth does not fit the RetinaNet of this config: it would '
+                       r'leave 2 of the model.s \d+ tensors unloaded or of another shape, in '
+                       r'bbox_head:[\s\S]*bbox_head: \d+ of \d+ loaded \(2 of another shape: '
+                       r'bbox_head.retina_cls.weight \(36, '):
+        DetInferencer(name, weights=path, device='cpu', show_progress=False)
+    with pytest.raises(CheckpointMismatchError, match=r'EncoderDecoder of this config.*in neck, '
+                       r'decode_head:\n  backbone: (\d+) of \1 loaded\n  neck: '):
+        MMSegInferencer(model_config(NAMES['mmseg']), weights=path, device='cpu')
+
+
 def test_seg_inferencer(photo, tmp_path):
     from mmseg.apis import MMSegInferencer
     name = NAMES['mmseg']
