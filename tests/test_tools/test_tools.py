@@ -340,6 +340,48 @@ def test_dist_scripts_usage():
         assert proc.returncode == 2 and 'usage:' in proc.stderr, script
 
 
+@pytest.mark.parametrize('count', ['0', 'two', '1.5'])
+def test_dist_scripts_refuse_a_process_count_that_is_none(count):
+    """tools/dist_train.sh CONFIG 0 said only `AssertionError` (torchrun's)."""
+    for script, args in (('dist_train.sh', ['cfg.py', count]),
+                         ('dist_test.sh', ['cfg.py', 'c.pth', count])):
+        proc = subprocess.run(['bash', osp.join(TOOLS, script), *args],
+                              capture_output=True,
+                              text=True)
+        assert proc.returncode == 2, script
+        assert proc.stderr == (f"error: NUM_PROCS_PER_NODE must be a positive integer, got "
+                               f"'{count}'\n"), script
+
+
+def test_shell_tools_find_the_project_venv(tmp_path):
+    """In a new shell (no environment activated, no PYTHON), tools/*.sh run the
+    project's .venv/bin/python; an activated environment or PYTHON wins."""
+    import shutil
+    tools = tmp_path / 'tools'
+    tools.mkdir()
+    for name in ('dist_train.sh', 'python_env.sh'):
+        shutil.copy(osp.join(TOOLS, name), tools / name)
+    fake = tmp_path / '.venv' / 'bin' / 'python'
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho "venv python $*"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV')}
+    cmd = ['bash', str(tools / 'dist_train.sh'), 'cfg.py', '2']
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+    assert out.startswith('venv python -m torch.distributed.run ') and '--nproc_per_node=2' in out
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         env=dict(env, PYTHON=str(fake), VIRTUAL_ENV='/x')).stdout
+    assert out.startswith('venv python')
+    path_python = tmp_path / 'bin' / 'python'  # an activated env's `python`, on PATH
+    path_python.parent.mkdir()
+    path_python.write_text('#!/bin/sh\necho "path python $*"\n')
+    path_python.chmod(0o755)
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         env=dict(env, VIRTUAL_ENV='/x',
+                                  PATH=f'{path_python.parent}:{env["PATH"]}')).stdout
+    assert out.startswith('path python -m torch.distributed.run ')
+
+
 # ------------------------------------------------------------------- tools are thin
 MAX_TOOL_LINES = 300
 
