@@ -49,16 +49,21 @@ def library_of_config(config: str) -> Library:
 def upscaled(images: Sequence[str], min_size: int, tmp: str) -> List[str]:
     """``images``, those whose short side is under ``min_size`` replaced by upscaled
     (bicubic) copies of the same file name in the folder ``tmp``; ``min_size=0`` never
-    upscales. FileNotFoundError for an image OpenCV cannot read."""
+    upscales. FileNotFoundError for a missing file, ValueError for a file OpenCV cannot
+    read as an image."""
     return [_upscale(path, min_size, osp.join(tmp, osp.basename(path))) for path in images]
 
 
 def _upscale(path: str, min_size: int, dst: str) -> str:
     """``path``, or its copy upscaled to a short side of ``min_size`` written to ``dst``."""
     import cv2
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f'cannot read image {path}')
+        raise ValueError(f'{path}: not an image OpenCV can read (a text file, a damaged '
+                         'download, another format?); give image files such as .jpg, .png, '
+                         '.bmp, .tif or .webp')
     short = min(img.shape[:2])
     if not min_size or short >= min_size:
         return path
