@@ -318,6 +318,17 @@ def test_test_tool_show_dir_is_inside_the_work_dir(workspace, tmp_path, monkeypa
     assert os.listdir(cwd) == []
 
 
+def test_tta_of_instance_segmentation_is_refused(tmp_path):
+    """tools/test.py --tta on Mask R-CNN ended in mmdet's bare AssertionError."""
+    ckpt = tmp_path / 'any.pth'
+    ckpt.write_bytes(b'')
+    config = osp.join(ROOT, 'projects/shapes_demo/configs/quick/'
+                      'mask-rcnn_scopevit-xt_fpn_shapes_quick.py')
+    with pytest.raises(ValueError, match=r'--tta: MaskRCNN predicts instance masks.*instance '
+                       r'segmentation has no TTA. Test without --tta'):
+        _tool('test')([config, str(ckpt), '--tta', '--work-dir', str(tmp_path / 'w')])
+
+
 def test_resume_from_weights_only_is_refused(workspace, tmp_path):
     """--resume needs a training state; a weights-only file gets the way to start from
     it (load_from) instead of mmengine's KeyError: 'epoch'."""
