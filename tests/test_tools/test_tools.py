@@ -494,6 +494,19 @@ def test_default_shape_and_measure_read_the_library_rows():
         measure(Config(dict(default_scope='mmocr')), model=_ToyModel())
 
 
+def test_measure_refuses_a_size_the_backbone_refuses():
+    """get_flops.py CONFIG --shape 16 printed `FLOPs: 0.05 G` (the counter traces the
+    model, where the backbone cannot check the size)."""
+    from mmscope.apis import build_model, load_config
+    from mmscope.apis.complexity import measure
+    cfg = load_config(osp.join(ROOT, 'configs', 'scopevit', 'scopevit-xt_8xb128_in1k.py'))
+    model = build_model(cfg)
+    for flops in (True, False):
+        with pytest.raises(ValueError, match=r'ScopeViT needs \(B, C, H, W\) inputs of at least '
+                           r'32x32 \(H, W >= 32\), got shape \(1, 3, 16, 40\)'):
+            measure(cfg, shape=(16, 40), flops=flops, model=model)
+
+
 def test_collect_configs_and_table(tmp_path):
     from mmscope.apis.complexity import collect_configs, fmt_g, fmt_m, table
     for rel in ('a/x_in1k.py', 'a/_base_/base.py', 'b/y_coco.py', '.hidden/z.py', 'a/n.txt'):
