@@ -231,6 +231,27 @@ def _add_classifiers(hub) -> None:
         metainfo.config = config
         hub._models_dict[name] = metainfo
         added.append(name)
+    _patch_hub_get(hub)
+
+
+def _patch_hub_get(hub) -> None:
+    """``ModelHub.get`` (behind ``get_model`` and the inferencers) given a name of ours
+    that another library runs (a detector's) says which library, as mmdet's and mmseg's
+    inferencers do, instead of only 'Failed to find model'."""
+    if 'hub_get' in _ORIGINAL:
+        return
+    original = hub.__dict__['get']  # the classmethod object
+
+    def get(cls, model_name):
+        try:
+            return original.__func__(cls, model_name)
+        except ValueError:
+            if isinstance(model_name, str):
+                config_for_inferencer(model_name, 'mmpretrain', True)  # ours: which library
+            raise
+
+    _ORIGINAL['hub_get'] = (hub, original)
+    hub.get = classmethod(get)
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -308,6 +329,9 @@ def unregister_model_names() -> None:
     for name in _ORIGINAL.pop('model_hub', []):
         if hub_module is not None:
             hub_module.ModelHub._models_dict.pop(name, None)
+    hub_get = _ORIGINAL.pop('hub_get', None)
+    if hub_get is not None:
+        hub_get[0].get = hub_get[1]
     original = _ORIGINAL.pop('inferencer_init', None)
     if original is not None:
         from mmengine.infer import BaseInferencer

@@ -79,6 +79,14 @@ def test_mmpretrain_get_model_list_models_and_inferencer(photo, tmp_path):
         ]
     with pytest.raises(NoPublishedWeightsError, match='pretrained=PATH'):
         get_model(NAMES['mmpretrain'], pretrained=True)
+    # a name of ours that another library runs says which, not only 'Failed to find model'
+    with pytest.raises(ValueError, match=rf'{NAMES["mmdet"]} is a detection model of mmscope, '
+                       r'run by mmdet, not by mmpretrain: use DetInferencer \(mmdet\)'):
+        get_model(NAMES['mmdet'])
+    with pytest.raises(ValueError, match=rf'{NAMES["mmseg"]} is a segmentation model'):
+        ImageClassificationInferencer(NAMES['mmseg'], pretrained='x.pth')
+    with pytest.raises(ValueError, match='Failed to find model "no-such-model"'):
+        get_model('no-such-model')  # not ours: the library's own answer
     with pytest.raises(NoPublishedWeightsError, match='no weights for scopevit-xt'):
         ImageClassificationInferencer(NAMES['mmpretrain'])  # pretrained=True by default
     ckpt = _weights(NAMES['mmpretrain'], tmp_path)
