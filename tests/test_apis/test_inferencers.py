@@ -169,6 +169,17 @@ def test_pose_inferencer(photo, tmp_path):
     assert np.shape(instance['keypoint_scores']) == (17, )
     h, w = photo[1]
     assert np.allclose(instance['bbox'][0], [0, 0, w, h])
+    # a checkpoint of 5 keypoints (the demo's) ended in a bare AssertionError in
+    # flip_heatmaps: refused when built, naming the head
+    from mmscope.utils.checkpoint import CheckpointMismatchError
+    torch.manual_seed(0)
+    five = build_model(load_config(model_config(name), {'model.head.out_channels': 5}))
+    path = str(tmp_path / 'five.pth')
+    torch.save({'state_dict': five.state_dict()}, path)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'five.pth does not fit the TopdownPoseEstimator of this config.*'
+                       r'in head:[\s\S]*head.final_layer.weight \(5, '):
+        MMPoseInferencer(pose2d=name, pose2d_weights=path, det_model='whole_image', device='cpu')
 
 
 def test_registration_can_be_undone():
