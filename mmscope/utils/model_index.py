@@ -17,7 +17,9 @@ by ``import mmscope`` (unless ``MMSCOPE_PATCH_MMENGINE=0``), makes two registrat
   reads it; every other argument, and every name that is not ours, is left to the
   library. A model with an mmscope backbone built there is then checked against its
   ``weights``: a checkpoint that leaves any of its tensors unloaded is refused
-  (:func:`mmscope.apis.runner.check_checkpoint_fits`) instead of predicting.
+  (:func:`mmscope.apis.runner.check_checkpoint_fits`) instead of predicting; mmpretrain's
+  own ``BaseInferencer.__init__`` gets the same check of its ``pretrained=PATH``, and its
+  ``ModelHub.get`` names the library of a name of ours that another library runs.
 
 No weights are published yet (the metafiles say ``Weights: null``): a name gives its
 config, and the checkpoint is a local file the user passes (``pretrained=`` for
@@ -177,6 +179,27 @@ def _check_inferencer_weights(inferencer, weights) -> None:
     check_checkpoint_fits(model, weights)
 
 
+def _patch_mmpretrain_inferencer(module) -> None:
+    """mmpretrain's ``BaseInferencer.__init__`` (its own, not mmengine's; ``module`` is
+    ``mmpretrain.apis.base``) checks a ``pretrained=PATH`` against a model with an mmscope
+    backbone, as the other libraries' inferencers do (a 4-class checkpoint in a
+    1000-class model ended in an IndexError)."""
+    if 'pretrain_init' in _ORIGINAL:
+        return
+    cls = module.BaseInferencer
+    original = cls.__init__
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        pretrained = signature.bind(self, *args, **kwargs).arguments.get('pretrained', True)
+        _check_inferencer_weights(self, pretrained)
+
+    _ORIGINAL['pretrain_init'] = (cls, original)
+    cls.__init__ = __init__
+
+
 # ------------------------------------------------------------------- mmpretrain ModelHub
 def _model_without_weights(model_cls: type) -> type:
     """A modelindex ``Model`` whose ``weights``, when none are published, is
@@ -318,6 +341,8 @@ def register_model_names() -> None:
     _patch_base_inferencer()
     if 'model_hub' not in _ORIGINAL:
         _after_import('mmpretrain.apis.model', _register_in_model_hub)
+    if 'pretrain_init' not in _ORIGINAL:
+        _after_import('mmpretrain.apis.base', _patch_mmpretrain_inferencer)
 
 
 def unregister_model_names() -> None:
@@ -329,6 +354,9 @@ def unregister_model_names() -> None:
     for name in _ORIGINAL.pop('model_hub', []):
         if hub_module is not None:
             hub_module.ModelHub._models_dict.pop(name, None)
+    pretrain_init = _ORIGINAL.pop('pretrain_init', None)
+    if pretrain_init is not None:
+        pretrain_init[0].__init__ = pretrain_init[1]
     hub_get = _ORIGINAL.pop('hub_get', None)
     if hub_get is not None:
         hub_get[0].get = hub_get[1]

@@ -96,6 +96,15 @@ def test_mmpretrain_get_model_list_models_and_inferencer(photo, tmp_path):
     assert result['pred_scores'].sum() == pytest.approx(1, abs=1e-4)
     assert 0 <= result['pred_label'] < 1000 and isinstance(result['pred_class'], str)
     assert result['pred_score'] == pytest.approx(result['pred_scores'].max())
+    # a 4-class checkpoint in the 1000-class model ended in `IndexError: tuple index out
+    # of range` at prediction: refused when built, naming the head
+    from mmscope.utils.checkpoint import CheckpointMismatchError
+    four = build_model(load_config(model_config(NAMES['mmpretrain']), {'model.head.num_classes': 4}))
+    path = str(tmp_path / 'four.pth')
+    torch.save({'state_dict': four.state_dict()}, path)
+    with pytest.raises(CheckpointMismatchError, match=r'four.pth does not fit the ImageClassifier '
+                       r'of this config.*in head:[\s\S]*head.fc.weight \(4, 256\) in the checkpoint'):
+        ImageClassificationInferencer(NAMES['mmpretrain'], pretrained=path, device='cpu')
 
 
 def test_det_inferencer(photo, tmp_path):
