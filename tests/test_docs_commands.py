@@ -21,8 +21,8 @@ import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOCS = ['README.md'] + sorted(
-    glob.glob(osp.join(ROOT, 'docs', '*.md')) + glob.glob(osp.join(ROOT, 'configs', '*',
-                                                                   'README.md')))
+    glob.glob(osp.join(ROOT, 'docs', '*.md')) +
+    glob.glob(osp.join(ROOT, 'configs', '*', 'README.md')))
 #: folders of the repository whose files a command may name as inputs
 REPO_DIRS = ('configs/', 'projects/', 'docs/', 'tools/', 'tests/', 'demo/')
 
@@ -66,8 +66,8 @@ def _script(words):
 COMMANDS = documented_commands()
 SCRIPTS = sorted({
     _script(_words(c))
-    for _, c in COMMANDS if _script(_words(c)) and _script(_words(c)).startswith(
-        ('tools/', 'demo/', 'projects/')) and _script(_words(c)).endswith('.py')
+    for _, c in COMMANDS if _script(_words(c)) and _script(_words(c)).startswith((
+        'tools/', 'demo/', 'projects/')) and _script(_words(c)).endswith('.py')
 })
 
 

@@ -37,8 +37,8 @@ from .config import build_model, load_config, model_cfg_for_cpu
 from .libraries import LIBRARIES, Library, library_of
 
 __all__ = [
-    'check_input_size', 'count_params', 'count_flops', 'default_shape', 'normalize_shape', 'measure', 'collect_configs',
-    'measure_all', 'table', 'fmt_m', 'fmt_g'
+    'check_input_size', 'count_params', 'count_flops', 'default_shape', 'normalize_shape',
+    'measure', 'collect_configs', 'measure_all', 'table', 'fmt_m', 'fmt_g'
 ]
 
 

@@ -415,8 +415,8 @@ def check_weights(model: torch.nn.Module,
         raise ValueError(f'purpose must be one of {PURPOSES}, got {purpose!r}')
     parts = weight_coverage(model, state_dict)
     own = model.state_dict()
-    fits = OrderedDict((k, v) for k, v in state_dict.items()
-                       if k in own and tuple(v.shape) == tuple(own[k].shape))
+    fits = OrderedDict(
+        (k, v) for k, v in state_dict.items() if k in own and tuple(v.shape) == tuple(own[k].shape))
     name = type(model).__name__
     total = sum(p['total'] for p in parts.values())
     loaded = sum(p['loaded'] for p in parts.values())
@@ -500,6 +500,6 @@ __all__ = [
     'PATCH_ENV', 'TRUST_ENV', 'MIN_MATCHED_FRACTION', 'UntrustedCheckpointError',
     'NotACheckpointError', 'CheckpointMismatchError', 'check_checkpoint_file',
     'checkpoint_allowlist', 'check_weights', 'describe_coverage', 'match_weights',
-    'weight_coverage', 'mmengine_is_patched', 'patch_mmengine', 'safe_load',
-    'safe_load_url', 'trust_checkpoint', 'trusted_files', 'unpatch_mmengine', 'weights_of'
+    'weight_coverage', 'mmengine_is_patched', 'patch_mmengine', 'safe_load', 'safe_load_url',
+    'trust_checkpoint', 'trusted_files', 'unpatch_mmengine', 'weights_of'
 ]

@@ -34,8 +34,10 @@ def test_inference_helpers(tmp_path):
         upscaled([str(tmp_path / 'missing.jpg')], 64, str(tmp))
     text = tmp_path / 'notes.jpg'
     text.write_text('not an image\n')
-    with pytest.raises(ValueError, match=r'notes.jpg: not an image OpenCV can read \(a text '
-                       r'file.*\.jpg, \.png'):
+    with pytest.raises(
+            ValueError,
+            match=r'notes.jpg: not an image OpenCV can read \(a text '
+            r'file.*\.jpg, \.png'):
         upscaled([str(text)], 64, str(tmp))
     assert find_picture(str(tmp), 'small.png') == str(tmp / 'small.jpg')
     with pytest.raises(FileNotFoundError, match='no visualisation of other.jpg'):

@@ -80,8 +80,10 @@ def test_mmpretrain_get_model_list_models_and_inferencer(photo, tmp_path):
     with pytest.raises(NoPublishedWeightsError, match='pretrained=PATH'):
         get_model(NAMES['mmpretrain'], pretrained=True)
     # a name of ours that another library runs says which, not only 'Failed to find model'
-    with pytest.raises(ValueError, match=rf'{NAMES["mmdet"]} is a detection model of mmscope, '
-                       r'run by mmdet, not by mmpretrain: use DetInferencer \(mmdet\)'):
+    with pytest.raises(
+            ValueError,
+            match=rf'{NAMES["mmdet"]} is a detection model of mmscope, '
+            r'run by mmdet, not by mmpretrain: use DetInferencer \(mmdet\)'):
         get_model(NAMES['mmdet'])
     with pytest.raises(ValueError, match=rf'{NAMES["mmseg"]} is a segmentation model'):
         ImageClassificationInferencer(NAMES['mmseg'], pretrained='x.pth')
@@ -99,11 +101,14 @@ def test_mmpretrain_get_model_list_models_and_inferencer(photo, tmp_path):
     # a 4-class checkpoint in the 1000-class model ended in `IndexError: tuple index out
     # of range` at prediction: refused when built, naming the head
     from mmscope.utils.checkpoint import CheckpointMismatchError
-    four = build_model(load_config(model_config(NAMES['mmpretrain']), {'model.head.num_classes': 4}))
+    four = build_model(
+        load_config(model_config(NAMES['mmpretrain']), {'model.head.num_classes': 4}))
     path = str(tmp_path / 'four.pth')
     torch.save({'state_dict': four.state_dict()}, path)
-    with pytest.raises(CheckpointMismatchError, match=r'four.pth does not fit the ImageClassifier '
-                       r'of this config.*in head:[\s\S]*head.fc.weight \(4, 256\) in the checkpoint'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'four.pth does not fit the ImageClassifier '
+            r'of this config.*in head:[\s\S]*head.fc.weight \(4, 256\) in the checkpoint'):
         ImageClassificationInferencer(NAMES['mmpretrain'], pretrained=path, device='cpu')
 
 
@@ -144,14 +149,17 @@ def test_library_inferencers_refuse_weights_that_do_not_fit(tmp_path):
     four = build_model(load_config(model_config(name), {'model.bbox_head.num_classes': 4}))
     path = str(tmp_path / 'four.pth')
     torch.save({'state_dict': four.state_dict()}, path)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'four.pth does not fit the RetinaNet of this config: it would '
-                       r'leave 2 of the model.s \d+ tensors unloaded or of another shape, in '
-                       r'bbox_head:[\s\S]*bbox_head: \d+ of \d+ loaded \(2 of another shape: '
-                       r'bbox_head.retina_cls.weight \(36, '):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'four.pth does not fit the RetinaNet of this config: it would '
+            r'leave 2 of the model.s \d+ tensors unloaded or of another shape, in '
+            r'bbox_head:[\s\S]*bbox_head: \d+ of \d+ loaded \(2 of another shape: '
+            r'bbox_head.retina_cls.weight \(36, '):
         DetInferencer(name, weights=path, device='cpu', show_progress=False)
-    with pytest.raises(CheckpointMismatchError, match=r'EncoderDecoder of this config.*in neck, '
-                       r'decode_head:\n  backbone: (\d+) of \1 loaded\n  neck: '):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'EncoderDecoder of this config.*in neck, '
+            r'decode_head:\n  backbone: (\d+) of \1 loaded\n  neck: '):
         MMSegInferencer(model_config(NAMES['mmseg']), weights=path, device='cpu')
 
 
@@ -185,9 +193,10 @@ def test_pose_inferencer(photo, tmp_path):
     five = build_model(load_config(model_config(name), {'model.head.out_channels': 5}))
     path = str(tmp_path / 'five.pth')
     torch.save({'state_dict': five.state_dict()}, path)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'five.pth does not fit the TopdownPoseEstimator of this config.*'
-                       r'in head:[\s\S]*head.final_layer.weight \(5, '):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'five.pth does not fit the TopdownPoseEstimator of this config.*'
+            r'in head:[\s\S]*head.final_layer.weight \(5, '):
         MMPoseInferencer(pose2d=name, pose2d_weights=path, det_model='whole_image', device='cpu')
 
 

@@ -32,7 +32,8 @@ def test_detector_config_converts_its_backbone(tmp_path, capsys, xt_official):
     detector = build_model(load_config(MASK_RCNN))
     want = {k: v.shape for k, v in detector.state_dict().items() if k.startswith('backbone.')}
     assert {k: v.shape for k, v in sd.items()} == want
-    assert torch.equal(sd['backbone.stem.conv1.weight'], official['patch_embed1.projection.0.weight'])
+    assert torch.equal(sd['backbone.stem.conv1.weight'],
+                       official['patch_embed1.projection.0.weight'])
 
 
 def test_custom_head_says_what_converts(tmp_path, capsys):

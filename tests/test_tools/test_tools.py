@@ -237,15 +237,17 @@ def test_test_tool_refuses_a_checkpoint_whose_head_does_not_fit(workspace, tmp_p
     three = _reheaded(own, str(tmp_path / 'three.pth'))
     headless = _reheaded(own, str(tmp_path / 'headless.pth'), drop_head=True)
     work = ['--work-dir', str(tmp_path / 'w')]
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'three.pth does not fit the ImageClassifier of this config: it '
-                       r'would leave 2 of the model.s \d+ tensors unloaded or of another shape, '
-                       r'in head:\n  backbone: (\d+) of \1 loaded\n  head: 0 of 2 loaded \(2 of '
-                       r'another shape: head.fc.weight \(3, 256\) in the checkpoint, \(2, 256\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'three.pth does not fit the ImageClassifier of this config: it '
+            r'would leave 2 of the model.s \d+ tensors unloaded or of another shape, '
+            r'in head:\n  backbone: (\d+) of \1 loaded\n  head: 0 of 2 loaded \(2 of '
+            r'another shape: head.fc.weight \(3, 256\) in the checkpoint, \(2, 256\)'):
         _tool('test')([cfg, three] + work)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'(?s)head: 0 of 2 loaded \(2 missing: head.fc.weight, head.fc.bias\)'
-                       r'.*load_from=CHECKPOINT'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'(?s)head: 0 of 2 loaded \(2 missing: head.fc.weight, head.fc.bias\)'
+            r'.*load_from=CHECKPOINT'):
         _tool('test')([cfg, headless] + work)
 
 
@@ -258,17 +260,22 @@ def test_fine_tuning_names_a_new_head_and_refuses_another_backbone(workspace, tm
     own = _checkpoint(cfg, str(tmp_path / 'own.pth'))
     three = _reheaded(own, str(tmp_path / 'three.pth'))
     other = _checkpoint(cfg, str(tmp_path / 'other.pth'), other_family=True)
-    opts = ['train_cfg.max_iters=1', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
-            'default_hooks.checkpoint.interval=1']
+    opts = [
+        'train_cfg.max_iters=1', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
+        'default_hooks.checkpoint.interval=1'
+    ]
     work = str(tmp_path / 'w')
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'(?s)other.pth matches less than its whole backbone \(the '
-                       r'ImageClassifier of this config\):\n  backbone: \d+ of \d+ loaded.*'
-                       r"init_cfg=dict\(type='Pretrained'"):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'(?s)other.pth matches less than its whole backbone \(the '
+            r'ImageClassifier of this config\):\n  backbone: \d+ of \d+ loaded.*'
+            r"init_cfg=dict\(type='Pretrained'"):
         _tool('train')([cfg, '--work-dir', work, '--cfg-options', f'load_from={other}'] + opts)
     assert not osp.exists(osp.join(work, 'iter_1.pth'))
-    with pytest.warns(UserWarning, match=r'three.pth: fine-tuning the ImageClassifier with head '
-                      r'not \(fully\) loaded'):
+    with pytest.warns(
+            UserWarning,
+            match=r'three.pth: fine-tuning the ImageClassifier with head '
+            r'not \(fully\) loaded'):
         _tool('train')([cfg, '--work-dir', work, '--cfg-options', f'load_from={three}'] + opts)
     from mmscope.utils.checkpoint import safe_load
     trained = safe_load(osp.join(work, 'iter_1.pth'))['state_dict']
@@ -287,16 +294,19 @@ def test_inference_and_export_refuse_a_checkpoint_that_does_not_fit(workspace, t
     other = _checkpoint(cfg, str(tmp_path / 'other.pth'), other_family=True)
     image = osp.join(root, 'data', 'val', 'left', '0.png')
     out = str(tmp_path / 'vis')
-    with pytest.raises(CheckpointMismatchError, match=r'headless.pth does not fit the '
-                       r'ImageClassifier.*in head:'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'headless.pth does not fit the '
+            r'ImageClassifier.*in head:'):
         inference([image], cfg, headless, out, device='cpu', min_size=0)
     assert not os.listdir(out)
     (res, ) = inference([image], cfg, own, out, device='cpu', min_size=0)
     assert res['summary'].split()[0] in ('left', 'right')
     onnx = str(tmp_path / 'm.onnx')
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'other.pth does not fit the ImageClassifier of this config.*'
-                       r'in backbone:\n  backbone: \d+ of \d+ loaded'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'other.pth does not fit the ImageClassifier of this config.*'
+            r'in backbone:\n  backbone: \d+ of \d+ loaded'):
         export_config(cfg, other, onnx, shape=(64, 64))
     assert not osp.exists(onnx)
 
@@ -322,10 +332,13 @@ def test_tta_of_instance_segmentation_is_refused(tmp_path):
     """tools/test.py --tta on Mask R-CNN ended in mmdet's bare AssertionError."""
     ckpt = tmp_path / 'any.pth'
     ckpt.write_bytes(b'')
-    config = osp.join(ROOT, 'projects/shapes_demo/configs/quick/'
-                      'mask-rcnn_scopevit-xt_fpn_shapes_quick.py')
-    with pytest.raises(ValueError, match=r'--tta: MaskRCNN predicts instance masks.*instance '
-                       r'segmentation has no TTA. Test without --tta'):
+    config = osp.join(
+        ROOT, 'projects/shapes_demo/configs/quick/'
+        'mask-rcnn_scopevit-xt_fpn_shapes_quick.py')
+    with pytest.raises(
+            ValueError,
+            match=r'--tta: MaskRCNN predicts instance masks.*instance '
+            r'segmentation has no TTA. Test without --tta'):
         _tool('test')([config, str(ckpt), '--tta', '--work-dir', str(tmp_path / 'w')])
 
 
@@ -354,8 +367,8 @@ def test_dist_scripts_usage():
 @pytest.mark.parametrize('count', ['0', 'two', '1.5'])
 def test_dist_scripts_refuse_a_process_count_that_is_none(count):
     """tools/dist_train.sh CONFIG 0 said only `AssertionError` (torchrun's)."""
-    for script, args in (('dist_train.sh', ['cfg.py', count]),
-                         ('dist_test.sh', ['cfg.py', 'c.pth', count])):
+    for script, args in (('dist_train.sh', ['cfg.py',
+                                            count]), ('dist_test.sh', ['cfg.py', 'c.pth', count])):
         proc = subprocess.run(['bash', osp.join(TOOLS, script), *args],
                               capture_output=True,
                               text=True)
@@ -380,16 +393,19 @@ def test_shell_tools_find_the_project_venv(tmp_path):
     cmd = ['bash', str(tools / 'dist_train.sh'), 'cfg.py', '2']
     out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
     assert out.startswith('venv python -m torch.distributed.run ') and '--nproc_per_node=2' in out
-    out = subprocess.run(cmd, capture_output=True, text=True,
-                         env=dict(env, PYTHON=str(fake), VIRTUAL_ENV='/x')).stdout
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, env=dict(env, PYTHON=str(fake),
+                                                      VIRTUAL_ENV='/x')).stdout
     assert out.startswith('venv python')
     path_python = tmp_path / 'bin' / 'python'  # an activated env's `python`, on PATH
     path_python.parent.mkdir()
     path_python.write_text('#!/bin/sh\necho "path python $*"\n')
     path_python.chmod(0o755)
-    out = subprocess.run(cmd, capture_output=True, text=True,
-                         env=dict(env, VIRTUAL_ENV='/x',
-                                  PATH=f'{path_python.parent}:{env["PATH"]}')).stdout
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env=dict(env, VIRTUAL_ENV='/x', PATH=f'{path_python.parent}:{env["PATH"]}')).stdout
     assert out.startswith('path python -m torch.distributed.run ')
 
 
@@ -502,8 +518,10 @@ def test_measure_refuses_a_size_the_backbone_refuses():
     cfg = load_config(osp.join(ROOT, 'configs', 'scopevit', 'scopevit-xt_8xb128_in1k.py'))
     model = build_model(cfg)
     for flops in (True, False):
-        with pytest.raises(ValueError, match=r'ScopeViT needs \(B, C, H, W\) inputs of at least '
-                           r'32x32 \(H, W >= 32\), got shape \(1, 3, 16, 40\)'):
+        with pytest.raises(
+                ValueError,
+                match=r'ScopeViT needs \(B, C, H, W\) inputs of at least '
+                r'32x32 \(H, W >= 32\), got shape \(1, 3, 16, 40\)'):
             measure(cfg, shape=(16, 40), flops=flops, model=model)
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmscope.utils.checkpoint import (CheckpointMismatchError, check_weights,
-                                      describe_coverage, weight_coverage)
+from mmscope.utils.checkpoint import (CheckpointMismatchError, check_weights, describe_coverage,
+                                      weight_coverage)
 
 
 class _Model(nn.Module):
@@ -54,8 +54,10 @@ def test_evaluate_needs_every_tensor():
     assert 'head: 0 of 2 loaded (2 of another shape' in msg and 'backbone: 6 of 6' in msg
     assert 'load_from=CHECKPOINT' in msg  # what to do instead
     no_neck = {k: v for k, v in _sd().items() if not k.startswith('neck.')}
-    with pytest.raises(CheckpointMismatchError, match=r'unloaded or of another shape, in neck:'
-                       r'[\s\S]*neck: 0 of 2 loaded \(2 missing: neck.weight, neck.bias\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'unloaded or of another shape, in neck:'
+            r'[\s\S]*neck: 0 of 2 loaded \(2 missing: neck.weight, neck.bias\)'):
         check_weights(model, no_neck, 'checkpoint b.pth', 'evaluate')
     with pytest.raises(ValueError, match=r"purpose must be one of \('evaluate', 'finetune'\)"):
         check_weights(model, _sd(), 'x', 'test')
@@ -63,8 +65,10 @@ def test_evaluate_needs_every_tensor():
 
 def test_finetune_allows_a_new_head_and_says_so():
     model = _Model()
-    with pytest.warns(UserWarning, match=r'fine-tuning the _Model with head not \(fully\) loaded'
-                      r'[\s\S]*head: 0 of 2 loaded'):
+    with pytest.warns(
+            UserWarning,
+            match=r'fine-tuning the _Model with head not \(fully\) loaded'
+            r'[\s\S]*head: 0 of 2 loaded'):
         fits = check_weights(model, _sd(classes=3), 'checkpoint three.pth', 'finetune')
     assert not any(k.startswith('head.') for k in fits) and 'neck.weight' in fits
     with warnings.catch_warnings():
@@ -74,9 +78,10 @@ def test_finetune_allows_a_new_head_and_says_so():
 
 def test_finetune_refuses_less_than_the_backbone_or_nothing():
     model = _Model()
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'matches less than its whole backbone[\s\S]*backbone: 0 of 6 '
-                       r'loaded \(6 of another shape[\s\S]*init_cfg=dict\(type=.Pretrained.'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'matches less than its whole backbone[\s\S]*backbone: 0 of 6 '
+            r'loaded \(6 of another shape[\s\S]*init_cfg=dict\(type=.Pretrained.'):
         check_weights(model, _sd(classes=2, width=5), 'checkpoint wide.pth', 'finetune')
     other = {f'model.{k}': v for k, v in _sd().items()}
     with pytest.raises(CheckpointMismatchError, match='matches no tensor of the model'):
