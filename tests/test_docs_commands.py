@@ -15,7 +15,6 @@ import re
 import shlex
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -81,21 +80,41 @@ def _shell_env():
     return env
 
 
+#: Runs each script given as an argument as ``python SCRIPT --help`` would (as
+#: ``__main__``, with ``sys.argv`` set), all in one interpreter so that torch and the
+#: libraries are imported once; prints ``{script: [exit code, output]}`` as JSON.
+_HELP_DRIVER = """
+import contextlib, io, json, runpy, sys
+out = {}
+for script in sys.argv[1:]:
+    sys.argv = [script, '--help']
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            runpy.run_path(script, run_name='__main__')
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException as exc:
+        code, buf = 1, io.StringIO(buf.getvalue() + repr(exc))
+    out[script] = [code, buf.getvalue()]
+print(json.dumps(out))
+"""
+
+
 @pytest.fixture(scope='module')
 def helps():
-    """``script -> --help output`` of every documented Python tool, run as written."""
-
-    def run(script):
-        proc = subprocess.run(['python', script, '--help'],
-                              cwd=ROOT,
-                              env=_shell_env(),
-                              capture_output=True,
-                              text=True,
-                              timeout=300)
-        return script, proc.returncode, proc.stdout + proc.stderr
-
-    with ThreadPoolExecutor(2) as pool:
-        return {s: (code, out) for s, code, out in pool.map(run, SCRIPTS)}
+    """``script -> (exit code, --help output)`` of every documented Python tool, run by
+    the shell's ``python``."""
+    import json
+    proc = subprocess.run(['python', '-c', _HELP_DRIVER, *SCRIPTS],
+                          cwd=ROOT,
+                          env=_shell_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {s: tuple(v) for s, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
 
 
 def test_the_docs_have_commands():
