@@ -129,6 +129,19 @@ def test_inference_and_export_refuse_a_checkpoint_that_does_not_fit(workspace, t
             r'in backbone:\n  backbone: \d+ of \d+ loaded'):
         export_config(cfg, other, onnx, shape=(64, 64))
     assert not osp.exists(onnx)
+    # --backbone-only needs the backbone's weights only (a headless checkpoint loads)
+    from mmscope.apis import load_config
+    from mmscope.deploy.from_config import load_model
+    model = load_model(load_config(cfg), headless, 'backbone')
+    saved = torch.load(headless)['state_dict']
+    assert all(
+        torch.equal(v, saved[f'backbone.{k}']) for k, v in model.backbone.state_dict().items()
+        if not k.endswith('num_batches_tracked'))
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'the backbone.\* weights of checkpoint '
+            r'.*other.pth does not fit the ScopeViT'):
+        load_model(load_config(cfg), other, 'backbone')
 
 
 def test_tta_of_instance_segmentation_is_refused(tmp_path):
