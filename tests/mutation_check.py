@@ -122,6 +122,11 @@ MUTATIONS = {
     ('mmscope/utils/checkpoint.py', '    if matched < MIN_MATCHED_FRACTION * len(params):',
      '    if matched < 0:', ['tests/test_models/test_backbones/test_backbone_contract.py'],
      "another family's checkpoint leaves a backbone with random weights, without an error"),
+    'evaluation-coverage-unchecked':
+    ('mmscope/utils/checkpoint.py', "    if purpose == 'evaluate':\n        if short:",
+     "    if purpose == 'evaluate':\n        if False:",
+     ['tests/test_utils/test_checkpoint_coverage.py', 'tests/test_tools/test_checkpoint_fit.py'
+      ], 'a checkpoint with a head of another class count is tested / predicted / exported'),
     'backbone-no-decay-keys-ignored':
     ('mmscope/engine/optim_wrapper_constructor.py',
      '        keys = {k: dict(decay_mult=0.) for k in backbone.no_decay_keys}', '        keys = {}',

@@ -14,8 +14,10 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tools/python_env.sh
+. "$here/python_env.sh"
+require_count NUM_PROCS_PER_NODE "$GPUS"
 
 PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}" \
 "$PYTHON" -m torch.distributed.run \

@@ -14,8 +14,11 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-}
-PYTHON=${PYTHON:-python}
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tools/python_env.sh
+. "$here/python_env.sh"
+require_count GPUS "$GPUS"
+require_count GPUS_PER_NODE "$GPUS_PER_NODE"
 
 # shellcheck disable=SC2086
 PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}" \

@@ -73,6 +73,12 @@ def parse_args(argv=None):
 
 def _default_tta(cfg, library):
     """A flip TTA for configs that define none (as the libraries' own tools do)."""
+    roi_head = cfg.model.get('roi_head') or {}
+    if roi_head.get('mask_head') is not None or 'mask_head' in cfg.model:
+        raise ValueError(f'--tta: {cfg.model.get("type")} predicts instance masks, and '
+                         'mmdet\'s test-time augmentation (DetTTAModel) merges boxes only: '
+                         'instance segmentation has no TTA. Test without --tta (or a '
+                         'box-only detector such as RetinaNet with it).')
     if library.tta is not None:  # the library's own way (mmpose: the model's flip test)
         library.tta(cfg)
         return

@@ -37,8 +37,8 @@ from .config import build_model, load_config, model_cfg_for_cpu
 from .libraries import LIBRARIES, Library, library_of
 
 __all__ = [
-    'count_params', 'count_flops', 'default_shape', 'normalize_shape', 'measure', 'collect_configs',
-    'measure_all', 'table', 'fmt_m', 'fmt_g'
+    'check_input_size', 'count_params', 'count_flops', 'default_shape', 'normalize_shape',
+    'measure', 'collect_configs', 'measure_all', 'table', 'fmt_m', 'fmt_g'
 ]
 
 
@@ -76,6 +76,15 @@ def _library(library_or_task: Union[Library, str]) -> Library:
                      f'{sorted(LIBRARIES)} or {sorted(lib.task for lib in LIBRARIES.values())}')
 
 
+def check_input_size(model: torch.nn.Module, shape: Tuple[int, int]) -> None:
+    """ValueError, from the backbone's own input check, when an mmscope backbone refuses
+    a ``(1, 3, H, W)`` input of ``shape``: the FLOPs counter traces the model, and a traced
+    backbone cannot see the size, so a refused size would otherwise get a number."""
+    check = getattr(getattr(model, 'backbone', None), '_check_input', None)
+    if check is not None:
+        check(torch.zeros(1, 3, *shape, device='meta'))
+
+
 def count_flops(model: torch.nn.Module,
                 library_or_task: Union[Library, str],
                 shape: Tuple[int, int],
@@ -96,6 +105,7 @@ def count_flops(model: torch.nn.Module,
     library = _library(library_or_task)
     h, w = shape
     inputs = torch.zeros(1, 3, h, w)
+    check_input_size(model, shape)
     forward = model.forward
     try:
         model.forward = partial(forward, mode='tensor', **library.tensor_kwargs(h, w))
@@ -126,6 +136,7 @@ def measure(cfg: Config,
     shape = normalize_shape(shape) or default_shape(cfg)
     if model is None:
         model = build_model(cfg)
+    check_input_size(model, shape)
     out = dict(task=library.task, shape=shape, params=count_params(model), flops=None)
     if flops:
         out['flops'] = count_flops(model, library, shape, count_attention)

@@ -16,7 +16,9 @@ inferencer sees each image under a name of its own (:func:`staged`), and the pic
 named after the images without ever taking the path of an input or of another picture
 (:func:`picture_paths`). A checkpoint without ``dataset_meta`` (class names) is given the
 config's test dataset meta (:func:`config_dataset_meta`) instead of the library's default
-(Cityscapes or COCO names, which would name wrong classes).
+(Cityscapes or COCO names, which would name wrong classes). A checkpoint that leaves
+any weight of the config's model unloaded (or of another shape) is refused before any
+prediction (:func:`mmscope.apis.runner.check_checkpoint_fits`).
 """
 import os
 import os.path as osp
@@ -26,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .config import cache_external_config_lookup
 from .libraries import LIBRARIES, Library
+from .runner import check_checkpoint_fits
 
 __all__ = [
     'library_of_config', 'upscaled', 'staged', 'picture_paths', 'find_picture',
@@ -46,16 +49,21 @@ def library_of_config(config: str) -> Library:
 def upscaled(images: Sequence[str], min_size: int, tmp: str) -> List[str]:
     """``images``, those whose short side is under ``min_size`` replaced by upscaled
     (bicubic) copies of the same file name in the folder ``tmp``; ``min_size=0`` never
-    upscales. FileNotFoundError for an image OpenCV cannot read."""
+    upscales. FileNotFoundError for a missing file, ValueError for a file OpenCV cannot
+    read as an image."""
     return [_upscale(path, min_size, osp.join(tmp, osp.basename(path))) for path in images]
 
 
 def _upscale(path: str, min_size: int, dst: str) -> str:
     """``path``, or its copy upscaled to a short side of ``min_size`` written to ``dst``."""
     import cv2
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f'cannot read image {path}')
+        raise ValueError(f'{path}: not an image OpenCV can read (a text file, a damaged '
+                         'download, another format?); give image files such as .jpg, .png, '
+                         '.bmp, .tif or .webp')
     short = min(img.shape[:2])
     if not min_size or short >= min_size:
         return path
@@ -195,6 +203,8 @@ def inference(images: Sequence[str],
         inferencer_cls = library.import_object(library.inferencer)
         inferencer = inferencer_cls(
             config, device=device, **{library.weights_arg: checkpoint}, **library.inferencer_kwargs)
+        # no result from weights that were not loaded
+        check_checkpoint_fits(library.inferencer_model(inferencer), checkpoint)
         if library.meta_fallback and not _checkpoint_has_classes(checkpoint):
             _use_dataset_meta(inferencer, library, config_dataset_meta(config, library))
         if amp:

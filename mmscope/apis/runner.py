@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 from mmengine.config import Config
 
-from ..utils.checkpoint import match_weights, safe_load, trust_checkpoint, weights_of
+from ..utils.checkpoint import check_weights, safe_load, trust_checkpoint, weights_of
 from .libraries import library_of
 
 
@@ -67,23 +67,24 @@ def check_resumable(path: str) -> None:
             f'use --cfg-options load_from={path} instead of --resume.')
 
 
-def check_checkpoint_fits(model, path: str) -> None:
-    """Refuse a checkpoint that leaves ``model`` mostly unloaded before any metric is
-    computed with it (``tools/test.py``):
-    :class:`~mmscope.utils.checkpoint.CheckpointMismatchError` when it matches (name and
-    shape) fewer than half of the model's parameter tensors, a warning naming the keys for
-    a partial match (:func:`~mmscope.utils.checkpoint.match_weights`). A file that is not
-    a checkpoint raises :class:`~mmscope.utils.checkpoint.NotACheckpointError`.
+def check_checkpoint_fits(model, path: str, purpose: str = 'evaluate') -> None:
+    """Refuse a checkpoint that does not fit ``model`` before anything is computed with
+    it: :func:`mmscope.utils.checkpoint.check_weights` (the one check of every entry
+    point). ``'evaluate'`` (``tools/test.py``, inference, export): every tensor must load;
+    ``'finetune'`` (``load_from`` in training): at least the whole backbone must, parts
+    left unloaded are named in a warning. A file that is not a checkpoint raises
+    :class:`~mmscope.utils.checkpoint.NotACheckpointError`.
 
     Args:
-        model: the runner's model (a DDP or test-time-augmentation wrapper is looked
-            through, as mmengine's loader does).
-        path: the checkpoint (``load_from``).
+        model: the model (a DDP or test-time-augmentation wrapper, or an inferencer's
+            model, is looked through, as mmengine's loader does).
+        path: the checkpoint (``load_from``, ``weights``).
+        purpose: ``'evaluate'`` or ``'finetune'``.
     """
     from mmengine.model import BaseTTAModel, is_model_wrapper
     while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
         model = model.module
-    match_weights(model, weights_of(read_checkpoint(path)), f'checkpoint {path}')
+    check_weights(model, weights_of(read_checkpoint(path)), f'checkpoint {path}', purpose)
 
 
 def take_compile_options(cfg: Config, flag: bool = False) -> Optional[dict]:
@@ -240,8 +241,9 @@ def run_runner(cfg: Config,
 
     ``prepare(runner)`` runs between building and running (e.g. to add a metric).
     Testing (``'test'``, ``'val'``) with ``load_from`` first checks that the checkpoint
-    covers the model (:func:`check_checkpoint_fits`): no metric of a model whose weights
-    did not load.
+    covers the whole model (:func:`check_checkpoint_fits`): no metric of a model whose
+    weights did not load; training with ``load_from`` (not resuming) checks that it
+    covers at least the backbone and names the parts it leaves to initialisation.
     ``compile`` (``--compile``) or the config's ``compile`` key compiles the backbone
     (:func:`take_compile_options`).
     Returns the metrics of ``test`` / ``val``, None for ``train``.
@@ -260,8 +262,9 @@ def run_runner(cfg: Config,
     try:
         compile_options = take_compile_options(cfg, compile)
         runner = build_runner(cfg)
-        if mode != 'train' and cfg.get('load_from'):
-            check_checkpoint_fits(runner.model, cfg.load_from)
+        if cfg.get('load_from') and not (mode == 'train' and cfg.get('resume')):
+            check_checkpoint_fits(runner.model, cfg.load_from,
+                                  'finetune' if mode == 'train' else 'evaluate')
         if compile_options is not None:
             compile_model(runner, compile_options)
         if prepare is not None:

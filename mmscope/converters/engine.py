@@ -96,6 +96,11 @@ class Layout:
     shapes: 'OrderedDict[str, torch.Size]'
     #: backbone with every stage as output, ``backbone.``-prefixed: key -> shape
     dense_shapes: 'OrderedDict[str, torch.Size]'
+    #: the head's ``type`` in the config (None: no head)
+    head_type: Optional[str] = None
+    #: the model of the config when it is no classifier (``'mmdet MaskRCNN'``); its
+    #: layout is its backbone's alone (``shapes`` without a head)
+    task_model: Optional[str] = None
 
     def backbone_shapes(self) -> 'OrderedDict[str, torch.Size]':
         return OrderedDict((k, s) for k, s in self.shapes.items() if k.startswith(BACKBONE))
@@ -126,25 +131,47 @@ def _build_layout(config: str, num_classes: Optional[int]) -> Layout:
 
     cfg = Config.fromfile(config)
     model_cfg = copy.deepcopy(cfg.model)
+    scope = cfg.get('default_scope') or 'mmpretrain'
+    task_model = None
+    if scope != 'mmpretrain':  # a detector, segmentor, pose model: its backbone alone
+        if 'backbone' not in model_cfg:
+            raise ConversionError(f'{config}: a {scope} config whose model has no backbone')
+        task_model = f'{scope} {model_cfg.get("type")}'
+        model_cfg = dict(type='ImageClassifier', backbone=model_cfg.backbone)
     if num_classes is not None and 'head' in model_cfg:
         model_cfg.head.num_classes = num_classes
     # Pretrained weights and batch augments do not change keys or shapes.
-    model_cfg.backbone.pop('init_cfg', None)
+    model_cfg['backbone'].pop('init_cfg', None)
     model_cfg.pop('train_cfg', None)
     with DefaultScope.overwrite_default_scope('mmpretrain'), meta_device():
+        dense_cfg = copy.deepcopy(model_cfg['backbone'])
+        if task_model is not None:  # the classifier's backbone: the last stage's output
+            num_stages = MODELS.build(copy.deepcopy(dense_cfg)).num_stages
+            model_cfg['backbone']['out_indices'] = (num_stages - 1, )
         model = MODELS.build(model_cfg)
         shapes = _shapes(model)
         num_stages = getattr(model.backbone, 'num_stages', None)
         if num_stages is None:
             raise ConversionError(f'{config}: the backbone has no num_stages attribute')
-        dense_cfg = copy.deepcopy(model_cfg.backbone)
         dense_cfg.out_indices = tuple(range(num_stages))
         dense = MODELS.build(dense_cfg)
         dense_shapes = _shapes(dense, BACKBONE)
     arch = cfg.model.backbone.get('arch', 'custom')
-    head = model_cfg.get('head', {})
+    head = model_cfg.get('head') or {}
     return Layout(config, arch if isinstance(arch, str) else 'custom', num_stages,
-                  head.get('num_classes'), shapes, dense_shapes)
+                  head.get('num_classes'), shapes, dense_shapes, head.get('type'), task_model)
+
+
+def _check_task(layout: Layout, backbone_only: bool) -> None:
+    """A detector's (segmentor's, pose model's) config gives the layout of its backbone
+    only: refused without ``backbone_only``, saying so."""
+    if layout.task_model is not None and not backbone_only:
+        raise ConversionError(
+            f'--config {layout.config} is a {layout.task_model} config, not a classifier: '
+            'only its backbone has an official counterpart. Add --backbone-only to convert '
+            'the backbone for it (load it with the backbone\'s init_cfg=dict(type='
+            "'Pretrained', checkpoint=..., prefix='backbone.')), or give a classification "
+            'config.')
 
 
 # -------------------------------------------------------------------------------------
@@ -272,6 +299,7 @@ def convert_to_mmscope(family: FamilyLike,
     spec = _family(family)
     matches, foreign = [], False
     for variant, cfg_path in _candidates(spec, arch, config):
+        _check_task(get_layout(cfg_path), backbone_only)
         num_stages = get_layout(cfg_path).num_stages
         renamed, origin, unconverted, dropped = OrderedDict(), {}, [], []
         for k, v in state_dict.items():
@@ -335,6 +363,19 @@ def convert_to_mmscope(family: FamilyLike,
     return Result(m.variant, layout, out, notes)
 
 
+def _no_counterpart(spec: BackboneFamily, key: str, layout: Layout) -> str:
+    """Why ``key`` cannot be written in the released layout, and what can."""
+    msg = f'{key!r} has no official {spec.name} counterpart'
+    if key.startswith(BACKBONE):
+        return msg
+    heads = [m for _, m in spec.key_rules.rules if not m.startswith(BACKBONE)]
+    return (f'{msg}: the released {spec.name} classifier has a head of its own kind '
+            f'(mmscope keys {", ".join(heads)}), and the head of {layout.config} '
+            f'({layout.head_type or "?"}) is another one, so its weights have no place in '
+            'the released layout. Use --backbone-only to write the backbone alone in the '
+            f'official layout (the released head is then absent).')
+
+
 def convert_to_official(family: FamilyLike,
                         state_dict: Dict[str, torch.Tensor],
                         arch: Optional[str] = None,
@@ -358,6 +399,7 @@ def convert_to_official(family: FamilyLike,
     matches = []
     for variant, cfg_path in _candidates(spec, arch, config):
         layout = get_layout(cfg_path, num_classes)
+        _check_task(layout, backbone_only)
         expected = layout.backbone_shapes() if backbone_only else layout.shapes
         dense_only = set(layout.dense_only()) if backbone_only else set()
         got = OrderedDict((k, v) for k, v in sd.items() if k not in dense_only)
@@ -375,7 +417,7 @@ def convert_to_official(family: FamilyLike,
         try:
             out[spec.key_rules.mmscope_to_official_key(k, layout.num_stages)] = got[k]
         except KeyError:
-            raise ConversionError(f'{k!r} has no official {spec.name} counterpart') from None
+            raise ConversionError(_no_counterpart(spec, k, layout)) from None
     dropped = [k for k in sd if k in dense_only]
     if dropped:
         notes.append(f'dropped {len(dropped)} dense-only tensors without an official '

@@ -31,14 +31,26 @@ __all__ = [
 ]
 
 
-def load_model(cfg, checkpoint: Optional[str]):
-    """The config's model on CPU in eval mode, with ``checkpoint`` loaded (strict)."""
-    from mmengine.runner import load_checkpoint
+def load_model(cfg, checkpoint: Optional[str], part: Optional[str] = None):
+    """The config's model on CPU in eval mode, with ``checkpoint`` loaded: every tensor
+    of the model (of its ``part``, e.g. ``'backbone'``, from the checkpoint's
+    ``backbone.*`` weights, when only that part is exported), with its shape, or
+    :class:`~mmscope.utils.checkpoint.CheckpointMismatchError` naming what would stay
+    unloaded (:func:`~mmscope.utils.checkpoint.check_weights`)."""
+    from mmscope.apis.runner import read_checkpoint
+    from mmscope.utils.checkpoint import check_weights, weights_of
     model = build_model(cfg)
     if checkpoint:
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        target = getattr(model, part) if part else model
+        prefix = f'{part}.' if part else ''
+        weights = weights_of(read_checkpoint(checkpoint))
+        weights = type(weights)(
+            (k[len(prefix):], v) for k, v in weights.items() if k.startswith(prefix))
+        source = f'the {prefix}* weights of checkpoint {checkpoint}' if part else \
+            f'checkpoint {checkpoint}'
+        target.load_state_dict(check_weights(target, weights, source), strict=False)
     return model.eval()
 
 
@@ -99,10 +111,12 @@ def export_config(config: str,
                 f'exporter; exporter={exporter!r} is not available for them (torch.export '
                 f'stops at the data-dependent number of boxes in mmdet\'s post-processing; '
                 f'see docs/deployment.md). Use --exporter torchscript, or --backbone-only')
+        if checkpoint:  # refused before mmdeploy loads it (leniently)
+            load_model(cfg, checkpoint)
         report = _export_detector_checked(cfg, checkpoint, image, out_file, rtol, overwrite)
         return dict(report, kind='detector', exporter='torchscript (mmdeploy)', opset=17)
     require_exporter(exporter)  # before the model is built
-    model = load_model(cfg, checkpoint)
+    model = load_model(cfg, checkpoint, 'backbone' if backbone_only else None)
     if backbone_only:
         module = reference = TensorWrapper(model.backbone, 'backbone').eval()
         kind = 'backbone'

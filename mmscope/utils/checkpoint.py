@@ -335,6 +335,126 @@ def match_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
     return fits
 
 
+#: State-dict entries a checkpoint may lack without changing any result (counters).
+_NOT_WEIGHTS = ('num_batches_tracked', )
+
+#: What a checkpoint is checked for (:func:`check_weights`).
+PURPOSES = ('evaluate', 'finetune')
+
+
+def weight_coverage(model: torch.nn.Module,
+                    state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, dict]':
+    """How far ``state_dict`` covers each part of ``model``, a part being a top-level
+    child (``backbone``, ``neck``, ``head``, ``decode_head``, ``roi_head``...): for each,
+    ``total`` (its state-dict tensors), ``loaded`` (those the checkpoint has, same name
+    and shape), ``missing`` (the names it lacks) and ``reshaped`` (``name (checkpoint
+    shape) vs (model shape)``). Counters (``num_batches_tracked``) are left out.
+
+    Args:
+        model: the model the weights are for.
+        state_dict: the weights, named as in ``model.state_dict()``.
+    """
+    parts: 'OrderedDict[str, dict]' = OrderedDict()
+    for key, value in model.state_dict().items():
+        if key.rsplit('.', 1)[-1] in _NOT_WEIGHTS:
+            continue
+        part = parts.setdefault(
+            key.split('.', 1)[0], dict(total=0, loaded=0, missing=[], reshaped=[]))
+        part['total'] += 1
+        if key not in state_dict:
+            part['missing'].append(key)
+        elif tuple(state_dict[key].shape) != tuple(value.shape):
+            part['reshaped'].append(f'{key} {tuple(state_dict[key].shape)} in the checkpoint, '
+                                    f'{tuple(value.shape)} in the model')
+        else:
+            part['loaded'] += 1
+    return parts
+
+
+def describe_coverage(parts: Mapping[str, dict]) -> str:
+    """One line per part: ``backbone: 40 of 40 loaded``, ``head: 0 of 2 loaded (2 of
+    another shape: head.fc.weight (4, 256) in the checkpoint, (2, 256) in the model)``."""
+    lines = []
+    for name, p in parts.items():
+        line = f'{name}: {p["loaded"]} of {p["total"]} loaded'
+        notes = []
+        if p['missing']:
+            notes.append(f'{len(p["missing"])} missing: {_examples(p["missing"], 3)}')
+        if p['reshaped']:
+            notes.append(f'{len(p["reshaped"])} of another shape: '
+                         f'{_examples(p["reshaped"], 2)}')
+        lines.append(line + (f' ({"; ".join(notes)})' if notes else ''))
+    return '\n  '.join(lines)
+
+
+def check_weights(model: torch.nn.Module,
+                  state_dict: Mapping[str, torch.Tensor],
+                  source: str,
+                  purpose: str = 'evaluate') -> 'OrderedDict[str, torch.Tensor]':
+    """The one check of whether a checkpoint may be loaded into a whole model (testing,
+    inference, export, fine-tuning); returns the entries of ``state_dict`` that fit.
+
+    ``purpose='evaluate'`` (``tools/test.py``, inference, ONNX export): every tensor of
+    the model must be loaded, with its shape; otherwise
+    :class:`CheckpointMismatchError` names each part (backbone / neck / head...) with how
+    many of its tensors load, and what to do. No result is computed with weights that
+    were not loaded.
+
+    ``purpose='finetune'`` (``load_from`` in training): a new head (another class count)
+    is legitimate, so parts left unloaded are named in a ``UserWarning``; but a
+    checkpoint that loads no tensor of the model, or less than its whole backbone, is
+    refused (:class:`CheckpointMismatchError`): training would start from scratch.
+
+    Args:
+        model: the model (not wrapped).
+        state_dict: the weights, named as in ``model.state_dict()`` (:func:`weights_of`).
+        source: what they come from, for the messages (``'checkpoint a.pth'``).
+        purpose: ``'evaluate'`` or ``'finetune'``.
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f'purpose must be one of {PURPOSES}, got {purpose!r}')
+    parts = weight_coverage(model, state_dict)
+    own = model.state_dict()
+    fits = OrderedDict(
+        (k, v) for k, v in state_dict.items() if k in own and tuple(v.shape) == tuple(own[k].shape))
+    name = type(model).__name__
+    total = sum(p['total'] for p in parts.values())
+    loaded = sum(p['loaded'] for p in parts.values())
+    short = [n for n, p in parts.items() if p['loaded'] < p['total']]
+    table = describe_coverage(parts)
+    found = f'The checkpoint holds {len(state_dict)} tensors: {_examples(state_dict, 4)}.'
+    if purpose == 'evaluate':
+        if short:
+            raise CheckpointMismatchError(
+                f'{source} does not fit the {name} of this config: it would leave '
+                f'{total - loaded} of the model\'s {total} tensors unloaded or of another '
+                f'shape, in {", ".join(short)}:\n  {table}\n{found}\nA result computed '
+                'with weights that were not loaded would be wrong, so nothing is run. '
+                'Give the checkpoint trained with this config, or the config it was '
+                'trained with (another family, variant, task or class count does not '
+                'fit). To train this config starting from this checkpoint (a new head), '
+                'use tools/train.py CONFIG --cfg-options load_from=CHECKPOINT.')
+        return fits
+    backbone = parts.get('backbone')
+    if loaded == 0 or (backbone is not None and backbone['loaded'] < backbone['total']):
+        what = 'no tensor of the model' if loaded == 0 else 'less than its whole backbone'
+        raise CheckpointMismatchError(
+            f'{source} matches {what} (the {name} of this config):\n  {table}\n{found}\n'
+            'Fine-tuning from it would train (almost) from scratch. load_from needs a '
+            'checkpoint of the same model (the head may differ); to start only the '
+            'backbone from a classifier or a converted checkpoint, set the backbone\'s '
+            "init_cfg=dict(type='Pretrained', checkpoint=CHECKPOINT, prefix='backbone.') "
+            'instead.')
+    if short:
+        warnings.warn(
+            f'{source}: fine-tuning the {name} with {", ".join(short)} not (fully) '
+            f'loaded, initialised anew instead (a new head is expected when the '
+            f'classes differ):\n  {table}',
+            UserWarning,
+            stacklevel=2)
+    return fits
+
+
 #: Set to ``0`` to import mmscope without :func:`patch_mmengine` (nor the ``mmscope::``
 #: config bases of :func:`mmscope.utils.configs.register_config_bases`).
 PATCH_ENV = 'MMSCOPE_PATCH_MMENGINE'
@@ -379,6 +499,7 @@ def mmengine_is_patched() -> bool:
 __all__ = [
     'PATCH_ENV', 'TRUST_ENV', 'MIN_MATCHED_FRACTION', 'UntrustedCheckpointError',
     'NotACheckpointError', 'CheckpointMismatchError', 'check_checkpoint_file',
-    'checkpoint_allowlist', 'match_weights', 'mmengine_is_patched', 'patch_mmengine', 'safe_load',
-    'safe_load_url', 'trust_checkpoint', 'trusted_files', 'unpatch_mmengine', 'weights_of'
+    'checkpoint_allowlist', 'check_weights', 'describe_coverage', 'match_weights',
+    'weight_coverage', 'mmengine_is_patched', 'patch_mmengine', 'safe_load', 'safe_load_url',
+    'trust_checkpoint', 'trusted_files', 'unpatch_mmengine', 'weights_of'
 ]

@@ -15,7 +15,11 @@ by ``import mmscope`` (unless ``MMSCOPE_PATCH_MMENGINE=0``), makes two registrat
 * mmengine's ``BaseInferencer.__init__`` (behind the mmdet, mmseg and mmpose
   inferencers) gets a name of ours replaced by the path of its config before the library
   reads it; every other argument, and every name that is not ours, is left to the
-  library.
+  library. A model with an mmscope backbone built there is then checked against its
+  ``weights``: a checkpoint that leaves any of its tensors unloaded is refused
+  (:func:`mmscope.apis.runner.check_checkpoint_fits`) instead of predicting; mmpretrain's
+  own ``BaseInferencer.__init__`` gets the same check of its ``pretrained=PATH``, and its
+  ``ModelHub.get`` names the library of a name of ours that another library runs.
 
 No weights are published yet (the metafiles say ``Weights: null``): a name gives its
 config, and the checkpoint is a local file the user passes (``pretrained=`` for
@@ -155,10 +159,45 @@ def _patch_base_inferencer() -> None:
             config = config_for_inferencer(model, scope, bound.arguments.get('weights'))
             if config is not None:
                 bound.arguments['model'] = config
-        return original(*bound.args, **bound.kwargs)
+        original(*bound.args, **bound.kwargs)
+        _check_inferencer_weights(self, bound.arguments.get('weights'))
 
     _ORIGINAL['inferencer_init'] = original
     BaseInferencer.__init__ = __init__
+
+
+def _check_inferencer_weights(inferencer, weights) -> None:
+    """An inferencer of a model with an mmscope backbone predicts nothing with weights
+    it did not load: ``weights`` must cover every tensor of its model
+    (:func:`mmscope.apis.runner.check_checkpoint_fits`)."""
+    from mmscope.models.backbones.base import MMScopeBackbone
+    model = getattr(inferencer, 'model', None)
+    if not isinstance(weights, str) or not isinstance(
+            getattr(model, 'backbone', None), MMScopeBackbone):
+        return
+    from mmscope.apis.runner import check_checkpoint_fits
+    check_checkpoint_fits(model, weights)
+
+
+def _patch_mmpretrain_inferencer(module) -> None:
+    """mmpretrain's ``BaseInferencer.__init__`` (its own, not mmengine's; ``module`` is
+    ``mmpretrain.apis.base``) checks a ``pretrained=PATH`` against a model with an mmscope
+    backbone, as the other libraries' inferencers do (a 4-class checkpoint in a
+    1000-class model ended in an IndexError)."""
+    if 'pretrain_init' in _ORIGINAL:
+        return
+    cls = module.BaseInferencer
+    original = cls.__init__
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        pretrained = signature.bind(self, *args, **kwargs).arguments.get('pretrained', True)
+        _check_inferencer_weights(self, pretrained)
+
+    _ORIGINAL['pretrain_init'] = (cls, original)
+    cls.__init__ = __init__
 
 
 # ------------------------------------------------------------------- mmpretrain ModelHub
@@ -215,6 +254,27 @@ def _add_classifiers(hub) -> None:
         metainfo.config = config
         hub._models_dict[name] = metainfo
         added.append(name)
+    _patch_hub_get(hub)
+
+
+def _patch_hub_get(hub) -> None:
+    """``ModelHub.get`` (behind ``get_model`` and the inferencers) given a name of ours
+    that another library runs (a detector's) says which library, as mmdet's and mmseg's
+    inferencers do, instead of only 'Failed to find model'."""
+    if 'hub_get' in _ORIGINAL:
+        return
+    original = hub.__dict__['get']  # the classmethod object
+
+    def get(cls, model_name):
+        try:
+            return original.__func__(cls, model_name)
+        except ValueError:
+            if isinstance(model_name, str):
+                config_for_inferencer(model_name, 'mmpretrain', True)  # ours: which library
+            raise
+
+    _ORIGINAL['hub_get'] = (hub, original)
+    hub.get = classmethod(get)
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -281,6 +341,8 @@ def register_model_names() -> None:
     _patch_base_inferencer()
     if 'model_hub' not in _ORIGINAL:
         _after_import('mmpretrain.apis.model', _register_in_model_hub)
+    if 'pretrain_init' not in _ORIGINAL:
+        _after_import('mmpretrain.apis.base', _patch_mmpretrain_inferencer)
 
 
 def unregister_model_names() -> None:
@@ -292,6 +354,12 @@ def unregister_model_names() -> None:
     for name in _ORIGINAL.pop('model_hub', []):
         if hub_module is not None:
             hub_module.ModelHub._models_dict.pop(name, None)
+    pretrain_init = _ORIGINAL.pop('pretrain_init', None)
+    if pretrain_init is not None:
+        pretrain_init[0].__init__ = pretrain_init[1]
+    hub_get = _ORIGINAL.pop('hub_get', None)
+    if hub_get is not None:
+        hub_get[0].get = hub_get[1]
     original = _ORIGINAL.pop('inferencer_init', None)
     if original is not None:
         from mmengine.infer import BaseInferencer

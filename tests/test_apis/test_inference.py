@@ -30,8 +30,15 @@ def test_inference_helpers(tmp_path):
     assert out == [str(tmp / 'small.jpg'), big]
     assert Image.open(out[0]).size == (96, 64)  # short side to 64, aspect kept
     assert upscaled([small], 0, str(tmp)) == [small]
-    with pytest.raises(FileNotFoundError, match='cannot read image'):
+    with pytest.raises(FileNotFoundError, match='image not found: .*missing.jpg'):
         upscaled([str(tmp_path / 'missing.jpg')], 64, str(tmp))
+    text = tmp_path / 'notes.jpg'
+    text.write_text('not an image\n')
+    with pytest.raises(
+            ValueError,
+            match=r'notes.jpg: not an image OpenCV can read \(a text '
+            r'file.*\.jpg, \.png'):
+        upscaled([str(text)], 64, str(tmp))
     assert find_picture(str(tmp), 'small.png') == str(tmp / 'small.jpg')
     with pytest.raises(FileNotFoundError, match='no visualisation of other.jpg'):
         find_picture(str(tmp), 'other.jpg')

@@ -79,6 +79,16 @@ def test_mmpretrain_get_model_list_models_and_inferencer(photo, tmp_path):
         ]
     with pytest.raises(NoPublishedWeightsError, match='pretrained=PATH'):
         get_model(NAMES['mmpretrain'], pretrained=True)
+    # a name of ours that another library runs says which, not only 'Failed to find model'
+    with pytest.raises(
+            ValueError,
+            match=rf'{NAMES["mmdet"]} is a detection model of mmscope, '
+            r'run by mmdet, not by mmpretrain: use DetInferencer \(mmdet\)'):
+        get_model(NAMES['mmdet'])
+    with pytest.raises(ValueError, match=rf'{NAMES["mmseg"]} is a segmentation model'):
+        ImageClassificationInferencer(NAMES['mmseg'], pretrained='x.pth')
+    with pytest.raises(ValueError, match='Failed to find model "no-such-model"'):
+        get_model('no-such-model')  # not ours: the library's own answer
     with pytest.raises(NoPublishedWeightsError, match='no weights for scopevit-xt'):
         ImageClassificationInferencer(NAMES['mmpretrain'])  # pretrained=True by default
     ckpt = _weights(NAMES['mmpretrain'], tmp_path)
@@ -88,6 +98,18 @@ def test_mmpretrain_get_model_list_models_and_inferencer(photo, tmp_path):
     assert result['pred_scores'].sum() == pytest.approx(1, abs=1e-4)
     assert 0 <= result['pred_label'] < 1000 and isinstance(result['pred_class'], str)
     assert result['pred_score'] == pytest.approx(result['pred_scores'].max())
+    # a 4-class checkpoint in the 1000-class model ended in `IndexError: tuple index out
+    # of range` at prediction: refused when built, naming the head
+    from mmscope.utils.checkpoint import CheckpointMismatchError
+    four = build_model(
+        load_config(model_config(NAMES['mmpretrain']), {'model.head.num_classes': 4}))
+    path = str(tmp_path / 'four.pth')
+    torch.save({'state_dict': four.state_dict()}, path)
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'four.pth does not fit the ImageClassifier '
+            r'of this config.*in head:[\s\S]*head.fc.weight \(4, 256\) in the checkpoint'):
+        ImageClassificationInferencer(NAMES['mmpretrain'], pretrained=path, device='cpu')
 
 
 def test_det_inferencer(photo, tmp_path):
@@ -114,6 +136,33 @@ def test_det_inferencer(photo, tmp_path):
     assert boxes.min() >= 0 and boxes[:, 2].max() <= w and boxes[:, 3].max() <= h
 
 
+def test_library_inferencers_refuse_weights_that_do_not_fit(tmp_path):
+    """DetInferencer by our name with a checkpoint of another class count (was an
+    IndexError at prediction), and MMSegInferencer with a config and a checkpoint of
+    another model: refused when built, naming the parts that would stay unloaded."""
+    from mmdet.apis import DetInferencer
+    from mmseg.apis import MMSegInferencer
+
+    from mmscope.utils.checkpoint import CheckpointMismatchError
+    name = NAMES['mmdet']
+    torch.manual_seed(0)
+    four = build_model(load_config(model_config(name), {'model.bbox_head.num_classes': 4}))
+    path = str(tmp_path / 'four.pth')
+    torch.save({'state_dict': four.state_dict()}, path)
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'four.pth does not fit the RetinaNet of this config: it would '
+            r'leave 2 of the model.s \d+ tensors unloaded or of another shape, in '
+            r'bbox_head:[\s\S]*bbox_head: \d+ of \d+ loaded \(2 of another shape: '
+            r'bbox_head.retina_cls.weight \(36, '):
+        DetInferencer(name, weights=path, device='cpu', show_progress=False)
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'EncoderDecoder of this config.*in neck, '
+            r'decode_head:\n  backbone: (\d+) of \1 loaded\n  neck: '):
+        MMSegInferencer(model_config(NAMES['mmseg']), weights=path, device='cpu')
+
+
 def test_seg_inferencer(photo, tmp_path):
     from mmseg.apis import MMSegInferencer
     name = NAMES['mmseg']
@@ -137,6 +186,18 @@ def test_pose_inferencer(photo, tmp_path):
     assert np.shape(instance['keypoint_scores']) == (17, )
     h, w = photo[1]
     assert np.allclose(instance['bbox'][0], [0, 0, w, h])
+    # a checkpoint of 5 keypoints (the demo's) ended in a bare AssertionError in
+    # flip_heatmaps: refused when built, naming the head
+    from mmscope.utils.checkpoint import CheckpointMismatchError
+    torch.manual_seed(0)
+    five = build_model(load_config(model_config(name), {'model.head.out_channels': 5}))
+    path = str(tmp_path / 'five.pth')
+    torch.save({'state_dict': five.state_dict()}, path)
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'five.pth does not fit the TopdownPoseEstimator of this config.*'
+            r'in head:[\s\S]*head.final_layer.weight \(5, '):
+        MMPoseInferencer(pose2d=name, pose2d_weights=path, det_model='whole_image', device='cpu')
 
 
 def test_registration_can_be_undone():

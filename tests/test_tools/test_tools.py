@@ -3,84 +3,10 @@ tools are thin command lines; the params / FLOPs functions behind get_flops.py."
 import os
 import os.path as osp
 import subprocess
-import sys
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(ROOT, 'tools')
-
-CONFIG = """
-_base_ = 'mmpretrain::_base_/default_runtime.py'
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmscope'], allow_failed_imports=False)
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='mmscope.ScopeViT', arch='xtiny', out_indices=(3, )),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=2, in_channels=256,
-              loss=dict(type='CrossEntropyLoss'), topk=(1, )))
-data_preprocessor = dict(num_classes=2, mean=[127.5] * 3, std=[64.] * 3, to_rgb=True)
-pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-train_dataloader = dict(
-    batch_size=4, num_workers=0,
-    dataset=dict(type='CustomDataset', data_root={root!r}, data_prefix='train',
-                 pipeline=pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
-val_dataloader = dict(
-    batch_size=4, num_workers=0,
-    dataset=dict(type='CustomDataset', data_root={root!r}, data_prefix='val',
-                 pipeline=pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='Accuracy', topk=(1, ))
-test_evaluator = val_evaluator
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
-param_scheduler = dict(type='CosineAnnealingLR', by_epoch=False, T_max=6)
-train_cfg = dict(by_epoch=False, max_iters=6, val_interval=6)
-val_cfg = dict()
-test_cfg = dict()
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False),
-                     logger=dict(type='LoggerHook', interval=1))
-"""
-
-
-def _write_images(root, split, n):
-    """Two classes: dark left half vs dark right half, with noise."""
-    rng = np.random.default_rng(0 if split == 'train' else 1)
-    for cls in ('left', 'right'):
-        os.makedirs(osp.join(root, split, cls), exist_ok=True)
-        for i in range(n):
-            img = rng.integers(100, 255, (48, 48, 3), dtype=np.uint8)
-            if cls == 'left':
-                img[:, :24] //= 4
-            else:
-                img[:, 24:] //= 4
-            Image.fromarray(img).save(osp.join(root, split, cls, f'{i}.png'))
-
-
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('tools'))
-    data = osp.join(root, 'data')
-    _write_images(data, 'train', 8)
-    _write_images(data, 'val', 4)
-    cfg = osp.join(root, 'cls_cfg.py')
-    with open(cfg, 'w') as f:
-        f.write(CONFIG.format(root=data))
-    return root, cfg
-
-
-def _run(*args):
-    proc = subprocess.run([sys.executable, *args],
-                          capture_output=True,
-                          text=True,
-                          cwd=ROOT,
-                          timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
+from tool_helpers import ROOT, TOOLS, _checkpoint, _run, _tool
 
 
 @pytest.mark.slow
@@ -156,62 +82,6 @@ def test_missing_config_and_checkpoint_are_clear(tmp_path, workspace):
     assert code != 0 and 'checkpoint not found' in log
 
 
-def _tool(name):
-    """The ``main`` of ``tools/<name>.py``, run in this process (no interpreter start)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'mmscope_tool_{name}',
-                                                  osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def _checkpoint(cfg, path, other_family=False):
-    """A checkpoint of the config's classifier (seeded initial weights, the classes in
-    its meta), or of a ScalableViT classifier (``other_family``) with the same head."""
-    from mmscope.apis import build_model, load_config
-    from mmscope.models.backbones import ScalableViT
-    torch.manual_seed(0)
-    sd = build_model(load_config(cfg)).state_dict()
-    if other_family:
-        other = ScalableViT(arch='small', out_indices=(3, )).state_dict()
-        sd = {
-            **{
-                'backbone.' + k: v
-                for k, v in other.items()
-            },
-            **{
-                k: v
-                for k, v in sd.items() if not k.startswith('backbone.')
-            }
-        }
-    torch.save({'state_dict': sd, 'meta': {'dataset_meta': {'classes': ['left', 'right']}}}, path)
-    return path
-
-
-def test_test_tool_refuses_what_is_not_its_model(workspace, tmp_path):
-    """tools/test.py reports no metric for a checkpoint that leaves the model mostly
-    unloaded (another family's), and calls a text file what it is, trusted or not."""
-    from mmscope.utils.checkpoint import CheckpointMismatchError, NotACheckpointError
-    root, cfg = workspace
-    test = _tool('test')
-    work = ['--work-dir', str(tmp_path / 'w')]
-    other = _checkpoint(cfg, str(tmp_path / 'other.pth'), other_family=True)
-    with pytest.raises(
-            CheckpointMismatchError,
-            match=r'other.pth does not fit the ImageClassifier: 2 of its \d+ '
-            r'parameter tensors match.*another family or variant'):
-        test([cfg, other] + work)
-    text = tmp_path / 'notes.pth'
-    text.write_text('epoch 12, top-1 51.5\n')
-    for trust in ([], ['--trust-checkpoint', str(text)]):
-        with pytest.raises(NotACheckpointError, match='notes.pth: not a PyTorch checkpoint') \
-                as info:
-            test([cfg, str(text)] + work + trust)
-        assert 'trust' not in str(info.value).lower()
-    assert not osp.exists(osp.join(str(tmp_path / 'w'), 'vis'))
-
-
 def test_test_tool_show_dir_is_inside_the_work_dir(workspace, tmp_path, monkeypatch):
     """--show-dir DIR (relative) draws into WORK_DIR/DIR, not under the current folder;
     the model's own checkpoint is tested (metrics reported)."""
@@ -249,6 +119,51 @@ def test_dist_scripts_usage():
                           ('slurm_test.sh', 4)):
         proc = subprocess.run(['bash', osp.join(TOOLS, script)], capture_output=True, text=True)
         assert proc.returncode == 2 and 'usage:' in proc.stderr, script
+
+
+@pytest.mark.parametrize('count', ['0', 'two', '1.5'])
+def test_dist_scripts_refuse_a_process_count_that_is_none(count):
+    """tools/dist_train.sh CONFIG 0 said only `AssertionError` (torchrun's)."""
+    for script, args in (('dist_train.sh', ['cfg.py',
+                                            count]), ('dist_test.sh', ['cfg.py', 'c.pth', count])):
+        proc = subprocess.run(['bash', osp.join(TOOLS, script), *args],
+                              capture_output=True,
+                              text=True)
+        assert proc.returncode == 2, script
+        assert proc.stderr == (f"error: NUM_PROCS_PER_NODE must be a positive integer, got "
+                               f"'{count}'\n"), script
+
+
+def test_shell_tools_find_the_project_venv(tmp_path):
+    """In a new shell (no environment activated, no PYTHON), tools/*.sh run the
+    project's .venv/bin/python; an activated environment or PYTHON wins."""
+    import shutil
+    tools = tmp_path / 'tools'
+    tools.mkdir()
+    for name in ('dist_train.sh', 'python_env.sh'):
+        shutil.copy(osp.join(TOOLS, name), tools / name)
+    fake = tmp_path / '.venv' / 'bin' / 'python'
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho "venv python $*"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV')}
+    cmd = ['bash', str(tools / 'dist_train.sh'), 'cfg.py', '2']
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+    assert out.startswith('venv python -m torch.distributed.run ') and '--nproc_per_node=2' in out
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, env=dict(env, PYTHON=str(fake),
+                                                      VIRTUAL_ENV='/x')).stdout
+    assert out.startswith('venv python')
+    path_python = tmp_path / 'bin' / 'python'  # an activated env's `python`, on PATH
+    path_python.parent.mkdir()
+    path_python.write_text('#!/bin/sh\necho "path python $*"\n')
+    path_python.chmod(0o755)
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env=dict(env, VIRTUAL_ENV='/x', PATH=f'{path_python.parent}:{env["PATH"]}')).stdout
+    assert out.startswith('path python -m torch.distributed.run ')
 
 
 # ------------------------------------------------------------------- tools are thin
@@ -350,6 +265,21 @@ def test_default_shape_and_measure_read_the_library_rows():
     assert measure(cls, model=_ToyModel(), flops=False)['flops'] is None
     with pytest.raises(ValueError, match="default_scope='mmocr'"):
         measure(Config(dict(default_scope='mmocr')), model=_ToyModel())
+
+
+def test_measure_refuses_a_size_the_backbone_refuses():
+    """get_flops.py CONFIG --shape 16 printed `FLOPs: 0.05 G` (the counter traces the
+    model, where the backbone cannot check the size)."""
+    from mmscope.apis import build_model, load_config
+    from mmscope.apis.complexity import measure
+    cfg = load_config(osp.join(ROOT, 'configs', 'scopevit', 'scopevit-xt_8xb128_in1k.py'))
+    model = build_model(cfg)
+    for flops in (True, False):
+        with pytest.raises(
+                ValueError,
+                match=r'ScopeViT needs \(B, C, H, W\) inputs of at least '
+                r'32x32 \(H, W >= 32\), got shape \(1, 3, 16, 40\)'):
+            measure(cfg, shape=(16, 40), flops=flops, model=model)
 
 
 def test_collect_configs_and_table(tmp_path):
