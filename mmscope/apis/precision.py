@@ -30,9 +30,9 @@ import warnings
 from typing import Any, Callable, FrozenSet, Optional, Sequence, Tuple
 
 __all__ = [
-    'AMP_DTYPES', 'NATIVE_BF16_FLAGS', 'cpu_flags', 'cpu_description', 'cpu_bf16_support', 'warn_if_emulated_bf16',
-    'resolve_amp_dtype', 'autocast_feature_extractor', 'amp_context', 'configure_amp',
-    'bf16_step_speedup'
+    'AMP_DTYPES', 'NATIVE_BF16_FLAGS', 'cpu_flags', 'cpu_description', 'cpu_bf16_support',
+    'warn_if_emulated_bf16', 'resolve_amp_dtype', 'autocast_feature_extractor', 'amp_context',
+    'configure_amp', 'bf16_step_speedup'
 ]
 
 #: ``--amp-dtype`` choices and their torch dtypes (by name, so importing this is cheap).

@@ -188,8 +188,10 @@ def test_quick_demo_in_bf16(quick_demo, quick_demo_bf16, tmp_path):
         for name, value in res['metrics'].items():
             assert abs(value - fp32['results'][key]['metrics'][name]) <= 5.0, \
                 (key, name, value, fp32['results'][key]['metrics'][name])
-    for name in ['loss_curves.png'] + [f'{key}_{kind}.png' for key in DEMO_TASKS
-                                       for kind in ('predictions', 'gt_vs_pred', 'image_demo')]:
+    for name in ['loss_curves.png'] + [
+            f'{key}_{kind}.png' for key in DEMO_TASKS
+            for kind in ('predictions', 'gt_vs_pred', 'image_demo')
+    ]:
         assert osp.getsize(osp.join(out, name)) > 1000, name
     for key in DEMO_TASKS:
         assert len(os.listdir(osp.join(out, 'image_demo', key))) == 4, key
