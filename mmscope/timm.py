@@ -66,6 +66,9 @@ PRETRAINED = {
     'scopevit': dict(input_size=(3, 256, 256), crop_pct=0.9),
     'scalablevit': dict(input_size=(3, 224, 224), crop_pct=0.875),
 }
+#: Total stride of the last stage map (what ``forward_features`` returns): timm's
+#: ``pool_size`` is the input size divided by it (rounded up, as the stage maps are).
+LAST_STRIDE = 32
 #: Stem convolution of each family (timm's ``first_conv``).
 FIRST_CONV = {
     'scopevit': 'backbone.stem.conv1',
@@ -180,7 +183,10 @@ class TimmClassifier(nn.Module):
         num_classes: classes of the classifier; 0 for none (``forward`` gives the pooled
             features). Defaults to 1000.
         in_chans: input channels. Defaults to 3.
-        global_pool: ``'avg'`` (the released pooling), the only one. Defaults to 'avg'.
+        global_pool: ``'avg'`` (the released pooling) or ``''`` (no pooling: the head runs
+            at every position of the last stage map, as timm's ``global_pool=''`` heads
+            do; with ``num_classes=0`` ``forward`` returns the unpooled map). Defaults to
+            'avg'.
         drop_rate: dropout before the classifier. Defaults to 0.
         drop_path_rate: stochastic depth of the last block (the released factories'
             ``drop_path_rate``, linear over the blocks). Defaults to 0.
@@ -204,8 +210,7 @@ class TimmClassifier(nn.Module):
         spec = get_family(family)
         self.family = spec.key
         self.arch = spec.canonical_arch(arch)
-        self._check_pool(global_pool)
-        self.global_pool = global_pool
+        self.global_pool = self._check_pool(global_pool, 'avg')
         widths = spec.widths(self.arch)
         num_stages = len(widths)
         stages = [num_stages - 1]
@@ -234,10 +239,14 @@ class TimmClassifier(nn.Module):
 
     # ----------------------------------------------------------------------- basics
     @staticmethod
-    def _check_pool(global_pool):
-        if global_pool not in ('avg', None):
+    def _check_pool(global_pool: Optional[str], current: str) -> str:
+        """``global_pool`` checked (None: keep ``current``)."""
+        if global_pool is None:
+            return current
+        if global_pool not in ('avg', ''):
             raise ValueError(f'global_pool {global_pool!r}: the released models average-pool '
-                             "the last stage; only 'avg' is available")
+                             "the last stage; only 'avg' or '' (no pooling) is available")
+        return global_pool
 
     def _init_head(self):
         for m in self.head.modules():
@@ -257,8 +266,9 @@ class TimmClassifier(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         """A new, freshly initialised classifier for ``num_classes`` (0: none); the
-        hidden layers (ScalableViT's 4096-wide one) are kept."""
-        self._check_pool(global_pool)
+        hidden layers (ScalableViT's 4096-wide one) are kept. ``global_pool``: ``'avg'``,
+        ``''`` (no pooling) or None (unchanged)."""
+        self.global_pool = self._check_pool(global_pool, self.global_pool)
         self.num_classes = num_classes
         new = _Classifier(self.head_hidden_size, num_classes)
         if isinstance(new.fc, nn.Linear):
@@ -309,7 +319,11 @@ class TimmClassifier(nn.Module):
         return self.backbone(x)[-1]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x.mean(dim=(2, 3)), pre_logits=pre_logits)
+        """The head on the pooled map (``(B, C)`` out), or, with ``global_pool=''``, at
+        every position (NCHW in and out)."""
+        if self.global_pool == 'avg':
+            return self.head(x.mean(dim=(2, 3)), pre_logits=pre_logits)
+        return self.head(x.permute(0, 2, 3, 1), pre_logits=pre_logits).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -428,22 +442,28 @@ TIMM_NAMES = timm_names()
 
 
 def _cfg(family: str, arch: str) -> Dict[str, Any]:
+    """The ``pretrained_cfg`` of ``family``-``arch``: every field timm's model tools read
+    (data config, ``pool_size``, head and stem names), with the released values."""
     spec = get_family(family)
+    transform = PRETRAINED[family]
+    min_size = spec.backbone.min_input_size
     return dict(
         url='',
         num_classes=1000,
-        pool_size=None,
+        pool_size=tuple(-(-s // LAST_STRIDE) for s in transform['input_size'][1:]),
         interpolation='bicubic',
+        crop_mode='center',
         mean=IMAGENET_DEFAULT_MEAN,
         std=IMAGENET_DEFAULT_STD,
         first_conv=FIRST_CONV[family],
         classifier=spec.head_weight[:-len('.weight')],
-        min_input_size=(3, spec.backbone.min_input_size, spec.backbone.min_input_size),
+        min_input_size=(3, min_size, min_size),
         fixed_input_size=False,
+        origin_url=f'https://{spec.official.repo}',
         paper_ids='',
         notes=(f'no weights for download: load the released {spec.name}-{arch} checkpoint '
                'with pretrained_cfg_overlay=dict(file=PATH)', ),
-        **PRETRAINED[family])
+        **transform)
 
 
 default_cfgs = generate_default_cfgs({

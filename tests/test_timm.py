@@ -217,7 +217,7 @@ def test_timm_interface_head_pooling_and_pre_logits():
     assert model(x).shape == (2, 4096) and model.num_classes == 0
     model.reset_classifier(3)
     assert model(x).shape == (2, 3)
-    with pytest.raises(ValueError, match="only 'avg'"):
+    with pytest.raises(ValueError, match="only 'avg' or ''"):
         timm.create_model('scopevit_xtiny', global_pool='max')
 
 
@@ -299,3 +299,54 @@ def test_warnings_free_creation():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         timm.create_model('scopevit_xtiny', num_classes=5)
+
+
+def test_pretrained_cfg_holds_every_field_timm_reads_with_the_released_values():
+    """timm's tools read these fields (data config, ``pool_size`` = the unpooled feature
+    size at ``input_size``, the stem and classifier names): all set, all true."""
+    for name, (family, arch) in NAMES.items():
+        cfg = timm.models.get_pretrained_cfg(name).to_dict()
+        size = SIZE[f'{family}-{arch}']
+        assert cfg['input_size'] == (3, size, size), name
+        assert cfg['pool_size'] == (-(-size // 32), ) * 2, name
+        assert cfg['crop_pct'] == {256: 0.9, 224: 0.875}[size], name
+        assert cfg['crop_mode'] == 'center' and cfg['interpolation'] == 'bicubic'
+        assert cfg['mean'] == timm.data.IMAGENET_DEFAULT_MEAN
+        assert cfg['std'] == timm.data.IMAGENET_DEFAULT_STD
+        assert cfg['num_classes'] == 1000 and cfg['fixed_input_size'] is False
+        assert cfg['min_input_size'] == (3, 32, 32)
+        assert cfg['first_conv'] == {
+            'scopevit': 'backbone.stem.conv1',
+            'scalablevit': 'backbone.stages.0.patch_embed.projection'
+        }[family]
+        assert cfg['classifier'] == {'scopevit': 'head.fc', 'scalablevit': 'head.layers.1.fc'}[family]
+        assert cfg['origin_url'] == 'https://' + get_family(family).official.repo
+        # timm's data config takes them as they are
+        data = timm.data.resolve_data_config({}, pretrained_cfg=cfg)
+        assert data['input_size'] == (3, size, size) and data['crop_pct'] == cfg['crop_pct']
+
+
+@pytest.mark.parametrize('name', ['scopevit_xtiny', 'scalable_vit_small'])
+def test_unpooled_features_and_headless_models_have_pool_size(name):
+    """forward_features at ``input_size`` is ``pool_size``; reset_classifier(0) pools to
+    ``head_hidden_size``; ``global_pool=''`` (reset or at creation) keeps the map and runs
+    the head at every position."""
+    model = timm.create_model(name, num_classes=5).eval()
+    cfg = model.pretrained_cfg
+    x = torch.randn(1, *cfg['input_size'])
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape == (1, model.num_features, *cfg['pool_size'])
+        pre = model.forward_head(feats, pre_logits=True)
+        assert pre.shape == (1, model.head_hidden_size)
+        model.reset_classifier(0)
+        assert model.num_classes == 0 and torch.equal(model(x), pre)
+        model.reset_classifier(0, '')
+        assert model(x).shape == (1, model.head_hidden_size, *cfg['pool_size'])
+        model.reset_classifier(3)  # pooling unchanged: a logit map, the head per position
+        logits = model(x)
+        assert logits.shape == (1, 3, *cfg['pool_size'])
+        i, j = 1, 2
+        torch.testing.assert_close(logits[:, :, i, j], model.head(feats[:, :, i, j]))
+        headless = timm.create_model(name, num_classes=0, global_pool='').eval()
+        assert headless(x).shape == (1, model.head_hidden_size, *cfg['pool_size'])
