@@ -4,12 +4,12 @@ from .attention import (ATTN_IMPLS, attention_impl, get_attention_impl, resolve_
 from .conv import store_channels_last
 from .dispatch import cpu_dispatch_rules
 from .mlp import LayerScale, Mlp
-from .padding import (concrete_shapes, crop, grid_partition, grid_reverse, pad_amount,
-                      symbolic_shapes, valid_mask)
+from .padding import (concrete_shapes, crop, crop_to, fx_tracing, grid_partition, grid_reverse,
+                      pad_amount, pad_to_multiple, symbolic_shapes, valid_mask)
 
 __all__ = [
     'ATTN_IMPLS', 'attention_impl', 'cpu_dispatch_rules', 'get_attention_impl',
     'resolve_attention_impl', 'scaled_dot_attention', 'set_attention_impl', 'store_channels_last',
-    'LayerScale', 'Mlp', 'concrete_shapes', 'crop', 'grid_partition', 'grid_reverse', 'pad_amount',
-    'symbolic_shapes', 'valid_mask'
+    'LayerScale', 'Mlp', 'concrete_shapes', 'crop', 'crop_to', 'fx_tracing', 'grid_partition',
+    'grid_reverse', 'pad_amount', 'pad_to_multiple', 'symbolic_shapes', 'valid_mask'
 ]
