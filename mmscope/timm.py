@@ -49,8 +49,8 @@ from timm.models._builder import resolve_pretrained_cfg
 from .models.family import BackboneFamily, get_family
 
 __all__ = [
-    'TIMM_NAMES', 'PRETRAINED', 'TimmClassifier', 'stage_indices', 'NoPublishedWeightsError', 'checkpoint_filter_fn',
-    'timm_names'
+    'TIMM_NAMES', 'PRETRAINED', 'TimmClassifier', 'stage_indices', 'NoPublishedWeightsError',
+    'checkpoint_filter_fn', 'timm_names'
 ]
 
 BACKBONE = 'backbone.'

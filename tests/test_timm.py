@@ -220,8 +220,9 @@ def test_forward_intermediates_of_a_classifier_gives_any_stage(name):
         # order as asked, negative stages, the last n, intermediates only
         _, some = model.forward_intermediates(x, indices=[2, -4])
         assert torch.equal(some[0], maps[2]) and torch.equal(some[1], maps[0])
-        assert all(torch.equal(a, b) for a, b in zip(
-            model.forward_intermediates(x, indices=2, intermediates_only=True), maps[2:]))
+        assert all(
+            torch.equal(a, b) for a, b in zip(
+                model.forward_intermediates(x, indices=2, intermediates_only=True), maps[2:]))
     for bad in ([], -5, 5, [0, 4], [-5]):
         with pytest.raises(ValueError, match=r'has 4 stages; valid: None .* in \[-4, 3\]'):
             model.forward_intermediates(x, indices=bad)
@@ -349,7 +350,8 @@ def test_pretrained_cfg_holds_every_field_timm_reads_with_the_released_values():
             'scopevit': 'backbone.stem.conv1',
             'scalablevit': 'backbone.stages.0.patch_embed.projection'
         }[family]
-        assert cfg['classifier'] == {'scopevit': 'head.fc', 'scalablevit': 'head.layers.1.fc'}[family]
+        classifier = {'scopevit': 'head.fc', 'scalablevit': 'head.layers.1.fc'}
+        assert cfg['classifier'] == classifier[family]
         assert cfg['origin_url'] == 'https://' + get_family(family).official.repo
         # timm's data config takes them as they are
         data = timm.data.resolve_data_config({}, pretrained_cfg=cfg)

@@ -99,9 +99,10 @@ def test_torchscript_scripting_is_refused_with_the_reason_and_what_works(family)
     alternatives (tracing, one of them, is what tests/test_deploy's TorchScript ONNX
     exporter runs at every size)."""
     model = _backbone(family).eval()
-    with pytest.raises(NotScriptableError,
-                       match=r'not scriptable, by design.*input size.*maintenance mode.*'
-                       r'torch\.export.*--exporter dynamo.*torch\.jit\.trace'):
+    with pytest.raises(
+            NotScriptableError,
+            match=r'not scriptable, by design.*input size.*maintenance mode.*'
+            r'torch\.export.*--exporter dynamo.*torch\.jit\.trace'):
         torch.jit.script(model)
     holder = nn.Sequential(model)  # scripting any model that holds the backbone
     with pytest.raises(NotScriptableError):
