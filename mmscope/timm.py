@@ -45,13 +45,12 @@ import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
-from timm.models._features import feature_take_indices
 
 from .models.family import BackboneFamily, get_family
 
 __all__ = [
-    'TIMM_NAMES', 'PRETRAINED', 'TimmClassifier', 'NoPublishedWeightsError', 'checkpoint_filter_fn',
-    'timm_names'
+    'TIMM_NAMES', 'PRETRAINED', 'TimmClassifier', 'stage_indices', 'NoPublishedWeightsError',
+    'checkpoint_filter_fn', 'timm_names'
 ]
 
 BACKBONE = 'backbone.'
@@ -66,6 +65,9 @@ PRETRAINED = {
     'scopevit': dict(input_size=(3, 256, 256), crop_pct=0.9),
     'scalablevit': dict(input_size=(3, 224, 224), crop_pct=0.875),
 }
+#: Total stride of the last stage map (what ``forward_features`` returns): timm's
+#: ``pool_size`` is the input size divided by it (rounded up, as the stage maps are).
+LAST_STRIDE = 32
 #: Stem convolution of each family (timm's ``first_conv``).
 FIRST_CONV = {
     'scopevit': 'backbone.stem.conv1',
@@ -168,6 +170,27 @@ def _quiet_init(module: nn.Module) -> None:
         logger.setLevel(level)
 
 
+def stage_indices(num_stages: int, indices: Optional[Union[int, Sequence[int]]]) -> List[int]:
+    """timm's stage selection checked, as absolute indices in the given order: None (all),
+    an int n (the last n, 1 to ``num_stages``) or a non-empty sequence of stages (negative
+    ones count from the end). Anything else is a ValueError naming what is valid."""
+    valid = (f'valid: None (all stages), an int 1..{num_stages} (the last n) or a non-empty '
+             f'list of stages in [{-num_stages}, {num_stages - 1}]')
+    if indices is None:
+        return list(range(num_stages))
+    if isinstance(indices, int):
+        if not 0 < indices <= num_stages:
+            raise ValueError(f'indices / out_indices {indices}: this model has {num_stages} '
+                             f'stages; {valid}')
+        return list(range(num_stages - indices, num_stages))
+    indices = list(indices)
+    bad = [i for i in indices if not isinstance(i, int) or not -num_stages <= i < num_stages]
+    if not indices or bad:
+        raise ValueError(f'indices / out_indices {tuple(indices)}: this model has {num_stages} '
+                         f'stages; {valid}')
+    return [i % num_stages for i in indices]
+
+
 # ---------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------
@@ -180,13 +203,18 @@ class TimmClassifier(nn.Module):
         num_classes: classes of the classifier; 0 for none (``forward`` gives the pooled
             features). Defaults to 1000.
         in_chans: input channels. Defaults to 3.
-        global_pool: ``'avg'`` (the released pooling), the only one. Defaults to 'avg'.
+        global_pool: ``'avg'`` (the released pooling) or ``''`` (no pooling: the head runs
+            at every position of the last stage map, as timm's ``global_pool=''`` heads
+            do; with ``num_classes=0`` ``forward`` returns the unpooled map). Defaults to
+            'avg'.
         drop_rate: dropout before the classifier. Defaults to 0.
         drop_path_rate: stochastic depth of the last block (the released factories'
             ``drop_path_rate``, linear over the blocks). Defaults to 0.
-        feature_stages: stages whose maps :meth:`forward_intermediates` can return (the
-            backbone's ``out_indices``; each gets the dense models' output norm). timm's
-            ``features_only=True`` sets it to ``out_indices``. Defaults to None (the last).
+        feature_stages: stages built as the dense models' outputs (the backbone's
+            ``out_indices``: ScalableViT builds its output norm ``norm{i}`` for each, as
+            the dense checkpoints hold them). timm's ``features_only=True`` sets it to
+            ``out_indices``. Defaults to None (the last). :meth:`forward_intermediates`
+            returns any stage either way.
         **backbone_kwargs: more backbone options (``attn_impl``, ``with_cp``...).
     """
 
@@ -204,14 +232,12 @@ class TimmClassifier(nn.Module):
         spec = get_family(family)
         self.family = spec.key
         self.arch = spec.canonical_arch(arch)
-        self._check_pool(global_pool)
-        self.global_pool = global_pool
+        self.global_pool = self._check_pool(global_pool, 'avg')
         widths = spec.widths(self.arch)
         num_stages = len(widths)
         stages = [num_stages - 1]
         if feature_stages is not None:
-            take, _ = feature_take_indices(num_stages, feature_stages)
-            stages = sorted(set(take) | {num_stages - 1})
+            stages = sorted(set(stage_indices(num_stages, feature_stages)) | {num_stages - 1})
         self.backbone = spec.backbone(
             arch=self.arch,
             in_channels=in_chans,
@@ -228,16 +254,23 @@ class TimmClassifier(nn.Module):
             self.num_features, num_classes, hidden, self._head_eps, drop_rate=drop_rate)
         self._init_head()
         self.feature_info = [
-            dict(num_chs=c, reduction=4 * 2**i, module=f'backbone.stages.{i}')
+            dict(
+                num_chs=c,
+                reduction=4 * 2**i,
+                module=BACKBONE + self.backbone.stage_map_module.format(i))
             for i, c in enumerate(widths)
         ]
 
     # ----------------------------------------------------------------------- basics
     @staticmethod
-    def _check_pool(global_pool):
-        if global_pool not in ('avg', None):
+    def _check_pool(global_pool: Optional[str], current: str) -> str:
+        """``global_pool`` checked (None: keep ``current``)."""
+        if global_pool is None:
+            return current
+        if global_pool not in ('avg', ''):
             raise ValueError(f'global_pool {global_pool!r}: the released models average-pool '
-                             "the last stage; only 'avg' is available")
+                             "the last stage; only 'avg' or '' (no pooling) is available")
+        return global_pool
 
     def _init_head(self):
         for m in self.head.modules():
@@ -257,8 +290,9 @@ class TimmClassifier(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         """A new, freshly initialised classifier for ``num_classes`` (0: none); the
-        hidden layers (ScalableViT's 4096-wide one) are kept."""
-        self._check_pool(global_pool)
+        hidden layers (ScalableViT's 4096-wide one) are kept. ``global_pool``: ``'avg'``,
+        ``''`` (no pooling) or None (unchanged)."""
+        self.global_pool = self._check_pool(global_pool, self.global_pool)
         self.num_classes = num_classes
         new = _Classifier(self.head_hidden_size, num_classes)
         if isinstance(new.fc, nn.Linear):
@@ -309,7 +343,11 @@ class TimmClassifier(nn.Module):
         return self.backbone(x)[-1]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x.mean(dim=(2, 3)), pre_logits=pre_logits)
+        """The head on the pooled map (``(B, C)`` out), or, with ``global_pool=''``, at
+        every position (NCHW in and out)."""
+        if self.global_pool == 'avg':
+            return self.head(x.mean(dim=(2, 3)), pre_logits=pre_logits)
+        return self.head(x.permute(0, 2, 3, 1), pre_logits=pre_logits).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -321,23 +359,22 @@ class TimmClassifier(nn.Module):
                               stop_early: bool = False,
                               output_fmt: str = 'NCHW',
                               intermediates_only: bool = False):
-        """timm's feature interface: the maps of the stages ``indices`` (an int: the last
-        n), each as the dense models see it (after its output norm; ``norm`` adds nothing).
-        The stages must be among the backbone's outputs (``feature_stages``)."""
+        """timm's feature interface: the NCHW maps of the stages ``indices`` (None: all;
+        an int: the last n; a list: those stages, negative ones from the end) and the
+        final map (:meth:`forward_features`). Any stage of any model: each map is the
+        stage's output; a stage built as a dense output (``feature_stages``, every
+        ScopeViT stage) includes its output norm, so ``features_only`` maps are the dense
+        backbone's. ``norm`` adds nothing (the final map has its norm); with
+        ``intermediates_only`` the stages after the last asked-for one do not run
+        (``stop_early`` is implied)."""
         if output_fmt != 'NCHW':
             raise ValueError(f"output_fmt {output_fmt!r}: the stage maps are 'NCHW'")
-        outs = dict(zip(self.backbone.out_indices, self.backbone(x)))
-        take, _ = feature_take_indices(self.backbone.num_stages, indices)
-        missing = [i for i in take if i not in outs]
-        if missing:
-            raise ValueError(
-                f'stages {missing} are not outputs of this model (it has '
-                f'{list(outs)}): create it with features_only=True, out_indices={tuple(take)} '
-                f'or TimmClassifier(feature_stages={tuple(take)})')
-        intermediates = [outs[i] for i in take]
-        if intermediates_only:
-            return intermediates
-        return outs[self.backbone.num_stages - 1], intermediates
+        last = self.backbone.num_stages - 1
+        take = stage_indices(self.backbone.num_stages, indices)
+        run = sorted(set(take) if intermediates_only else set(take) | {last})
+        outs = dict(zip(run, self.backbone.forward_stages(x, run)))
+        maps = [outs[i] for i in take]
+        return maps if intermediates_only else (outs[last], maps)
 
     def prune_intermediate_layers(self,
                                   indices: Union[int, List[int]] = 1,
@@ -345,7 +382,7 @@ class TimmClassifier(nn.Module):
                                   prune_head: bool = True):
         """Drop the classifier (``prune_head``) for feature extraction; returns the
         absolute stage indices. The stages run in full either way."""
-        take, _ = feature_take_indices(self.backbone.num_stages, indices)
+        take = stage_indices(self.backbone.num_stages, indices)
         if prune_head:
             self.head = nn.Identity()
             self.num_classes = 0
@@ -428,22 +465,28 @@ TIMM_NAMES = timm_names()
 
 
 def _cfg(family: str, arch: str) -> Dict[str, Any]:
+    """The ``pretrained_cfg`` of ``family``-``arch``: every field timm's model tools read
+    (data config, ``pool_size``, head and stem names), with the released values."""
     spec = get_family(family)
+    transform = PRETRAINED[family]
+    min_size = spec.backbone.min_input_size
     return dict(
         url='',
         num_classes=1000,
-        pool_size=None,
+        pool_size=tuple(-(-s // LAST_STRIDE) for s in transform['input_size'][1:]),
         interpolation='bicubic',
+        crop_mode='center',
         mean=IMAGENET_DEFAULT_MEAN,
         std=IMAGENET_DEFAULT_STD,
         first_conv=FIRST_CONV[family],
         classifier=spec.head_weight[:-len('.weight')],
-        min_input_size=(3, spec.backbone.min_input_size, spec.backbone.min_input_size),
+        min_input_size=(3, min_size, min_size),
         fixed_input_size=False,
+        origin_url=f'https://{spec.official.repo}',
         paper_ids='',
         notes=(f'no weights for download: load the released {spec.name}-{arch} checkpoint '
                'with pretrained_cfg_overlay=dict(file=PATH)', ),
-        **PRETRAINED[family])
+        **transform)
 
 
 default_cfgs = generate_default_cfgs({

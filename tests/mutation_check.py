@@ -60,8 +60,8 @@ MUTATIONS = {
       ], 'the converter maps MSSA query and key_value to each other'),
     'gsda-key-mask-dropped':
     ('mmscope/models/backbones/scopevit.py',
-     '        if key_mask is not None:\n            bias = bias.masked_fill(',
-     '        if False:\n            bias = bias.masked_fill(',
+     '    if key_mask is None:\n        return bias\n    return bias.masked_fill(',
+     '    if True:\n        return bias\n    return bias.masked_fill(',
      ['tests/test_models/test_backbones/test_scopevit.py'
       ], "ScopeViT's GSDA attends to padded grid keys"),
     'pad-amount-full-window': ('mmscope/models/layers/padding.py',

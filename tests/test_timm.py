@@ -195,12 +195,43 @@ def test_features_only_gives_the_dense_backbones_maps_at_any_size(tmp_path, gold
     assert len(some(torch.randn(1, 3, 64, 64))) == 2
 
 
-def test_forward_intermediates_refuses_a_stage_that_was_not_built():
-    model = timm.create_model('scopevit_xtiny')
-    last, maps = model.forward_intermediates(torch.randn(1, 3, 64, 64), indices=1)
-    assert torch.equal(last, maps[0]) and last.shape == (1, 256, 2, 2)
-    with pytest.raises(ValueError, match=r'stages \[0\] are not outputs.*features_only=True'):
-        model.forward_intermediates(torch.randn(1, 3, 64, 64), indices=[0, 3])
+@pytest.mark.parametrize('name', ['scopevit_xtiny', 'scalable_vit_small'])
+def test_forward_intermediates_of_a_classifier_gives_any_stage(name):
+    """A classifier from ``create_model(name)`` returns any stage's map: the stage output
+    of the same weights' dense backbone (ScopeViT: every stage has its norm; ScalableViT:
+    a stage the classifier has no output norm for is the map before that norm)."""
+    family, arch = NAMES[name]
+    widths = get_family(family).widths(arch)
+    model = timm.create_model(name).eval()
+    feats = timm.create_model(name, features_only=True).eval()
+    feats.model.load_state_dict(model.state_dict(), strict=False)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        final, maps = model.forward_intermediates(x)
+        dense = feats(x)
+        assert torch.equal(final, model.forward_features(x))
+        assert [tuple(m.shape) for m in maps] == [(1, c, 64 // r, 64 // r)
+                                                  for c, r in zip(widths, (4, 8, 16, 32))]
+        for i, (m, d) in enumerate(zip(maps, dense)):
+            if family == 'scalablevit' and i < 3:
+                norm = feats.model.backbone.get_submodule(f'norm{i}')
+                m = norm(m.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            assert torch.equal(m, d), i
+        # order as asked, negative stages, the last n, intermediates only
+        _, some = model.forward_intermediates(x, indices=[2, -4])
+        assert torch.equal(some[0], maps[2]) and torch.equal(some[1], maps[0])
+        assert all(
+            torch.equal(a, b) for a, b in zip(
+                model.forward_intermediates(x, indices=2, intermediates_only=True), maps[2:]))
+    for bad in ([], -5, 5, [0, 4], [-5]):
+        with pytest.raises(ValueError, match=r'has 4 stages; valid: None .* in \[-4, 3\]'):
+            model.forward_intermediates(x, indices=bad)
+
+
+def test_features_only_with_bad_out_indices_names_what_is_valid():
+    for bad in ((), -5, (0, 4)):
+        with pytest.raises(ValueError, match=r'out_indices .* has 4 stages; valid: .*list'):
+            timm.create_model('scopevit_xtiny', features_only=True, out_indices=bad)
 
 
 def test_timm_interface_head_pooling_and_pre_logits():
@@ -217,7 +248,7 @@ def test_timm_interface_head_pooling_and_pre_logits():
     assert model(x).shape == (2, 4096) and model.num_classes == 0
     model.reset_classifier(3)
     assert model(x).shape == (2, 3)
-    with pytest.raises(ValueError, match="only 'avg'"):
+    with pytest.raises(ValueError, match="only 'avg' or ''"):
         timm.create_model('scopevit_xtiny', global_pool='max')
 
 
@@ -299,3 +330,76 @@ def test_warnings_free_creation():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         timm.create_model('scopevit_xtiny', num_classes=5)
+
+
+def test_pretrained_cfg_holds_every_field_timm_reads_with_the_released_values():
+    """timm's tools read these fields (data config, ``pool_size`` = the unpooled feature
+    size at ``input_size``, the stem and classifier names): all set, all true."""
+    for name, (family, arch) in NAMES.items():
+        cfg = timm.models.get_pretrained_cfg(name).to_dict()
+        size = SIZE[f'{family}-{arch}']
+        assert cfg['input_size'] == (3, size, size), name
+        assert cfg['pool_size'] == (-(-size // 32), ) * 2, name
+        assert cfg['crop_pct'] == {256: 0.9, 224: 0.875}[size], name
+        assert cfg['crop_mode'] == 'center' and cfg['interpolation'] == 'bicubic'
+        assert cfg['mean'] == timm.data.IMAGENET_DEFAULT_MEAN
+        assert cfg['std'] == timm.data.IMAGENET_DEFAULT_STD
+        assert cfg['num_classes'] == 1000 and cfg['fixed_input_size'] is False
+        assert cfg['min_input_size'] == (3, 32, 32)
+        assert cfg['first_conv'] == {
+            'scopevit': 'backbone.stem.conv1',
+            'scalablevit': 'backbone.stages.0.patch_embed.projection'
+        }[family]
+        classifier = {'scopevit': 'head.fc', 'scalablevit': 'head.layers.1.fc'}
+        assert cfg['classifier'] == classifier[family]
+        assert cfg['origin_url'] == 'https://' + get_family(family).official.repo
+        # timm's data config takes them as they are
+        data = timm.data.resolve_data_config({}, pretrained_cfg=cfg)
+        assert data['input_size'] == (3, size, size) and data['crop_pct'] == cfg['crop_pct']
+
+
+@pytest.mark.parametrize('name', ['scopevit_xtiny', 'scalable_vit_small'])
+def test_unpooled_features_and_headless_models_have_pool_size(name):
+    """forward_features at ``input_size`` is ``pool_size``; reset_classifier(0) pools to
+    ``head_hidden_size``; ``global_pool=''`` (reset or at creation) keeps the map and runs
+    the head at every position."""
+    model = timm.create_model(name, num_classes=5).eval()
+    cfg = model.pretrained_cfg
+    x = torch.randn(1, *cfg['input_size'])
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape == (1, model.num_features, *cfg['pool_size'])
+        pre = model.forward_head(feats, pre_logits=True)
+        assert pre.shape == (1, model.head_hidden_size)
+        model.reset_classifier(0)
+        assert model.num_classes == 0 and torch.equal(model(x), pre)
+        model.reset_classifier(0, '')
+        assert model(x).shape == (1, model.head_hidden_size, *cfg['pool_size'])
+        model.reset_classifier(3)  # pooling unchanged: a logit map, the head per position
+        logits = model(x)
+        assert logits.shape == (1, 3, *cfg['pool_size'])
+        i, j = 1, 2
+        torch.testing.assert_close(logits[:, :, i, j], model.head(feats[:, :, i, j]))
+        headless = timm.create_model(name, num_classes=0, global_pool='').eval()
+        assert headless(x).shape == (1, model.head_hidden_size, *cfg['pool_size'])
+
+
+@pytest.mark.parametrize('name', ['scopevit_xtiny', 'scalable_vit_small'])
+def test_fx_features_and_a_traced_classifier_equal_eager(name):
+    """timm's ``feature_cls='fx'`` (an FX graph of the model, cut at ``feature_info``'s
+    modules) gives the ``features_only`` maps, and ``torch.fx.symbolic_trace`` of the
+    classifier its logits, at a size that pads."""
+    torch.manual_seed(0)
+    getter = timm.create_model(name, features_only=True).eval()
+    torch.manual_seed(0)
+    graph = timm.create_model(name, features_only=True, feature_cls='fx').eval()
+    assert type(graph).__name__ == 'FeatureGraphNet'
+    x = torch.randn(1, 3, 97, 64)
+    clf = timm.create_model(name, num_classes=3).eval()
+    traced = torch.fx.symbolic_trace(clf)
+    with torch.no_grad():
+        expected, got = getter(x), graph(x)
+        assert len(got) == 4
+        for e, g in zip(expected, got):
+            assert torch.equal(e, g)
+        assert torch.equal(traced(x), clf(x))

@@ -35,6 +35,29 @@ def checkpointed(fn: Callable, *args, enabled: bool) -> Any:
     return fn(*args)
 
 
+def check_input(x: torch.Tensor, min_size: int, name: str) -> None:
+    """The backbone contract's input check: ``(B, C, H, W)``, B >= 1, H and W at least
+    ``min_size``. One node of an FX graph (``torch.fx.wrap`` below), run on the real
+    input."""
+    if torch.jit.is_tracing():  # traced sizes are tensors: only the rank is known
+        if x.dim() != 4:
+            raise ValueError(f'{name} needs (B, C, H, W) inputs, got {x.dim()} dims')
+        return
+    if x.dim() != 4 or min(x.shape[-2:]) < min_size:
+        raise ValueError(f'{name} needs (B, C, H, W) inputs of at least {min_size}x{min_size} '
+                         f'(H, W >= {min_size}), got shape {tuple(x.shape)}')
+    if x.shape[0] == 0:
+        raise ValueError(f'{name} got an empty batch (shape {tuple(x.shape)}): give at least '
+                         'one image')
+
+
+torch.fx.wrap('check_input')
+
+
+class NotScriptableError(RuntimeError):
+    """``torch.jit.script`` of an mmscope backbone (or a model holding one)."""
+
+
 class MMScopeBackbone(BaseModule):
     """Base class of the mmscope backbones: the contract every one of them keeps.
 
@@ -88,6 +111,10 @@ class MMScopeBackbone(BaseModule):
     #: (``decay_mult=0``) that :class:`mmscope.engine.BackboneOptimWrapperConstructor`
     #: adds to a recipe's ``paramwise_cfg``.
     no_decay_keys: Tuple[str, ...] = ()
+    #: The submodule whose output is stage ``i``'s NCHW map (``.format(i)``): the node that
+    #: forward hooks and FX feature extraction (torchvision's ``create_feature_extractor``,
+    #: timm's ``feature_cls='fx'``) take the stage maps from.
+    stage_map_module: str = 'stages.{}'
 
     def __init__(self,
                  init_cfg: Optional[Union[dict, list]] = None,
@@ -194,19 +221,22 @@ class MMScopeBackbone(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
 
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` calls this first, on every submodule: a clear refusal
+        instead of a TorchScript compiler error deep inside the model (docs/timm.md)."""
+        raise NotScriptableError(
+            f'{type(self).__name__} (mmscope) is not scriptable, by design: torch.jit.script '
+            'cannot compile its forward, which takes Python decisions on the input size '
+            '(padding to the attention grid / windows and its mask, the attention kernel for '
+            'the size) and calls its blocks with variable arguments; rewriting the model in '
+            "TorchScript's subset would cost its clarity, and TorchScript is in maintenance "
+            'mode upstream. What works at every input size instead: torch.export.export and '
+            'torch.onnx.export(dynamo=True) (tools/deployment/pytorch2onnx.py --exporter '
+            'dynamo), torch.jit.trace (one trace serves every size), torch.compile, '
+            'torch.fx.symbolic_trace.')
+
     def _check_input(self, x: torch.Tensor):
-        size = self.min_input_size
-        if torch.jit.is_tracing():  # traced sizes are tensors: only the rank is known
-            if x.dim() != 4:
-                raise ValueError(f'{type(self).__name__} needs (B, C, H, W) inputs, got '
-                                 f'{x.dim()} dims')
-            return
-        if x.dim() != 4 or min(x.shape[-2:]) < size:
-            raise ValueError(f'{type(self).__name__} needs (B, C, H, W) inputs of at least '
-                             f'{size}x{size} (H, W >= {size}), got shape {tuple(x.shape)}')
-        if x.shape[0] == 0:
-            raise ValueError(f'{type(self).__name__} got an empty batch (shape '
-                             f'{tuple(x.shape)}): give at least one image')
+        check_input(x, self.min_input_size, type(self).__name__)
 
     # ------------------------------------------------------------------------------------
     def _frozen_modules(self) -> List[nn.Module]:

@@ -13,14 +13,13 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
-from ..layers import (Mlp, crop, pad_amount, scaled_dot_attention, store_channels_last,
-                      symbolic_shapes, valid_mask)
+from ..layers import (Mlp, crop_to, pad_amount, pad_to_multiple, scaled_dot_attention,
+                      store_channels_last, symbolic_shapes, valid_mask)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock']
@@ -71,6 +70,24 @@ class _HeadAttention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
+def window_key_mask(height, width, window: int, batch, device=None) -> Optional[torch.Tensor]:
+    """Which keys of each IWSA window are real tokens of a ``height x width`` map padded
+    at the bottom/right to whole windows: bool ``(batch * windows, 1, 1, window**2)``,
+    True = real; None when the map fits (eager mode; under symbolic sizes always a mask)."""
+    ph, pw = pad_amount(height, window), pad_amount(width, window)
+    if not symbolic_shapes() and not (ph or pw):
+        return None
+    gh, gw = (height + ph) // window, (width + pw) // window
+    mask = valid_mask(height, width, ph, pw, device=device)
+    mask = mask.view(gh, window, gw, window).transpose(1, 2).reshape(gh * gw, 1, 1, window**2)
+    return mask.repeat(batch, 1, 1, 1)
+
+
+# FX tracing: the size decisions run as single graph nodes (mmscope.models.layers.padding)
+for _fn in ('scaled_dot_attention', 'pad_to_multiple', 'crop_to', 'window_key_mask'):
+    torch.fx.wrap(_fn)
+
+
 class IWSA(_HeadAttention):
     """Interactive Window-based Self-Attention.
 
@@ -119,26 +136,18 @@ class IWSA(_HeadAttention):
         # LIM on the unpadded value map (a channels-last view, no copy).
         lim = self.lim(qkv[..., 2 * C:].permute(0, 3, 1, 2))
 
-        ph, pw = pad_amount(H, ws), pad_amount(W, ws)
-        mask = None
-        # symbolic sizes: pad (by 0 where it fits), mask and crop unconditionally
-        padded = symbolic_shapes() or bool(ph or pw)
-        if padded:
-            qkv = F.pad(qkv, (0, 0, 0, pw, 0, ph))
-            gh, gw = (H + ph) // ws, (W + pw) // ws
-            mask = valid_mask(H, W, ph, pw, device=x.device)
-            mask = mask.view(gh, ws, gw, ws).transpose(1, 2).reshape(gh * gw, 1, 1, ws * ws)
-            mask = mask.repeat(B, 1, 1, 1)  # (B * nW, 1, 1, ws*ws), True = real key
-        Hp, Wp = H + ph, W + pw
+        # padded (by 0 where it fits under symbolic sizes) to whole windows; the mask of
+        # the padded keys is None when nothing is padded
+        mask = window_key_mask(H, W, ws, B, x.device)
+        qkv = pad_to_multiple(qkv, (ws, ws), channels_last=True)
+        Hp, Wp = H + pad_amount(H, ws), W + pad_amount(W, ws)
         gh, gw = Hp // ws, Wp // ws
         # One copy: (B, Hp, Wp, 3C) -> (3, B*nW, heads, ws*ws, head_dim).
         qkv = qkv.view(B, gh, ws, gw, ws, 3, nh, C // nh).permute(5, 0, 1, 3, 6, 2, 4, 7)
         q, k, v = qkv.reshape(3, B * gh * gw, nh, ws * ws, C // nh).unbind(0)
         out = self._attend(q, k, v, bias=mask)
         out = out.view(B, gh, gw, nh, ws, ws, C // nh).permute(0, 1, 4, 2, 5, 3, 6)
-        out = out.reshape(B, Hp, Wp, C)
-        if padded:
-            out = crop(crop(out, 1, H), 2, W)
+        out = crop_to(out.reshape(B, Hp, Wp, C), H, W)
         out = (out + lim.permute(0, 2, 3, 1)).reshape(B, N, C)
         return self._project(out)
 
@@ -208,9 +217,7 @@ class SSA(_HeadAttention):
         if self.sr_ratio > 1:
             sr = self.sr_ratio
             feat = _tokens_to_map(x, hw_shape)
-            ph, pw = pad_amount(hw_shape[0], sr), pad_amount(hw_shape[1], sr)
-            if symbolic_shapes() or ph or pw:  # a pad by 0 is free in a graph
-                feat = F.pad(feat, (0, pw, 0, ph))
+            feat = pad_to_multiple(feat, (sr, sr), channels_last=False)
             red = self.reduce_pw(self.reduce_dw(feat)).flatten(2).transpose(1, 2)
             red = self.reduce_act(self.reduce_norm(red))
             k = self.k(red).view(B, -1, nh, self.c_new // nh).transpose(1, 2)
@@ -412,6 +419,7 @@ class ScalableViT(MMScopeBackbone):
     # the positional convolutions train without weight decay (the released
     # ``no_weight_decay()`` lists ``pos_block``, which is ``stages.{i}.pos_conv`` here)
     no_decay_keys = ('.pos_conv.', )
+    stage_map_module = 'stage_maps.{}'
 
     def __init__(self,
                  arch: Union[str, Dict] = 'small',
@@ -444,6 +452,8 @@ class ScalableViT(MMScopeBackbone):
             cur += depth
         for i in self.out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.embed_dims[i], eps=_LN_EPS))
+        # no weights: the NCHW map of each stage passes through one, for hooks and FX
+        self.stage_maps = nn.ModuleList(nn.Identity() for _ in range(self.num_stages))
         self._freeze_stages()
 
     @classmethod
@@ -481,14 +491,21 @@ class ScalableViT(MMScopeBackbone):
         return order
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return self.forward_stages(x, self.out_indices)
+
+    def forward_stages(self, x: torch.Tensor, indices: Sequence[int]) -> Tuple[torch.Tensor, ...]:
+        """The NCHW maps of the stages ``indices`` (sorted, non-negative); only the stages
+        up to the last of them run. A stage of ``out_indices`` passes through its output
+        norm ``norm{i}``; another stage has none built and gives its raw output."""
         self._check_input(x)
         B = x.shape[0]
         outs = []
-        for i, stage in enumerate(self.stages):
+        for i, stage in enumerate(self.stages[:max(indices) + 1]):
             x, hw_shape = stage(x)
-            if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(x)
-                outs.append(out.view(B, *hw_shape, -1).permute(0, 3, 1, 2).contiguous())
+            if i in indices:
+                out = getattr(self, f'norm{i}')(x) if i in self.out_indices else x
+                out = out.view(B, *hw_shape, -1).permute(0, 3, 1, 2).contiguous()
+                outs.append(self.stage_maps[i](out))
             if i < self.num_stages - 1:
                 x = _tokens_to_map(x, hw_shape)
         return tuple(outs)

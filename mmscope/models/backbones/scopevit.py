@@ -37,11 +37,17 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
-from ..layers import (LayerScale, Mlp, crop, grid_partition, grid_reverse, pad_amount,
-                      scaled_dot_attention, store_channels_last, symbolic_shapes, valid_mask)
+from ..layers import (LayerScale, Mlp, crop, crop_to, fx_tracing, grid_partition, grid_reverse,
+                      pad_amount, pad_to_multiple, scaled_dot_attention, store_channels_last,
+                      symbolic_shapes, valid_mask)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention']
+
+# FX tracing: the size decisions run as single graph nodes (mmscope.models.layers.padding)
+for _fn in ('scaled_dot_attention', 'pad_to_multiple', 'crop_to', 'gsda_key_mask',
+            'gsda_masked_bias'):
+    torch.fx.wrap(_fn)
 
 #: Kernel of the depth-wise key/value convolution for each of the three head groups.
 MSSA_KERNELS = (7, 5, 3)
@@ -180,7 +186,7 @@ class MultiScaleSelfAttention(nn.Module):
             kv = self.kv_convs[0](y)
         else:
             groups = torch.split(y, self.split_channels, dim=1)
-            kv = torch.cat([conv(g) for conv, g in zip(self.kv_convs, groups)], dim=1)
+            kv = torch.cat([conv(groups[i]) for i, conv in enumerate(self.kv_convs)], dim=1)
         kv = self.kv(kv.flatten(2).transpose(1, 2))
         k, v = kv.reshape(b, -1, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
         out = scaled_dot_attention(q.transpose(1, 2), k, v, scale=self.scale, impl=self.attn_impl)
@@ -238,8 +244,8 @@ class RelPosMlpBias(nn.Module):
 
     def get_bias(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """The ``(num_heads, L, L)`` bias in ``dtype`` (computed in the graph, never from
-        the cache, under an exporter or a compiler)."""
-        if symbolic_shapes():
+        the cache, under an exporter, a compiler or an FX trace)."""
+        if symbolic_shapes() or fx_tracing():
             return self._compute().to(dtype)
         params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         cacheable = not self.training and not (torch.is_grad_enabled() and any(p.requires_grad
@@ -275,6 +281,13 @@ def gsda_key_mask(height: int,
     mask = valid_mask(height, width, ph, pw, device=device)[None, :, :, None]
     mask = grid_partition(mask, grid)  # 1, H/gh, W/gw, L, 1
     return mask.reshape(-1, grid[0] * grid[1])
+
+
+def gsda_masked_bias(bias: torch.Tensor, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """``bias`` with ``-inf`` at the padded keys of :func:`gsda_key_mask` (None: ``bias``)."""
+    if key_mask is None:
+        return bias
+    return bias.masked_fill(~key_mask[:, None, None, :], float('-inf'))
 
 
 class GlobalDilatedAttention(nn.Module):
@@ -318,9 +331,7 @@ class GlobalDilatedAttention(nn.Module):
         _, sh, sw, length, _ = groups.shape
         qkv = self.qkv(groups).reshape(b, sh * sw, length, 3, self.num_heads, self.head_dims)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # B, G, nh, L, hd
-        bias = self.rel_pos.get_bias(q.dtype, q.device)
-        if key_mask is not None:
-            bias = bias.masked_fill(~key_mask[:, None, None, :], float('-inf'))
+        bias = gsda_masked_bias(self.rel_pos.get_bias(q.dtype, q.device), key_mask)
         out = scaled_dot_attention(q, k, v, bias=bias, scale=self.scale, impl=self.attn_impl)
         out = out.transpose(2, 3).reshape(b, sh, sw, length, c)
         return grid_reverse(out, self.grid)
@@ -328,23 +339,19 @@ class GlobalDilatedAttention(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``x``: ``(B, H, W, C)``; ``key_mask``: a precomputed :func:`gsda_key_mask`."""
         _, h, w, _ = x.shape
-        ph, pw = pad_amount(h, self.grid[0]), pad_amount(w, self.grid[1])
         if symbolic_shapes():
             # pad (by 0 where it fits), mask and crop unconditionally; the projection runs
             # before the crop, on a contiguous map (a Linear on a cropped view makes a
             # compiler guard on whether the crop is a no-op)
+            ph, pw = pad_amount(h, self.grid[0]), pad_amount(w, self.grid[1])
             if key_mask is None:
                 key_mask = gsda_key_mask(h, w, self.grid, x.device)
             x = self.proj(self.attend_padded(F.pad(x, (0, 0, 0, pw, 0, ph)), key_mask))
             return crop(crop(x, 1, h), 2, w)
-        if ph or pw:
-            if key_mask is None:
-                key_mask = gsda_key_mask(h, w, self.grid, x.device)
-            x = F.pad(x, (0, 0, 0, pw, 0, ph))
-            x = crop(crop(self.attend_padded(x, key_mask), 1, h), 2, w)
-        else:
-            x = self.attend_padded(x)
-        return self.proj(x)
+        if key_mask is None:
+            key_mask = gsda_key_mask(h, w, self.grid, x.device)  # None: the map fits
+        x = self.attend_padded(pad_to_multiple(x, self.grid, channels_last=True), key_mask)
+        return self.proj(crop_to(x, h, w))
 
 
 # ---------------------------------------------------------------------------------------
@@ -596,11 +603,17 @@ class ScopeViT(MMScopeBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(B, C, H, W)`` with ``H, W >= 32`` -> tuple of NCHW maps for ``out_indices``."""
+        return self.forward_stages(x, self.out_indices)
+
+    def forward_stages(self, x: torch.Tensor, indices: Sequence[int]) -> Tuple[torch.Tensor, ...]:
+        """The NCHW maps of the stages ``indices`` (sorted, non-negative), each after its
+        stage norm; only the stages up to the last of them run. Every stage of every
+        ScopeViT has its norm, so any stage is available, whatever ``out_indices``."""
         self._check_input(x)
         x = self.stem(x)
         outs = []
-        for i, stage in enumerate(self.stages):
+        for i, stage in enumerate(self.stages[:max(indices) + 1]):
             x = stage(x)
-            if i in self.out_indices:
+            if i in indices:
                 outs.append(x.contiguous())
         return tuple(outs)

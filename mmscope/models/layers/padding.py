@@ -10,12 +10,21 @@ recompilation per size. :func:`symbolic_shapes` tells the two apart, and in symb
 mode every size-dependent step is written so that it holds at every size: padding
 amounts ``(k - n % k) % k`` applied unconditionally (zero padding by 0 is a no-op), masks
 built by comparing ``arange`` with the real size, crops ``[:n]`` always taken.
+
+FX symbolic tracing (``torch.fx.symbolic_trace``, torchvision's
+``create_feature_extractor``, timm's ``feature_cls='fx'``) is the third case: its sizes
+are proxies that no Python ``if`` may test. The size decisions therefore live in small
+functions (:func:`pad_to_multiple`, :func:`crop_to` and the masks of each backbone) that
+the backbone modules declare with ``torch.fx.wrap``: an FX graph calls each of them as one
+node, so at run time they take the eager decisions on the real sizes, and the graph
+equals eager at every size.
 """
 import contextlib
 import threading
 from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 
 _state = threading.local()
 
@@ -44,6 +53,11 @@ def concrete_shapes():
         _state.concrete = old
 
 
+def fx_tracing() -> bool:
+    """True while ``torch.fx`` symbolically traces (see the module docstring)."""
+    return torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+
+
 def pad_amount(size, multiple: int):
     """How much to add to ``size`` to reach a multiple of ``multiple`` (an int, or a traced
     size: the arithmetic stays symbolic).
@@ -64,6 +78,27 @@ def crop(x: torch.Tensor, dim: int, size) -> torch.Tensor:
     if torch.compiler.is_compiling():
         return x.index_select(dim, torch.arange(size, device=x.device))
     return x.narrow(dim, 0, size)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: Tuple[int, int],
+                    channels_last: bool) -> torch.Tensor:
+    """``x`` zero-padded at the bottom/right to a multiple of ``multiple`` (height, width)
+    in its spatial dims (1, 2 of ``(B, H, W, C)`` if ``channels_last``, else 2, 3 of
+    ``(B, C, H, W)``): ``x`` itself in eager mode when it fits, always a pad (by 0 where it
+    fits) under symbolic sizes."""
+    dim = 1 if channels_last else 2
+    ph, pw = pad_amount(x.shape[dim], multiple[0]), pad_amount(x.shape[dim + 1], multiple[1])
+    if not symbolic_shapes() and not (ph or pw):
+        return x
+    return F.pad(x, (0, 0, 0, pw, 0, ph) if channels_last else (0, pw, 0, ph))
+
+
+def crop_to(x: torch.Tensor, height, width) -> torch.Tensor:
+    """The top-left ``height x width`` of a channels-last ``(B, Hp, Wp, C)`` map (see
+    :func:`crop`): ``x`` itself in eager mode when it has that size already."""
+    if not symbolic_shapes() and x.shape[1] == height and x.shape[2] == width:
+        return x
+    return crop(crop(x, 1, height), 2, width)
 
 
 def valid_mask(h, w, pad_h, pad_w, device=None) -> torch.Tensor:

@@ -224,12 +224,12 @@ def test_padding_content_does_not_leak():
             mask = orig_pad(torch.zeros_like(t), pad, value=1.).bool()
             return out.masked_fill(mask, 1e4)
 
-        import mmscope.models.backbones.scalablevit as sv
-        sv.F.pad = noisy_pad
+        import mmscope.models.layers.padding as padding  # where the maps are padded
+        padding.F.pad = noisy_pad
         try:
             noisy = m(x, (10, 11))
         finally:
-            sv.F.pad = orig_pad
+            padding.F.pad = orig_pad
     torch.testing.assert_close(ref, noisy)
 
 
@@ -256,15 +256,15 @@ def test_fitting_input_is_unpadded():
     """224x224 fits every window / reduction: no map is padded (the attention kernel's
     head-size extension, a pad of the last dim only, is not spatial padding)."""
     model = tiny().eval()
-    import mmscope.models.backbones.scalablevit as sv
+    import mmscope.models.layers.padding as padding  # where the maps are padded
     calls = []
-    orig = sv.F.pad
-    sv.F.pad = lambda t, pad, *a, **k: calls.append(pad) or orig(t, pad, *a, **k)
+    orig = padding.F.pad
+    padding.F.pad = lambda t, pad, *a, **k: calls.append(pad) or orig(t, pad, *a, **k)
     try:
         with torch.no_grad():
             model(torch.randn(1, 3, 224, 224))
     finally:
-        sv.F.pad = orig
+        padding.F.pad = orig
     assert [p for p in calls if len(p) > 2] == []
 
 
