@@ -10,8 +10,7 @@ pretrained = '{{$MMSCOPE_CONTROL_CLS_CKPT:work_dirs/controls/cls/epoch_10.pth}}'
 
 model = dict(
     backbone=dict(
-        depth=18,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+        depth=18, init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(in_channels=[64, 128, 256, 512]),
     roi_head=dict(
         bbox_head=dict(num_classes={{_base_.shapes_num_classes}}),
