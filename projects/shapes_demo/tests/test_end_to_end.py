@@ -47,6 +47,24 @@ def _scalars(work_dir):
     return runs
 
 
+def _run_quick_demo(dirs, precision, log_file):
+    """``demo.py --quick --precision PRECISION`` with the folders of ``dirs`` (``data``,
+    ``work``, ``out``); returns ``dirs`` with the run (``proc``) added."""
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'projects', 'shapes_demo', 'demo.py'), '--quick', '--data-root',
+        dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out'], '--precision', precision
+    ]
+    proc = run_watched(
+        cmd,
+        cwd=ROOT,
+        env=one_thread_env(),
+        idle_timeout=IDLE_TIMEOUT,
+        total_timeout=QUICK_DEMO_TIMEOUT,
+        log_file=log_file)
+    return dict(dirs, proc=proc)
+
+
 @pytest.fixture(scope='module')
 def quick_demo(tmp_path_factory):
     """``projects/shapes_demo/demo.py --quick``: all four tasks on the small data set, in a temp
@@ -55,20 +73,7 @@ def quick_demo(tmp_path_factory):
     dirs = dict(data=str(root / 'data'), work=str(root / 'work'), out=str(root / 'results'))
     # fp32 whatever the CPU (auto would take bf16 on a CPU with native bf16): the bf16
     # path is forced below (quick_demo_bf16), so every machine runs both
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'projects', 'shapes_demo', 'demo.py'), '--quick', '--data-root',
-        dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out'], '--precision', 'fp32'
-    ]
-    proc = run_watched(
-        cmd,
-        cwd=ROOT,
-        env=one_thread_env(),
-        idle_timeout=IDLE_TIMEOUT,
-        total_timeout=QUICK_DEMO_TIMEOUT,
-        log_file=str(root / 'demo.log'))
-    dirs.update(proc=proc)
-    return dirs
+    return _run_quick_demo(dirs, 'fp32', str(root / 'demo.log'))
 
 
 @pytest.fixture(scope='module')
@@ -89,20 +94,7 @@ def quick_demo_bf16(quick_demo, tmp_path_factory):
             name = osp.basename(f.read().strip())
         with open(marker, 'w') as f:
             f.write(osp.join(osp.dirname(marker), name))
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'projects', 'shapes_demo', 'demo.py'), '--quick', '--data-root',
-        dirs['data'], '--work-dir', dirs['work'], '--out-dir', dirs['out'], '--precision', 'bf16'
-    ]
-    proc = run_watched(
-        cmd,
-        cwd=ROOT,
-        env=one_thread_env(),
-        idle_timeout=IDLE_TIMEOUT,
-        total_timeout=QUICK_DEMO_TIMEOUT,
-        log_file=str(root / 'demo.log'))
-    dirs.update(proc=proc)
-    return dirs
+    return _run_quick_demo(dirs, 'bf16', str(root / 'demo.log'))
 
 
 @pytest.mark.slow
