@@ -33,11 +33,13 @@ def photo():
     return path, (h, w)
 
 
-def _weights(name, folder):
-    """A checkpoint of the model ``name`` (its seeded initial weights)."""
+def _weights(name, folder, overrides=None, file=None):
+    """A checkpoint of the model ``name`` (its seeded initial weights), with the config
+    ``overrides`` (another class count...), saved as ``folder/file`` (default
+    ``<name>.pth``)."""
     torch.manual_seed(0)
-    model = build_model(load_config(model_config(name)))
-    path = str(folder / f'{name}.pth')
+    model = build_model(load_config(model_config(name), overrides))
+    path = str(folder / (file or f'{name}.pth'))
     torch.save({'state_dict': model.state_dict()}, path)
     return path
 
@@ -145,10 +147,7 @@ def test_library_inferencers_refuse_weights_that_do_not_fit(tmp_path):
 
     from mmscope.utils.checkpoint import CheckpointMismatchError
     name = NAMES['mmdet']
-    torch.manual_seed(0)
-    four = build_model(load_config(model_config(name), {'model.bbox_head.num_classes': 4}))
-    path = str(tmp_path / 'four.pth')
-    torch.save({'state_dict': four.state_dict()}, path)
+    path = _weights(name, tmp_path, {'model.bbox_head.num_classes': 4}, 'four.pth')
     with pytest.raises(
             CheckpointMismatchError,
             match=r'four.pth does not fit the RetinaNet of this config: it would '
@@ -189,10 +188,7 @@ def test_pose_inferencer(photo, tmp_path):
     # a checkpoint of 5 keypoints (the demo's) ended in a bare AssertionError in
     # flip_heatmaps: refused when built, naming the head
     from mmscope.utils.checkpoint import CheckpointMismatchError
-    torch.manual_seed(0)
-    five = build_model(load_config(model_config(name), {'model.head.out_channels': 5}))
-    path = str(tmp_path / 'five.pth')
-    torch.save({'state_dict': five.state_dict()}, path)
+    path = _weights(name, tmp_path, {'model.head.out_channels': 5}, 'five.pth')
     with pytest.raises(
             CheckpointMismatchError,
             match=r'five.pth does not fit the TopdownPoseEstimator of this config.*'
