@@ -723,11 +723,10 @@ def _report(run: _Run) -> int:
             task = DEMO_TASKS[key]
             print(f'\nper class (%), {task.title}: {task.model}')
             print('\n'.join(demo_results.per_class_lines(res['per_class'])))
-    prec = run.precision
-    print(f"precision: {prec.get('dtype')} ({prec.get('reason')}); CPU: "
-          f"{prec.get('cpu', {}).get('model')}, flags "
-          f"{', '.join(prec.get('cpu', {}).get('flags') or []) or 'unknown'}; "
-          f"{prec.get('threads')} thread(s)")
+    prec, cpu = run.precision, run.precision.get('cpu', {})
+    flags = 'unknown' if cpu.get('flags') is None else (', '.join(cpu['flags']) or 'none')
+    print(f"precision: {prec.get('dtype')} ({prec.get('reason')}); CPU: {cpu.get('model')}, "
+          f"flags {flags}; {prec.get('threads')} thread(s)")
     print('time: ' + ', '.join(f'{k} {fmt_time(v)}' for k, v in run.timings.items()))
     if not run.no_pictures:
         print('pictures: ' + ', '.join(

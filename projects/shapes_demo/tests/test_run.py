@@ -221,7 +221,7 @@ def test_demo_precision_choice(monkeypatch):
         demo.choose_precision('fp16', cfg)
 
 
-def test_a_failing_picture_step_is_reported(tmp_path, monkeypatch):
+def test_a_failing_picture_step_is_reported(tmp_path, monkeypatch, capsys):
     """An image demo that raises (as the pose inferencer's ``--amp`` once did) is a failed
     step: the demo still draws the other tasks, writes ``metrics.json`` with the failure
     and the precision and CPU it ran on, and exits 2, instead of a traceback."""
@@ -265,6 +265,12 @@ def test_a_failing_picture_step_is_reported(tmp_path, monkeypatch):
         "attribute 'model'"
     ]
     assert demo._report(run) == 2
+    assert 'precision: bf16 (forced); CPU: Some CPU, flags avx2; 1 thread(s)' in \
+        capsys.readouterr().out
+    for flags, said in (([], 'flags none;'), (None, 'flags unknown;')):  # none vs unreadable
+        run.precision['cpu']['flags'] = flags
+        demo._report(run)
+        assert said in capsys.readouterr().out
     with open(out / 'metrics.json') as f:
         summary = json.load(f)
     assert summary['failures'] == run.failures and not summary['passed']
