@@ -18,8 +18,9 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
-from ..layers import (Mlp, crop_to, pad_amount, pad_to_multiple, scaled_dot_attention,
-                      store_channels_last, symbolic_shapes, valid_mask)
+from ..layers import (Mlp, crop_to, export_layout, flat_view, group_valid_mask, make_contiguous,
+                      map_to_tokens, pad_amount, pad_to_multiple, scaled_dot_attention,
+                      store_channels_last, symbolic_shapes)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock']
@@ -32,7 +33,7 @@ _SSA_LN_EPS = 1e-5
 
 def _tokens_to_map(x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
     """``(B, H*W, C)`` contiguous tokens -> ``(B, C, H, W)`` view (channels-last memory)."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
+    return flat_view(x, x.shape[0], *hw_shape, x.shape[2]).permute(0, 3, 1, 2)
 
 
 class _HeadAttention(nn.Module):
@@ -77,10 +78,8 @@ def window_key_mask(height, width, window: int, batch, device=None) -> Optional[
     ph, pw = pad_amount(height, window), pad_amount(width, window)
     if not symbolic_shapes() and not (ph or pw):
         return None
-    gh, gw = (height + ph) // window, (width + pw) // window
-    mask = valid_mask(height, width, ph, pw, device=device)
-    mask = mask.view(gh, window, gw, window).transpose(1, 2).reshape(gh * gw, 1, 1, window**2)
-    return mask.repeat(batch, 1, 1, 1)
+    mask = group_valid_mask(height, width, (window, window), dilated=False, device=device)
+    return mask[:, None, None, :].repeat(batch, 1, 1, 1)
 
 
 # FX tracing: the size decisions run as single graph nodes (mmscope.models.layers.padding)
@@ -132,9 +131,9 @@ class IWSA(_HeadAttention):
         B, N, C = x.shape
         H, W = hw_shape
         ws, nh = self.window_size, self.num_heads
-        qkv = self.qkv(x).view(B, H, W, 3 * C)
+        qkv = flat_view(self.qkv(x), B, H, W, 3 * C)
         # LIM on the unpadded value map (a channels-last view, no copy).
-        lim = self.lim(qkv[..., 2 * C:].permute(0, 3, 1, 2))
+        lim = self.lim(export_layout(qkv[..., 2 * C:].permute(0, 3, 1, 2)))
 
         # padded (by 0 where it fits under symbolic sizes) to whole windows; the mask of
         # the padded keys is None when nothing is padded
@@ -218,10 +217,11 @@ class SSA(_HeadAttention):
             sr = self.sr_ratio
             feat = _tokens_to_map(x, hw_shape)
             feat = pad_to_multiple(feat, (sr, sr), channels_last=False)
-            red = self.reduce_pw(self.reduce_dw(feat)).flatten(2).transpose(1, 2)
+            red = self.reduce_pw(export_layout(self.reduce_dw(export_layout(feat))))
+            red = map_to_tokens(red)
             red = self.reduce_act(self.reduce_norm(red))
-            k = self.k(red).view(B, -1, nh, self.c_new // nh).transpose(1, 2)
-            v = self.v(red).view(B, -1, nh, C // nh).transpose(1, 2)
+            k = self.k(red).view(B, red.shape[1], nh, self.c_new // nh).permute(0, 2, 1, 3)
+            v = self.v(red).view(B, red.shape[1], nh, C // nh).permute(0, 2, 1, 3)
         else:
             k, v = self.kv(x).view(B, N, 2, nh, C // nh).permute(2, 0, 3, 1, 4).unbind(0)
         out = self._attend(q, k, v).transpose(1, 2).reshape(B, N, C)
@@ -284,7 +284,7 @@ class PositionalConv(nn.Module):
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         feat = _tokens_to_map(x, hw_shape)
-        return (self.proj(feat) + feat).flatten(2).transpose(1, 2)
+        return map_to_tokens(self.proj(export_layout(feat)) + feat)
 
 
 class ScalableViTStage(nn.Module):
@@ -317,8 +317,16 @@ class ScalableViTStage(nn.Module):
         self.pos_conv = PositionalConv(embed_dims)
         self.with_cp = False
 
+    def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """``self.patch_embed(x)`` (mmcv's ``PatchEmbed``: conv, flatten, LayerNorm), with
+        the conv input and the flatten written for ``torch.export`` at every size."""
+        embed = self.patch_embed
+        x = embed.projection(export_layout(x))
+        hw_shape = (x.shape[2], x.shape[3])
+        return embed.norm(map_to_tokens(x)), hw_shape
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        x, hw_shape = self.patch_embed(x)
+        x, hw_shape = self._embed(x)
         x = self.pos_drop(x)
         for j, blk in enumerate(self.blocks):
             x = checkpointed(blk, x, hw_shape, enabled=self.with_cp)
@@ -504,7 +512,8 @@ class ScalableViT(MMScopeBackbone):
             x, hw_shape = stage(x)
             if i in indices:
                 out = getattr(self, f'norm{i}')(x) if i in self.out_indices else x
-                out = out.view(B, *hw_shape, -1).permute(0, 3, 1, 2).contiguous()
+                out = make_contiguous(
+                    flat_view(out, B, *hw_shape, out.shape[-1]).permute(0, 3, 1, 2))
                 outs.append(self.stage_maps[i](out))
             if i < self.num_stages - 1:
                 x = _tokens_to_map(x, hw_shape)

@@ -37,9 +37,9 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
-from ..layers import (LayerScale, Mlp, crop, crop_to, fx_tracing, grid_partition, grid_reverse,
-                      pad_amount, pad_to_multiple, scaled_dot_attention, store_channels_last,
-                      symbolic_shapes, valid_mask)
+from ..layers import (LayerScale, Mlp, crop, crop_to, export_layout, fx_tracing, grid_partition,
+                      grid_reverse, group_valid_mask, make_contiguous, map_to_tokens, pad_amount,
+                      pad_to_multiple, scaled_dot_attention, store_channels_last, symbolic_shapes)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention']
@@ -100,7 +100,7 @@ class ConvDownsample(nn.Module):
         self.norm = build_norm_layer(norm_cfg, out_channels)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.conv(x))
+        return self.norm(self.conv(export_layout(x)))
 
 
 class InvertedResidual(nn.Module):
@@ -127,8 +127,8 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv_pw(x)))
-        y = F.relu(self.bn2(self.conv_dw(y)))
-        return x + self.bn3(self.conv_pwl(y))
+        y = F.relu(self.bn2(self.conv_dw(export_layout(y))))
+        return x + self.bn3(self.conv_pwl(export_layout(y)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,15 +180,18 @@ class MultiScaleSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
-        y = self.cpe(x.permute(0, 3, 1, 2))  # NCHW view of the channels-last map
-        q = self.q(y.permute(0, 2, 3, 1)).reshape(b, h * w, self.num_heads, self.head_dims)
+        # the CPE on the NCHW view of the channels-last map
+        y = export_layout(self.cpe(export_layout(x.permute(0, 3, 1, 2))))
+        q = self.q(export_layout(y.permute(0, 2, 3, 1)))
+        q = q.view(b, h * w, self.num_heads, self.head_dims)
         if len(self.kv_convs) == 1:
             kv = self.kv_convs[0](y)
         else:
             groups = torch.split(y, self.split_channels, dim=1)
             kv = torch.cat([conv(groups[i]) for i, conv in enumerate(self.kv_convs)], dim=1)
-        kv = self.kv(kv.flatten(2).transpose(1, 2))
-        k, v = kv.reshape(b, -1, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
+        n = kv.shape[2] * kv.shape[3]
+        kv = self.kv(map_to_tokens(kv))
+        k, v = kv.view(b, n, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
         out = scaled_dot_attention(q.transpose(1, 2), k, v, scale=self.scale, impl=self.attn_impl)
         return self.proj(out.transpose(1, 2).reshape(b, h, w, c))
 
@@ -278,9 +281,7 @@ def gsda_key_mask(height: int,
     ph, pw = pad_amount(height, grid[0]), pad_amount(width, grid[1])
     if not symbolic_shapes() and not (ph or pw):
         return None
-    mask = valid_mask(height, width, ph, pw, device=device)[None, :, :, None]
-    mask = grid_partition(mask, grid)  # 1, H/gh, W/gw, L, 1
-    return mask.reshape(-1, grid[0] * grid[1])
+    return group_valid_mask(height, width, grid, dilated=True, device=device)
 
 
 def gsda_masked_bias(bias: torch.Tensor, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -458,7 +459,7 @@ class ScopeViTStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample is not None:
             x = self.downsample(x)
-        x = x.permute(0, 2, 3, 1)  # channels-last for all blocks of the stage
+        x = export_layout(x.permute(0, 2, 3, 1))  # channels-last for all blocks of the stage
         key_mask = gsda_key_mask(x.shape[1], x.shape[2], self.grid, x.device)
         for block in self.blocks:
             x = checkpointed(block, x, key_mask, enabled=self.with_cp)
@@ -615,5 +616,5 @@ class ScopeViT(MMScopeBackbone):
         for i, stage in enumerate(self.stages[:max(indices) + 1]):
             x = stage(x)
             if i in indices:
-                outs.append(x.contiguous())
+                outs.append(make_contiguous(x))
         return tuple(outs)

@@ -231,9 +231,10 @@ def _candidates(q, k, v, bias, scale, dropout_p, lead):
 
 def _symbolic_attention(q, k, v, bias, scale, dropout_p):
     """The size-independent choice under exporters / compilers (module docstring)."""
-    exporting = torch.jit.is_tracing() or torch.compiler.is_exporting()
-    if exporting or (bias is not None and bias.requires_grad and torch.is_grad_enabled()
-                     and q.device.type == 'cpu'):
+    if torch.jit.is_tracing() or (bias is not None and bias.requires_grad
+                                  and torch.is_grad_enabled() and q.device.type == 'cpu'):
+        return _reference_attention(q, k, v, bias, scale, dropout_p)
+    if torch.compiler.is_exporting() and isinstance(k.shape[-2], int):
         return _reference_attention(q, k, v, bias, scale, dropout_p)
     return _fused_attention(q, k, v, bias, scale, dropout_p, _broadcast_lead(q, k, v))
 
@@ -269,7 +270,8 @@ def _reference_attention(q, k, v, bias, scale, dropout_p):
 
 
 def _fused_attention(q, k, v, bias, scale, dropout_p, lead):
-    if not (q.dim() == k.dim() == v.dim() == 4 and (bias is None or bias.dim() <= 4)):
+    folded = not (q.dim() == k.dim() == v.dim() == 4 and (bias is None or bias.dim() <= 4))
+    if folded:
         q, k, v, bias = _fold_to_4d(q, k, v, bias, lead)
     dv = v.shape[-1]
     if q.device.type == 'cpu' and q.shape[-1] != dv:
@@ -284,4 +286,6 @@ def _fused_attention(q, k, v, bias, scale, dropout_p, lead):
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
     if out.shape[-1] != dv:
         out = out[..., :dv]
-    return out.reshape(*lead, *out.shape[-2:])
+    # unfolded, ``out`` has the leading shape already (a reshape to the same shape would
+    # still make torch.export ask whether the map is 1x1, where the layout is ambiguous)
+    return out.reshape(*lead, *out.shape[-2:]) if folded else out

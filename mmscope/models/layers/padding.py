@@ -101,13 +101,78 @@ def crop_to(x: torch.Tensor, height, width) -> torch.Tensor:
     return crop(crop(x, 1, height), 2, width)
 
 
-def valid_mask(h, w, pad_h, pad_w, device=None) -> torch.Tensor:
-    """Boolean ``(h + pad_h, w + pad_w)`` map, True on real (unpadded) positions.
+def group_valid_mask(height,
+                     width,
+                     cell: Tuple[int, int],
+                     dilated: bool,
+                     device=None) -> torch.Tensor:
+    """Which tokens of each group are real for a ``height x width`` map zero-padded at the
+    bottom/right to a multiple of ``cell``: bool ``(G, ch * cw)``, True = real.
 
-    Built from ``arange`` comparisons, so it also holds for symbolic sizes."""
-    rows = torch.arange(h + pad_h, device=device) < h
-    cols = torch.arange(w + pad_w, device=device) < w
-    return rows[:, None] & cols[None, :]
+    The groups are those of :func:`grid_partition` when ``dilated`` (a ``ch x cw`` grid
+    spread over the map: member ``p`` of group ``s`` along an axis is token
+    ``p * (padded size / ch) + s``), else non-overlapping ``ch x cw`` windows (member ``r``
+    of window ``a`` is token ``a * ch + r``), both in row-major group order.
+
+    Built from ``arange`` arithmetic on the sizes, with no view or reshape that splits a
+    size, so the same graph holds at every size under ``torch.export`` (a split would make
+    the exporter guard on the sizes it sees)."""
+
+    # Every broadcast is an explicit ``expand`` to the full shape: an implicit one makes
+    # the exporter ask whether a group count is 1.
+    def axis(size, k):  # (groups, k): is each member of each group inside the map?
+        groups = (size + pad_amount(size, k)) // k
+        g = torch.arange(groups, device=device)[:, None].expand(groups, k)
+        member = torch.arange(k, device=device)[None, :].expand(groups, k)
+        return (member * groups + g if dilated else g * k + member) < size
+
+    rows, cols = axis(height, cell[0]), axis(width, cell[1])
+    shape = (rows.shape[0], cols.shape[0], cell[0], cell[1])  # gH, gW, ch, cw
+    mask = rows[:, None, :, None].expand(shape) & cols[None, :, None, :].expand(shape)
+    return flat_view(mask, shape[0] * shape[1], cell[0] * cell[1])
+
+
+def flat_view(x: torch.Tensor, *shape) -> torch.Tensor:
+    """``x.reshape(shape)``, written for ``torch.export`` at every size.
+
+    The exporter's view algorithm compares each new size with the old ones and guards on
+    the outcome (for example on whether a group count is 1, or whether a permuted map is
+    contiguous, which it is at 1x1). Under ``torch.export`` the tensor is therefore copied
+    to a contiguous one, flattened and split again, where every comparison is decided by
+    the size ranges alone; elsewhere this is ``x.reshape(shape)``."""
+    if not torch.compiler.is_exporting():
+        return x.reshape(*shape)
+    return x.clone(memory_format=torch.contiguous_format).view(-1).view(*shape)
+
+
+def export_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself, except under ``torch.export``: there a contiguous copy.
+
+    Our blocks hand convolutions and linear layers NCHW / NHWC views of maps stored the
+    other way round. Exporting, PyTorch asks which layout such a view has, and a view
+    whose batch or map is 1 has both, so the exporter would guard on those sizes being
+    above 1 (a 32-pixel input has a 1x1 last stage). The copy's layout is known at every
+    size; the values are the same either way."""
+    if torch.compiler.is_exporting():
+        return x.clone(memory_format=torch.contiguous_format)
+    return x
+
+
+def make_contiguous(x: torch.Tensor) -> torch.Tensor:
+    """``x.contiguous()``; under ``torch.export`` always a copy (whether a permuted map
+    is contiguous already depends on whether it is 1x1: the exporter would guard on it)."""
+    if torch.compiler.is_exporting():
+        return x.clone(memory_format=torch.contiguous_format)
+    return x.contiguous()
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` map -> ``(B, H * W, C)`` tokens (a view where the map is stored
+    channels-last; see :func:`flat_view` for ``torch.export``)."""
+    b, c, h, w = x.shape
+    if not torch.compiler.is_exporting():
+        return x.flatten(2).transpose(1, 2)
+    return flat_view(x.permute(0, 2, 3, 1), b, h * w, c)
 
 
 def grid_partition(x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
@@ -119,8 +184,8 @@ def grid_partition(x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
     """
     b, h, w, c = x.shape
     gh, gw = grid
-    x = x.view(b, gh, h // gh, gw, w // gw, c).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b, h // gh, w // gw, gh * gw, c)
+    x = flat_view(x, b, gh, h // gh, gw, w // gw, c).permute(0, 2, 4, 1, 3, 5)
+    return flat_view(x, b, h // gh, w // gw, gh * gw, c)
 
 
 def grid_reverse(x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
@@ -128,4 +193,4 @@ def grid_reverse(x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
     b, sh, sw, _, c = x.shape
     gh, gw = grid
     x = x.view(b, sh, sw, gh, gw, c).permute(0, 3, 1, 4, 2, 5)
-    return x.reshape(b, gh * sh, gw * sw, c)
+    return flat_view(x, b, gh * sh, gw * sw, c)
