@@ -127,21 +127,24 @@ def _export_bytes(module: torch.nn.Module, example: torch.Tensor, exporter: str,
         from torch.export import Dim
         if example.shape[0] == 1:  # torch.export specializes a size-1 example to 1
             example = example.expand(2, *example.shape[1:]).contiguous()
-        # Dim.DYNAMIC, not Dim(min=32): torch.export refines the range itself (a stage
-        # map of size 1 at H = 32 would otherwise be reported as a violated constraint);
-        # the check sizes below include 32x32
-        program = torch.onnx.export(
-            module, (example, ),
-            dynamo=True,
-            opset_version=max(opset, 18),
-            input_names=['input'],
-            output_names=list(output_names),
-            dynamic_shapes=({
-                0: Dim.DYNAMIC,
-                2: Dim.DYNAMIC,
-                3: Dim.DYNAMIC
-            }, ),
-            verbose=False)
+        # Dim.DYNAMIC, not the ranges of export_program: a whole model's head may still
+        # narrow the range where torch.export would refuse it (the backbones themselves
+        # keep the full range); the ONNX graph keeps no guards, and the check sizes below
+        # (32x32 included) are what proves it at every size
+        from .export import oblivious_sizes
+        with oblivious_sizes():  # as export_program: one program for every size
+            program = torch.onnx.export(
+                module, (example, ),
+                dynamo=True,
+                opset_version=max(opset, 18),
+                input_names=['input'],
+                output_names=list(output_names),
+                dynamic_shapes=({
+                    0: Dim.DYNAMIC,
+                    2: Dim.DYNAMIC,
+                    3: Dim.DYNAMIC
+                }, ),
+                verbose=False)
         with tempfile.TemporaryDirectory() as tmp:
             path = osp.join(tmp, 'model.onnx')
             program.save(path, external_data=False)
