@@ -18,8 +18,8 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
-from ..layers import (Mlp, crop_to, pad_amount, pad_to_multiple, scaled_dot_attention,
-                      store_channels_last, symbolic_shapes, valid_mask)
+from ..layers import (Mlp, conv_fp32_in_cpu_training, crop_to, pad_amount, pad_to_multiple,
+                      scaled_dot_attention, store_channels_last, symbolic_shapes, valid_mask)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock']
@@ -218,7 +218,8 @@ class SSA(_HeadAttention):
             sr = self.sr_ratio
             feat = _tokens_to_map(x, hw_shape)
             feat = pad_to_multiple(feat, (sr, sr), channels_last=False)
-            red = self.reduce_pw(self.reduce_dw(feat)).flatten(2).transpose(1, 2)
+            red = self.reduce_pw(conv_fp32_in_cpu_training(self.reduce_dw, feat))
+            red = red.flatten(2).transpose(1, 2)
             red = self.reduce_act(self.reduce_norm(red))
             k = self.k(red).view(B, -1, nh, self.c_new // nh).transpose(1, 2)
             v = self.v(red).view(B, -1, nh, C // nh).transpose(1, 2)

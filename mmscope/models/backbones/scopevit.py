@@ -37,9 +37,9 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
-from ..layers import (LayerScale, Mlp, crop, crop_to, fx_tracing, grid_partition, grid_reverse,
-                      pad_amount, pad_to_multiple, scaled_dot_attention, store_channels_last,
-                      symbolic_shapes, valid_mask)
+from ..layers import (LayerScale, Mlp, conv_fp32_in_cpu_training, crop, crop_to, fx_tracing,
+                      grid_partition, grid_reverse, pad_amount, pad_to_multiple,
+                      scaled_dot_attention, store_channels_last, symbolic_shapes, valid_mask)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention']
@@ -183,10 +183,14 @@ class MultiScaleSelfAttention(nn.Module):
         y = self.cpe(x.permute(0, 3, 1, 2))  # NCHW view of the channels-last map
         q = self.q(y.permute(0, 2, 3, 1)).reshape(b, h * w, self.num_heads, self.head_dims)
         if len(self.kv_convs) == 1:
-            kv = self.kv_convs[0](y)
+            kv = conv_fp32_in_cpu_training(self.kv_convs[0], y)
         else:
             groups = torch.split(y, self.split_channels, dim=1)
-            kv = torch.cat([conv(groups[i]) for i, conv in enumerate(self.kv_convs)], dim=1)
+            kv = torch.cat([
+                conv_fp32_in_cpu_training(conv, groups[i])
+                for i, conv in enumerate(self.kv_convs)
+            ],
+                           dim=1)
         kv = self.kv(kv.flatten(2).transpose(1, 2))
         k, v = kv.reshape(b, -1, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
         out = scaled_dot_attention(q.transpose(1, 2), k, v, scale=self.scale, impl=self.attn_impl)
