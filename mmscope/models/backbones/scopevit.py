@@ -187,8 +187,7 @@ class MultiScaleSelfAttention(nn.Module):
         else:
             groups = torch.split(y, self.split_channels, dim=1)
             kv = torch.cat([
-                conv_fp32_in_cpu_training(conv, groups[i])
-                for i, conv in enumerate(self.kv_convs)
+                conv_fp32_in_cpu_training(conv, groups[i]) for i, conv in enumerate(self.kv_convs)
             ],
                            dim=1)
         kv = self.kv(kv.flatten(2).transpose(1, 2))

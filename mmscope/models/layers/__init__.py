@@ -9,9 +9,10 @@ from .padding import (concrete_shapes, crop, crop_to, fx_tracing, grid_partition
                       pad_amount, pad_to_multiple, symbolic_shapes, valid_mask)
 
 __all__ = [
-    'ATTN_IMPLS', 'conv_fp32_in_cpu_training', 'attention_impl', 'attention_path', 'attention_benchmark', 'clear_dispatch_cache',
-    'cpu_dispatch_rules', 'dispatch_choices', 'get_attention_impl', 'set_attention_benchmark',
-    'resolve_attention_impl', 'scaled_dot_attention', 'set_attention_impl', 'store_channels_last',
-    'LayerScale', 'Mlp', 'concrete_shapes', 'crop', 'crop_to', 'fx_tracing', 'grid_partition',
-    'grid_reverse', 'pad_amount', 'pad_to_multiple', 'symbolic_shapes', 'valid_mask'
+    'ATTN_IMPLS', 'attention_impl', 'attention_path', 'attention_benchmark', 'clear_dispatch_cache',
+    'conv_fp32_in_cpu_training', 'cpu_dispatch_rules', 'dispatch_choices', 'get_attention_impl',
+    'set_attention_benchmark', 'resolve_attention_impl', 'scaled_dot_attention',
+    'set_attention_impl', 'store_channels_last', 'LayerScale', 'Mlp', 'concrete_shapes', 'crop',
+    'crop_to', 'fx_tracing', 'grid_partition', 'grid_reverse', 'pad_amount', 'pad_to_multiple',
+    'symbolic_shapes', 'valid_mask'
 ]

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from helpers import check_bf16_training_step
 
 from mmscope.benchmark.attention_profile import record_attention_calls
@@ -323,6 +322,8 @@ def test_bf16_training_step_reduces_keys_in_fp32():
     (oneDNN's bf16 backward of them is slow); outputs and gradients stay within bf16's
     tolerance (relative errors here: outputs 0.7 %, gradients up to 5 %, as with bf16 convs)."""
     model = tiny()
-    reductions = [m.attn.reduce_dw for s in model.stages for m in s.blocks if isinstance(m.attn, SSA)
-                  and m.attn.sr_ratio > 1]
+    reductions = [
+        m.attn.reduce_dw for s in model.stages for m in s.blocks
+        if isinstance(m.attn, SSA) and m.attn.sr_ratio > 1
+    ]
     check_bf16_training_step(model, torch.randn(2, 3, 64, 64), reductions, max_rel_err=0.08)

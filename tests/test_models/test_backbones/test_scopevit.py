@@ -7,9 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.modules.batchnorm import _BatchNorm
-
 from helpers import check_bf16_training_step
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.benchmark.attention_profile import record_attention_calls
 from mmscope.models.backbones import ScopeViT
@@ -491,6 +490,7 @@ def test_bf16_training_step_reduces_keys_in_fp32():
     (oneDNN's bf16 backward of them is slow); outputs and gradients stay within bf16's
     tolerance (relative errors here: outputs 0.7 %, gradients up to 5 %, as with bf16 convs)."""
     model = _mini()
-    kv_convs = [c for m in model.modules() if isinstance(m, sv.MultiScaleSelfAttention)
-                for c in m.kv_convs]
+    kv_convs = [
+        c for m in model.modules() if isinstance(m, sv.MultiScaleSelfAttention) for c in m.kv_convs
+    ]
     check_bf16_training_step(model, torch.randn(2, 3, 64, 64), kv_convs, max_rel_err=0.08)
