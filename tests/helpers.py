@@ -8,6 +8,7 @@ import time
 from typing import Optional, Sequence
 
 import pytest
+import torch
 
 #: the small shapes set (``projects/shapes_demo``'s generator) of the ``small_shapes``
 #: fixture (conftest.py): images that the data, inference and demo-result tests read
@@ -106,3 +107,43 @@ def run_watched(cmd: Sequence[str],
             f'{out.tail()}',
             pytrace=False)
     return out
+
+
+def bf16_training_errors(model, x, watched=()):
+    """One training step of ``model`` on ``x`` in fp32 and under CPU bf16 autocast: the
+    relative L2 errors of the bf16 step's outputs, of all its parameter gradients and of
+    the ``watched`` modules' parameter gradients against the fp32 step, and the output
+    dtypes of the ``watched`` modules under autocast."""
+
+    def step(bf16):
+        model.zero_grad(set_to_none=True)
+        dtypes = []
+        hooks = [m.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype)) for m in watched]
+        with torch.autocast('cpu', torch.bfloat16, enabled=bf16):
+            outs = model(x)
+        for h in hooks:
+            h.remove()
+        sum(o.float().square().mean() for o in outs).backward()
+        grads = [
+            torch.cat([p.grad.flatten() for p in ps if p.grad is not None])
+            for ps in (model.parameters(), (p for m in watched for p in m.parameters()))
+        ] if watched else [torch.cat([p.grad.flatten() for p in model.parameters()])] * 2
+        return [torch.cat([o.float().flatten() for o in outs]).detach()] + grads, dtypes
+
+    model.train()
+    fp32, _ = step(False)
+    bf16, dtypes = step(True)
+    errs = {
+        name: ((a - b).norm() / b.norm()).item()
+        for name, a, b in zip(('outputs', 'gradients', 'watched gradients'), bf16, fp32)
+    }
+    return errs, dtypes
+
+
+def check_bf16_training_step(model, x, fp32_modules, max_rel_err):
+    """Under CPU bf16 autocast, a training step runs ``fp32_modules`` in fp32 and its
+    outputs and gradients stay within ``max_rel_err`` of the fp32 step's."""
+    errs, dtypes = bf16_training_errors(model, x, fp32_modules)
+    assert dtypes and all(d == torch.float32 for d in dtypes), dtypes
+    for name, err in errs.items():
+        assert err < max_rel_err, f'bf16 {name}: relative error {err:.3g}'

@@ -18,9 +18,9 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscope.registry import MODELS
-from ..layers import (Mlp, crop_to, export_layout, flat_view, group_valid_mask, make_contiguous,
-                      map_to_tokens, pad_amount, pad_to_multiple, scaled_dot_attention,
-                      store_channels_last, symbolic_shapes)
+from ..layers import (Mlp, conv_fp32_in_cpu_training, crop_to, export_layout, flat_view,
+                      group_valid_mask, make_contiguous, map_to_tokens, pad_amount, pad_to_multiple,
+                      scaled_dot_attention, store_channels_last, symbolic_shapes)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScalableViT', 'SSA', 'IWSA', 'ScalableViTBlock']
@@ -217,8 +217,8 @@ class SSA(_HeadAttention):
             sr = self.sr_ratio
             feat = _tokens_to_map(x, hw_shape)
             feat = pad_to_multiple(feat, (sr, sr), channels_last=False)
-            red = self.reduce_pw(export_layout(self.reduce_dw(export_layout(feat))))
-            red = map_to_tokens(red)
+            red = conv_fp32_in_cpu_training(self.reduce_dw, export_layout(feat))
+            red = map_to_tokens(self.reduce_pw(export_layout(red)))
             red = self.reduce_act(self.reduce_norm(red))
             k = self.k(red).view(B, red.shape[1], nh, self.c_new // nh).permute(0, 2, 1, 3)
             v = self.v(red).view(B, red.shape[1], nh, C // nh).permute(0, 2, 1, 3)

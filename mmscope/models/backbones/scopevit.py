@@ -37,9 +37,10 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
-from ..layers import (LayerScale, Mlp, crop, crop_to, export_layout, fx_tracing, grid_partition,
-                      grid_reverse, group_valid_mask, make_contiguous, map_to_tokens, pad_amount,
-                      pad_to_multiple, scaled_dot_attention, store_channels_last, symbolic_shapes)
+from ..layers import (LayerScale, Mlp, conv_fp32_in_cpu_training, crop, crop_to, export_layout,
+                      fx_tracing, grid_partition, grid_reverse, group_valid_mask, make_contiguous,
+                      map_to_tokens, pad_amount, pad_to_multiple, scaled_dot_attention,
+                      store_channels_last, symbolic_shapes)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention']
@@ -185,10 +186,11 @@ class MultiScaleSelfAttention(nn.Module):
         q = self.q(export_layout(y.permute(0, 2, 3, 1)))
         q = q.view(b, h * w, self.num_heads, self.head_dims)
         if len(self.kv_convs) == 1:
-            kv = self.kv_convs[0](y)
+            kv = conv_fp32_in_cpu_training(self.kv_convs[0], y)
         else:
             groups = torch.split(y, self.split_channels, dim=1)
-            kv = torch.cat([conv(groups[i]) for i, conv in enumerate(self.kv_convs)], dim=1)
+            kv = [conv_fp32_in_cpu_training(c, groups[i]) for i, c in enumerate(self.kv_convs)]
+            kv = torch.cat(kv, dim=1)
         n = kv.shape[2] * kv.shape[3]
         kv = self.kv(map_to_tokens(kv))
         k, v = kv.view(b, n, 2, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
