@@ -35,10 +35,15 @@ is slower than the reference code and materialises the whole matrix:
 Under symbolic sizes (:func:`~mmscope.models.layers.padding.symbolic_shapes`) no decision
 depends on a size, so a traced or compiled graph holds at every size:
 
-* **exporters** (TorchScript tracing for ONNX, ``torch.export``) always get the plain
+* **TorchScript tracing** (the default ONNX exporter, mmdeploy) always gets the plain
   matmuls: ``MatMul``/``Softmax``/``Where`` in ONNX, which every runtime runs, with boolean
   masks applied by ``masked_fill`` (no ``scaled_dot_product_attention`` node: its export
   and mmdeploy's rewrite of it do not handle our boolean masks);
+* **torch.export** gets the plain matmuls too, except where the key count depends on the
+  input size and no mask is given (MSSA's and SSA's reduced keys): there
+  ``F.scaled_dot_product_attention``, because the matmul's reshapes would make the
+  exporter guard on a key count of 1 (a 1x1 last stage), which SDPA does not
+  (:mod:`mmscope.deploy.export`);
 * **torch.compile** always gets ``F.scaled_dot_product_attention`` (the compiler picks the
   kernel), except for a float bias that needs a gradient (as in eager: no CPU kernel
   returns it), and folds to 4-D by a rule that reads only which axes the bias broadcasts.
@@ -234,7 +239,7 @@ def _symbolic_attention(q, k, v, bias, scale, dropout_p):
     if torch.jit.is_tracing() or (bias is not None and bias.requires_grad
                                   and torch.is_grad_enabled() and q.device.type == 'cpu'):
         return _reference_attention(q, k, v, bias, scale, dropout_p)
-    if torch.compiler.is_exporting() and isinstance(k.shape[-2], int):
+    if torch.compiler.is_exporting() and (bias is not None or isinstance(k.shape[-2], int)):
         return _reference_attention(q, k, v, bias, scale, dropout_p)
     return _fused_attention(q, k, v, bias, scale, dropout_p, _broadcast_lead(q, k, v))
 
