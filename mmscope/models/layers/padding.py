@@ -18,6 +18,12 @@ functions (:func:`pad_to_multiple`, :func:`crop_to` and the masks of each backbo
 the backbone modules declare with ``torch.fx.wrap``: an FX graph calls each of them as one
 node, so at run time they take the eager decisions on the real sizes, and the graph
 equals eager at every size.
+
+``torch.export`` adds one more kind of question: PyTorch's own shape code (views,
+contiguity, a convolution's layout) asks whether a size is 1, and the exporter keeps the
+answer as a guard. :func:`flat_view`, :func:`export_layout`, :func:`make_contiguous` and
+:func:`map_to_tokens` (plain reshapes and views outside ``torch.export``) avoid those
+questions, so one exported program holds at every size (:mod:`mmscope.deploy.export`).
 """
 import contextlib
 import threading
