@@ -18,18 +18,27 @@ _base_ = ['mmscope::scopevit/mask-rcnn_scopevit-xt_fpn_1x_coco.py', './_base_/sh
 
 data_root = {{_base_.shapes_data_root}}
 pretrained = '{{$MMSCOPE_DEMO_CLS_CKPT:work_dirs/demo/cls/epoch_10.pth}}'
+fpn_width = {{_base_.shapes_fpn_width}}
 
 # ----------------------------------------------------------------------------- model
-# 4 classes. The modules are those of the COCO config; only the per-image sampling
-# budgets, sized for crowded 1333x800 COCO images, shrink for scenes of at most 5 objects
-# (they set how many proposals and RoIs go through the heads, not what the heads are):
-# RPN proposals 1000 -> 300 (training) / 100 (testing), sampled RoIs 512 -> 32 per image,
-# detections kept 100 -> 10 per image.
+# 4 classes. The modules are those of the COCO config; what shrinks for scenes of at most 5
+# objects of 20-56 pixels is their size: the FPN and head channels 256 -> 64
+# (./_base_/shapes-det.py: the heads cost many times the backbone at 256), and the
+# per-image sampling budgets, sized for crowded 1333x800 COCO images (how many proposals
+# and RoIs go through the heads): RPN proposals 1000 -> 300 (training) / 100 (testing),
+# sampled RoIs 512 -> 32 per image, detections kept 100 -> 10 per image.
 model = dict(
     backbone=dict(init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(out_channels=fpn_width),
+    rpn_head=dict(in_channels=fpn_width, feat_channels=fpn_width),
     roi_head=dict(
-        bbox_head=dict(num_classes={{_base_.shapes_num_classes}}),
-        mask_head=dict(num_classes={{_base_.shapes_num_classes}})),
+        bbox_roi_extractor=dict(out_channels=fpn_width),
+        bbox_head=dict(in_channels=fpn_width, num_classes={{_base_.shapes_num_classes}}),
+        mask_roi_extractor=dict(out_channels=fpn_width),
+        mask_head=dict(
+            in_channels=fpn_width,
+            conv_out_channels=fpn_width,
+            num_classes={{_base_.shapes_num_classes}})),
     train_cfg=dict(rpn_proposal=dict(max_per_img=300), rcnn=dict(sampler=dict(num=32))),
     test_cfg=dict(rpn=dict(max_per_img=100), rcnn=dict(max_per_img=10)))
 
