@@ -176,10 +176,10 @@ DEMO_TASKS: Dict[str, DemoTask] = OrderedDict((
 #: Pass marks (percent) per task and metric: between what an untrained model scores
 #: (chance: 25% top-1, 0 mAP; the mIoU of predicting background everywhere, 17%; keypoint
 #: AP of every keypoint at its box centre, 0: :func:`box_centre_keypoint_ap`) and what the
-#: demo measured on 2 CPU cores (4 December 2026, generator v4; docs/demo.md).
-#: Full: top-1 84.75 (ScopeViT-XT) and 85.25 (ScalableViT-XS), bbox / mask mAP 11.4 /
-#: 14.6, mIoU 30.4, keypoint AP 66.0. Quick (4 December 2026, generator v4, in the test
-#: suite of a fresh clone): 64.0, 62.25, 2.5 / 3.2, 23.5, 20.7.
+#: demo measured on 2 CPU cores (7 December 2026, generator v4, fp32; docs/demo.md).
+#: Full: top-1 85.75 (ScopeViT-XT) and 87.25 (ScalableViT-XS), bbox / mask mAP 35.1 /
+#: 39.2, mIoU 53.1, keypoint AP 71.3. Quick (7 December 2026, generator v4, fp32): 67.5,
+#: 62.25, 13.2 / 15.4, 24.4, 16.1.
 THRESHOLDS = {
     'full': {
         'cls': {
@@ -189,14 +189,14 @@ THRESHOLDS = {
             'accuracy/top1': 70.0
         },
         'det': {
-            'coco/bbox_mAP': 8.0,
-            'coco/segm_mAP': 10.0
+            'coco/bbox_mAP': 20.0,
+            'coco/segm_mAP': 22.0
         },
         'seg': {
-            'mIoU': 25.0
+            'mIoU': 40.0
         },
         'pose': {
-            'coco/AP': 55.0
+            'coco/AP': 60.0
         }
     },
     'quick': {
@@ -207,8 +207,8 @@ THRESHOLDS = {
             'accuracy/top1': 48.0
         },
         'det': {
-            'coco/bbox_mAP': 2.0,
-            'coco/segm_mAP': 2.0
+            'coco/bbox_mAP': 6.0,
+            'coco/segm_mAP': 6.0
         },
         'seg': {
             'mIoU': 20.0
