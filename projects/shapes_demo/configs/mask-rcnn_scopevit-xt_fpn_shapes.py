@@ -1,8 +1,9 @@
 # Demo: Mask R-CNN + FPN with a ScopeViT-XT backbone on the synthetic "shapes" scenes
 # (COCO instances with polygon masks, 4 classes, 128x128), trained on CPU in minutes.
 # Inherits the real COCO config: same backbone, neck, RPN/RoI heads, losses, assigners and
-# optimizer; only the data, the input size and the schedule change (./_base_/shapes-det.py,
-# shared with the demo RetinaNet).
+# optimizer; the data, the input size and the schedule change (./_base_/shapes-det.py,
+# shared with the demo RetinaNet and the ResNet-18 control), and the neck and heads are
+# narrower and sample less (below).
 #
 # As the COCO config starts from the ImageNet classifier, this one starts from the demo
 # classifier (projects/shapes_demo/configs/scopevit-xt_shapes-cls.py), which
