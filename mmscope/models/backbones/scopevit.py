@@ -20,7 +20,10 @@ divisible maps, so only its attention sees padding: the normalised tokens are ze
 at the bottom/right to a multiple of the grid right before the ``qkv`` projection,
 padded keys get ``-inf`` logits, and the result is cropped before ``proj``. Convolutions
 therefore see exactly the zero borders of the unpadded map, padded tokens never change
-a real token, and inputs whose maps already fit are computed without any padding.
+a real token, and inputs whose maps already fit are computed without any padding. Where
+every group would hold the same real tokens (:func:`gsda_real_grid`: all four maps of a
+224 input), eager mode computes that same function among the real tokens only, with no
+padding, mask or crop.
 
 Checkpoint compatibility: the released code stores the same weights under other names;
 :data:`mmscope.models.utils.key_tables.SCOPEVIT_OFFICIAL_TO_MMSCOPE` lists the one-to-one
@@ -240,30 +243,42 @@ class RelPosMlpBias(nn.Module):
         self.register_buffer('rel_index', index, persistent=False)  # L, L
         self._cache = None
 
-    def _compute(self) -> torch.Tensor:
+    def _compute(self, sub_grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         table = self.fc2(self.drop(self.act(self.fc1(self.rel_coords))))
         table = table.reshape(-1, self.num_heads)
-        length = self.rel_index.shape[0]
-        return table[self.rel_index.reshape(-1)].reshape(length, length,
-                                                         self.num_heads).permute(2, 0, 1)
+        index = self.rel_index
+        if sub_grid is not None and tuple(sub_grid) != self.grid:
+            (gh, gw), (mh, mw) = self.grid, sub_grid
+            index = index.view(gh, gw, gh, gw)[:mh, :mw, :mh, :mw].reshape(mh * mw, mh * mw)
+        length = index.shape[0]
+        return table[index.reshape(-1)].reshape(length, length, self.num_heads).permute(2, 0, 1)
 
-    def get_bias(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    def get_bias(self,
+                 dtype: torch.dtype,
+                 device: torch.device,
+                 sub_grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """The ``(num_heads, L, L)`` bias in ``dtype`` (computed in the graph, never from
-        the cache, under an exporter, a compiler or an FX trace)."""
+        the cache, under an exporter, a compiler or an FX trace).
+
+        ``sub_grid`` ``(mh, mw)`` (at most the grid): the bias among the grid positions
+        ``(a, b)`` with ``a < mh`` and ``b < mw`` only, ``L = mh * mw`` (the real tokens of
+        every group of a map that :func:`gsda_real_grid` accepts). The cached bias is
+        stored contiguous (measured faster to add than the permuted view in inference; in
+        a training step the copy gained nothing)."""
         if symbolic_shapes() or fx_tracing():
-            return self._compute().to(dtype)
+            return self._compute(sub_grid).to(dtype)
         params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         cacheable = not self.training and not (torch.is_grad_enabled() and any(p.requires_grad
                                                                                for p in params))
         if not cacheable:
             self._cache = None
-            return self._compute().to(dtype)
+            return self._compute(sub_grid).to(dtype)
         device = torch.device(device)
-        key = (dtype, device, torch.is_autocast_enabled(
-            device.type), torch.is_inference_mode_enabled()) + tuple(
-                (p.data_ptr(), p._version) for p in params)
+        key = (dtype, device, None if sub_grid is None else tuple(sub_grid),
+               torch.is_autocast_enabled(device.type), torch.is_inference_mode_enabled()) + tuple(
+                   (p.data_ptr(), p._version) for p in params)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self._compute().to(dtype))
+            self._cache = (key, self._compute(sub_grid).to(dtype).contiguous())
         return self._cache[1]
 
 
@@ -286,6 +301,25 @@ def gsda_key_mask(height: int,
     return group_valid_mask(height, width, grid, dilated=True, device=device)
 
 
+def gsda_real_grid(height: int, width: int, grid: Tuple[int, int]) -> Optional[Tuple[int, int]]:
+    """The grid ``(mh, mw)`` of real tokens shared by every GSDA group of an
+    ``height x width`` map, or None where the groups differ.
+
+    On the map padded to a multiple of ``grid``, group ``(p, q)`` holds the tokens
+    ``(a * s + p, b * s' + q)`` (``s = ceil(height / gh)`` groups per column, ``a < gh``).
+    Where ``s`` divides ``height`` (and ``s'`` divides ``width``), the real ones are those
+    with ``a < mh = height / s`` (``b < mw``) in every group: the padded computation (padded
+    keys masked, padded queries cropped) equals attention among those ``mh x mw`` tokens,
+    grouped on the unpadded map by a ``(mh, mw)`` grid, with the bias of the first ``mh x
+    mw`` grid positions. At 224 pixels every stage qualifies (maps 56, 28, 14, 7 with grid
+    8: ``mh`` = 8, 7, 7, 7), so no padding, mask or crop is computed there. A map that is a
+    multiple of the grid gives ``grid`` itself."""
+    sh, sw = -(-height // grid[0]), -(-width // grid[1])
+    if height % sh or width % sw:
+        return None
+    return height // sh, width // sw
+
+
 def gsda_masked_bias(bias: torch.Tensor, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
     """``bias`` with ``-inf`` at the padded keys of :func:`gsda_key_mask` (None: ``bias``)."""
     if key_mask is None:
@@ -298,7 +332,10 @@ class GlobalDilatedAttention(nn.Module):
 
     Maps that are not a multiple of the grid are zero-padded at the bottom/right for the
     attention only (see :func:`gsda_key_mask`); padded keys are masked with ``-inf`` and
-    the output is cropped back before ``proj``.
+    the output is cropped back before ``proj``. In eager mode, where every group's real
+    tokens are the same grid positions (:func:`gsda_real_grid`), the tokens are grouped on
+    the unpadded map by that smaller grid instead, with the bias of those positions: the
+    same function without the padded tokens' projections, logits, mask and crop.
 
     Args:
         embed_dims (int): Channels.
@@ -324,20 +361,24 @@ class GlobalDilatedAttention(nn.Module):
 
     def attend_padded(self,
                       x: torch.Tensor,
-                      key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                      key_mask: Optional[torch.Tensor] = None,
+                      sub_grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """Grouped attention on a grid-divisible ``(B, Hp, Wp, C)`` map (before ``proj``).
 
         ``key_mask`` (bool ``(G, L)``, True = real) masks padded keys; None = no padding.
+        ``sub_grid``: group an unpadded map by this grid of :func:`gsda_real_grid` instead,
+        with the bias of those grid positions (no mask).
         """
+        grid = self.grid if sub_grid is None else sub_grid
         b, hp, wp, c = x.shape
-        groups = grid_partition(x, self.grid)  # B, sh, sw, L, C
+        groups = grid_partition(x, grid)  # B, sh, sw, L, C
         _, sh, sw, length, _ = groups.shape
         qkv = self.qkv(groups).reshape(b, sh * sw, length, 3, self.num_heads, self.head_dims)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # B, G, nh, L, hd
-        bias = gsda_masked_bias(self.rel_pos.get_bias(q.dtype, q.device), key_mask)
+        bias = gsda_masked_bias(self.rel_pos.get_bias(q.dtype, q.device, sub_grid), key_mask)
         out = scaled_dot_attention(q, k, v, bias=bias, scale=self.scale, impl=self.attn_impl)
         out = out.transpose(2, 3).reshape(b, sh, sw, length, c)
-        return grid_reverse(out, self.grid)
+        return grid_reverse(out, grid)
 
     def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``x``: ``(B, H, W, C)``; ``key_mask``: a precomputed :func:`gsda_key_mask`."""
@@ -351,6 +392,10 @@ class GlobalDilatedAttention(nn.Module):
                 key_mask = gsda_key_mask(h, w, self.grid, x.device)
             x = self.proj(self.attend_padded(F.pad(x, (0, 0, 0, pw, 0, ph)), key_mask))
             return crop(crop(x, 1, h), 2, w)
+        if not fx_tracing():
+            sub_grid = gsda_real_grid(h, w, self.grid)
+            if sub_grid is not None:  # the same real tokens in every group: only those
+                return self.proj(self.attend_padded(x, sub_grid=sub_grid))
         if key_mask is None:
             key_mask = gsda_key_mask(h, w, self.grid, x.device)  # None: the map fits
         x = self.attend_padded(pad_to_multiple(x, self.grid, channels_last=True), key_mask)

@@ -260,7 +260,7 @@ def _reference_gsda(attn, x):
 
 
 @pytest.mark.parametrize('hw,grid', [((16, 24), 8), ((5, 11), 8), ((13, 17), 8), ((1, 1), 8),
-                                     ((9, 6), (4, 2)), ((7, 7), 4)])
+                                     ((9, 6), (4, 2)), ((7, 7), 4), ((28, 14), 8), ((21, 6), 8)])
 def test_gsda_matches_unpadded_reference(hw, grid):
     torch.manual_seed(0)
     attn = sv.GlobalDilatedAttention(16, 2, grid).eval()
@@ -305,6 +305,90 @@ def test_model_pads_only_inside_gsda(monkeypatch):
         ref = model(x)
     for a, b in zip(outs, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gsda_real_grid():
+    """The grid of real tokens that every group shares, or None where groups differ."""
+    assert sv.gsda_real_grid(56, 56, (8, 8)) == (8, 8)  # a multiple: the grid itself
+    # the maps of a 224 input after the first: padded to 32 / 16 / 8, 7 x 7 real per group
+    for size in (28, 14, 7):
+        assert sv.gsda_real_grid(size, size, (8, 8)) == (7, 7)
+    assert sv.gsda_real_grid(1, 1, (8, 8)) == (1, 1)
+    assert sv.gsda_real_grid(9, 6, (4, 2)) == (3, 2)
+    assert sv.gsda_real_grid(28, 14, (8, 8)) == (7, 7)
+    # near misses: one row or column more and the groups hold different real tokens
+    for hw in ((29, 28), (28, 29), (15, 14), (13, 17), (25, 33)):
+        assert sv.gsda_real_grid(*hw, (8, 8)) is None
+
+
+@pytest.mark.parametrize('hw,padded', [((28, 28), False), ((14, 7), False), ((29, 28), True),
+                                       ((28, 15), True)])
+def test_gsda_pads_only_where_groups_differ(monkeypatch, hw, padded):
+    """Where every group has the same real tokens no padding, mask or crop is computed;
+    a map one token larger (groups differ) still takes the padded, masked path."""
+    calls = []
+    pad = sv.pad_to_multiple
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return pad(*args, **kwargs)
+
+    monkeypatch.setattr(sv, 'pad_to_multiple', spy)
+    attn = sv.GlobalDilatedAttention(16, 2, 8).eval()
+    x = torch.randn(1, *hw, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), _reference_gsda(attn, x))
+    assert bool(calls) == padded
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_gsda_real_grid_training_step_matches_padded_path(monkeypatch, dtype):
+    """Outputs and gradients (input, projections, position MLP) of a training step equal
+    those of the padded, masked computation of the same map."""
+    torch.manual_seed(0)
+    attn = sv.GlobalDilatedAttention(32, 4, 8).train()
+    attn.rel_pos.drop.p = 0.  # the same function in both runs
+    x = torch.randn(2, 28, 14, 32)
+
+    def step():
+        xi = x.clone().requires_grad_()
+        with torch.autocast('cpu', torch.bfloat16, enabled=dtype == torch.bfloat16):
+            out = attn(xi)
+        out.float().pow(2).mean().backward()
+        grads = [xi.grad] + [p.grad.clone() for p in attn.parameters()]
+        attn.zero_grad()
+        return out.float(), grads
+
+    out, grads = step()
+    monkeypatch.setattr(sv, 'gsda_real_grid', lambda *args: None)
+    ref, ref_grads = step()
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(out, ref, **tol)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g.float(), r.float(), **tol)
+
+
+def test_rel_pos_bias_of_a_sub_grid():
+    rel = sv.GlobalDilatedAttention(16, 2, 8).rel_pos.eval()
+
+    def positions(mh, mw):  # indices of the grid positions (a, b), a < mh, b < mw
+        return [a * 8 + b for a in range(mh) for b in range(mw)]
+
+    with torch.no_grad():
+        full = rel.get_bias(torch.float32, 'cpu')
+        sub = rel.get_bias(torch.float32, 'cpu', (7, 6))
+        keep = positions(7, 6)
+        torch.testing.assert_close(sub, full[:, keep][:, :, keep], rtol=0, atol=0)
+        assert sub.is_contiguous() and full.is_contiguous()
+        # the cache is keyed on the sub-grid: another one is not served the cached bias
+        assert rel.get_bias(torch.float32, 'cpu', (7, 6)) is sub
+        other = rel.get_bias(torch.float32, 'cpu', (6, 7))
+        keep = positions(6, 7)
+        torch.testing.assert_close(other, full[:, keep][:, :, keep], rtol=0, atol=0)
+        assert rel.get_bias(torch.float32, 'cpu', (8, 8)).shape == full.shape
+    rel.train()  # uncached, in the graph: the same values (dropout off)
+    rel.drop.p = 0.
+    torch.testing.assert_close(rel.get_bias(torch.float32, 'cpu', (7, 6)), sub)
 
 
 def test_rel_pos_bias_cache():
