@@ -136,6 +136,17 @@ MUTATIONS = {
     ('mmscope/timm.py', "    if not any(k.startswith(BACKBONE) for k in weights):", "    if False:",
      ['tests/test_timm.py'
       ], 'a released checkpoint given to timm is not converted by the key tables'),
+    'gsda-sub-grid-bias-positions':
+    ('mmscope/models/backbones/scopevit.py',
+     '            index = index.view(gh, gw, gh, gw)[:mh, :mw, :mh, :mw].reshape(mh * mw, mh * mw)',
+     '            index = index[:mh * mw, :mh * mw]',
+     ['tests/test_models/test_backbones/test_scopevit.py'],
+     'GSDA among the real tokens takes the bias of the first L grid pairs, not of its positions'),
+    'gsda-sub-grid-one-axis': ('mmscope/models/backbones/scopevit.py',
+                               '    if height % sh or width % sw:',
+                               '    if height % sh and width % sw:',
+                               ['tests/test_models/test_backbones/test_scopevit.py'
+                                ], 'GSDA skips the padding where only one axis agrees'),
 }
 
 
