@@ -147,6 +147,13 @@ MUTATIONS = {
                                '    if height % sh and width % sw:',
                                ['tests/test_models/test_backbones/test_scopevit.py'
                                 ], 'GSDA skips the padding where only one axis agrees'),
+    'conv-bn-fold-conv-bias': ('mmscope/models/layers/conv.py', 'else get(conv.bias) - get(',
+                               'else 0 - get(', ['tests/test_models/test_layers/test_conv.py'],
+                               'the BatchNorm fold drops the convolution bias'),
+    'conv-bn-fold-cache-stale': ('mmscope/models/layers/conv.py',
+                                 'norm.bias, norm.running_mean, norm.running_var)', 'norm.bias)',
+                                 ['tests/test_models/test_layers/test_conv.py'],
+                                 'the folded weights outlive a change of the running statistics'),
 }
 
 

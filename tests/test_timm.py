@@ -267,7 +267,7 @@ def test_grad_checkpointing_changes_memory_not_values():
     model.set_grad_checkpointing(True)
     assert all(m.with_cp for m in model.backbone.modules() if hasattr(m, 'with_cp'))
     for a, b in zip(plain, grads()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_layer_decay_in_timms_optimiser_factory_follows_the_backbones_layers():
@@ -400,6 +400,8 @@ def test_fx_features_and_a_traced_classifier_equal_eager(name):
     with torch.no_grad():
         expected, got = getter(x), graph(x)
         assert len(got) == 4
+        # eager eval folds ScopeViT's BatchNorms into their convolutions, an FX graph runs
+        # both layers: the same function up to fp32 rounding
         for e, g in zip(expected, got):
-            assert torch.equal(e, g)
-        assert torch.equal(traced(x), clf(x))
+            torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(traced(x), clf(x), rtol=1e-5, atol=1e-5)

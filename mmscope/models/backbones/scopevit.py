@@ -40,10 +40,10 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmscope.registry import MODELS
-from ..layers import (LayerScale, Mlp, conv_fp32_in_cpu_training, crop, crop_to, export_layout,
-                      fx_tracing, grid_partition, grid_reverse, group_valid_mask, make_contiguous,
-                      map_to_tokens, pad_amount, pad_to_multiple, scaled_dot_attention,
-                      store_channels_last, symbolic_shapes)
+from ..layers import (DerivedCache, LayerScale, Mlp, conv_bn, conv_fp32_in_cpu_training, crop,
+                      crop_to, export_layout, fx_tracing, grid_partition, grid_reverse,
+                      group_valid_mask, make_contiguous, map_to_tokens, pad_amount, pad_to_multiple,
+                      scaled_dot_attention, store_channels_last, symbolic_shapes)
 from .base import MMScopeBackbone, checkpointed
 
 __all__ = ['ScopeViT', 'ScopeViTBlock', 'MultiScaleSelfAttention', 'GlobalDilatedAttention']
@@ -84,9 +84,11 @@ class ConvStem(nn.Module):
         self.act = nn.GELU()
         self.conv2 = nn.Conv2d(mid, embed_dims, 3, stride=2, padding=1)
         self.bn2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self._folded = (DerivedCache(), DerivedCache())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
+        x = self.act(conv_bn(self.conv1, self.bn1, x, self._folded[0]))
+        return conv_bn(self.conv2, self.bn2, x, self._folded[1])
 
 
 class ConvDownsample(nn.Module):
@@ -102,9 +104,10 @@ class ConvDownsample(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1)
         self.norm = build_norm_layer(norm_cfg, out_channels)[1]
+        self._folded = DerivedCache()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.conv(export_layout(x)))
+        return conv_bn(self.conv, self.norm, export_layout(x), self._folded)
 
 
 class InvertedResidual(nn.Module):
@@ -128,11 +131,12 @@ class InvertedResidual(nn.Module):
         self.bn3 = build_norm_layer(norm_cfg, channels)[1]
         # its input is the NCHW view of a channels-last block map
         store_channels_last(self.conv_pw, self.conv_dw, self.conv_pwl)
+        self._folded = (DerivedCache(), DerivedCache(), DerivedCache())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv_pw(x)))
-        y = F.relu(self.bn2(self.conv_dw(export_layout(y))))
-        return x + self.bn3(self.conv_pwl(export_layout(y)))
+        y = F.relu(conv_bn(self.conv_pw, self.bn1, x, self._folded[0]), inplace=True)
+        y = F.relu(conv_bn(self.conv_dw, self.bn2, export_layout(y), self._folded[1]), inplace=True)
+        return x + conv_bn(self.conv_pwl, self.bn3, export_layout(y), self._folded[2])
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,10 +210,9 @@ class RelPosMlpBias(nn.Module):
 
     The MLP ``fc1 -> ReLU -> dropout -> fc2`` maps the log-spaced offsets
     ``sign(d) * log(1 + |d|)`` of every ``(dy, dx)`` pair to one value per head.
-    :meth:`get_bias` evaluates it once per call; in eval mode (or whenever no gradient
-    can flow into it) the result is cached, keyed on device, dtype, autocast and
-    inference-mode state and the storage/version counters of the MLP parameters, so
-    optimizer steps, ``load_state_dict`` and ``.to()`` all invalidate it.
+    :meth:`get_bias` evaluates it once per call; in eval mode, where no gradient can flow
+    into it, the result is kept (:class:`~mmscope.models.layers.DerivedCache`, keyed
+    also on device, dtype, grid and autocast state) until a parameter of the MLP changes.
 
     Args:
         grid (tuple[int, int]): Grid (``gh``, ``gw``).
@@ -241,7 +244,7 @@ class RelPosMlpBias(nn.Module):
         index = (ys[:, None] - ys[None, :] + gh - 1) * (2 * gw - 1) + (
             xs[:, None] - xs[None, :] + gw - 1)
         self.register_buffer('rel_index', index, persistent=False)  # L, L
-        self._cache = None
+        self._cache = DerivedCache()
 
     def _compute(self, sub_grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         table = self.fc2(self.drop(self.act(self.fc1(self.rel_coords))))
@@ -267,19 +270,14 @@ class RelPosMlpBias(nn.Module):
         a training step the copy gained nothing)."""
         if symbolic_shapes() or fx_tracing():
             return self._compute(sub_grid).to(dtype)
-        params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
-        cacheable = not self.training and not (torch.is_grad_enabled() and any(p.requires_grad
-                                                                               for p in params))
-        if not cacheable:
-            self._cache = None
+        if self.training:
+            self._cache.clear()
             return self._compute(sub_grid).to(dtype)
         device = torch.device(device)
         key = (dtype, device, None if sub_grid is None else tuple(sub_grid),
-               torch.is_autocast_enabled(device.type), torch.is_inference_mode_enabled()) + tuple(
-                   (p.data_ptr(), p._version) for p in params)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self._compute(sub_grid).to(dtype).contiguous())
-        return self._cache[1]
+               torch.is_autocast_enabled(device.type))
+        params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
+        return self._cache.get(params, key, lambda: self._compute(sub_grid).to(dtype).contiguous())
 
 
 def gsda_key_mask(height: int,

@@ -419,6 +419,34 @@ def test_rel_pos_bias_cache():
     assert bias.requires_grad and rel.get_bias(torch.float32, 'cpu') is not bias
 
 
+def test_eval_folds_batchnorms_into_their_convolutions(monkeypatch):
+    """In eval mode every BatchNorm that follows a convolution (stem, downsamples, MSSA
+    inverted residuals) is folded into it: only the stage norms run, the outputs are those
+    of the two layers, and training steps and train-mode forwards are untouched."""
+    model = _mini().eval()
+    x = torch.randn(2, 3, 64, 96)
+    ran = []
+    for name, m in model.named_modules():
+        if isinstance(m, _BatchNorm):
+            m.register_forward_hook(lambda *_, name=name: ran.append(name))
+    with torch.no_grad():
+        folded = model(x)
+    assert sorted(set(ran)) == [f'stages.{i}.norm' for i in range(4)]
+    ran.clear()
+    monkeypatch.setattr(sv, 'conv_bn', lambda conv, norm, x, cache=None: norm(conv(x)))
+    with torch.no_grad():
+        expected = model(x)
+    assert len(set(ran)) == sum(isinstance(m, _BatchNorm) for m in model.modules())
+    for a, b in zip(folded, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    monkeypatch.undo()
+    # train mode: batch statistics, every BatchNorm runs and updates its running mean
+    model.train()
+    before = model.stem.bn1.running_mean.clone()
+    model(x)[-1].sum().backward()
+    assert not torch.equal(model.stem.bn1.running_mean, before)
+
+
 # --------------------------------------------------------------------------- state dicts
 def test_released_initialisation():
     model = ScopeViT(arch=copy.deepcopy(MINI))
