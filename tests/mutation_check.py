@@ -147,6 +147,16 @@ MUTATIONS = {
                                '    if height % sh and width % sw:',
                                ['tests/test_models/test_backbones/test_scopevit.py'
                                 ], 'GSDA skips the padding where only one axis agrees'),
+    'chunked-drops-last-chunk': ('mmscope/models/layers/attention.py',
+                                 'for j in range(0, q.shape[1], heads):',
+                                 'for j in range(0, q.shape[1] - heads + 1, heads):',
+                                 ['tests/test_models/test_layers/test_attention_dispatch.py'
+                                  ], 'chunked attention leaves out an uneven last chunk of heads'),
+    'chunked-bias-of-first-chunk':
+    ('mmscope/models/layers/attention.py', 'bias[tuple(p if n > 1 else slice(None)',
+     'bias[tuple(slice(0, p.stop - p.start) if n > 1 else slice(None)',
+     ['tests/test_models/test_layers/test_attention_dispatch.py'
+      ], 'every chunk takes the bias of the first chunk'),
     'conv-bn-fold-conv-bias': ('mmscope/models/layers/conv.py', 'else get(conv.bias) - get(',
                                'else 0 - get(', ['tests/test_models/test_layers/test_conv.py'],
                                'the BatchNorm fold drops the convolution bias'),

@@ -95,7 +95,8 @@ def record_attention_calls():
     the innermost of nested recorders takes the calls): the detached ``q``, ``k``, ``v``,
     ``bias``, whether the inputs (``requires_grad``) and the bias (``bias_requires_grad``)
     needed gradients, ``scale``, ``dropout_p``, ``impl`` and the ``path`` the call took
-    (``'sdpa'``: ``F.scaled_dot_product_attention``, ``'matmul'``: the plain matmuls).
+    (``'sdpa'``: ``F.scaled_dot_product_attention``, ``'matmul'``: the plain matmuls,
+    ``'chunked'``: the plain matmuls one chunk at a time).
     Calls under symbolic sizes (tracing, export) are not recorded.
 
     While any recorder is open, every loaded module's binding of the kernel (the
@@ -180,7 +181,7 @@ def make_replay(call, train):
             path = attention_path(*leaves, bias, call['scale'], call['dropout_p'])
         if path == 'sdpa':  # on CUDA, whichever kernel SDPA picks there
             return 'flash' if leaves[0].device.type == 'cpu' else 'sdpa'
-        return 'matmul'
+        return path  # 'matmul' or 'chunked'
 
     return run, default_kernel
 

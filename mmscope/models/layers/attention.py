@@ -8,7 +8,10 @@ modes (:data:`ATTN_IMPLS`):
 
 * ``'auto'`` (the default): per call signature, the kernel measured to be faster on the
   running machine, measured once per process (or, with the measurement switched off and
-  under compilers / exporters, the deterministic choice of ``'fused'``): :mod:`.dispatch`;
+  under compilers / exporters, the deterministic choice of ``'fused'``): :mod:`.dispatch`.
+  In CPU inference a third candidate is measured too, the plain matmuls one chunk of the
+  batch / heads at a time (:func:`_chunked_attention`: each chunk's attention matrix
+  stays in the cache between the matmuls and the softmax);
 * ``'fused'``: SDPA, except on CPU where fixed rules send calls to the plain matmuls
   (:func:`~.dispatch.cpu_matmul_is_faster`; :func:`~.dispatch.cpu_dispatch_rules`
   ``(False)`` turns them off); never measured;
@@ -56,6 +59,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from . import dispatch
 from .dispatch import (call_signature, cpu_matmul_is_faster, cpu_rules_enabled, measured_choice,
                        needs_grad, should_measure)
 from .padding import symbolic_shapes
@@ -97,6 +101,39 @@ def resolve_attention_impl(impl: Optional[str]) -> str:
     return get_attention_impl() if impl is None else _check_impl(impl)
 
 
+def _bias_lead(lead: Tuple[int, ...], bias: torch.Tensor) -> Tuple[int, ...]:
+    """The leading dims of ``bias`` aligned with the inputs' ``lead`` (1 where it
+    broadcasts)."""
+    bias_lead = (1, ) * max(len(lead) - bias.dim() + 2, 0) + tuple(bias.shape[:-2])
+    if len(bias_lead) != len(lead):
+        raise ValueError(f'bias of shape {tuple(bias.shape)} has more leading dims than '
+                         f'the inputs {tuple(lead)}')
+    return bias_lead
+
+
+def _bias_axis(dims_bias, dims) -> int:
+    """Size of one 4-D bias axis covering the input dims ``dims``."""
+    return 1 if all(d == 1 for d in dims_bias) else math.prod(dims)
+
+
+def _fold_split(lead: Tuple[int, ...], bias: Optional[torch.Tensor]) -> int:
+    """Where :func:`_fold_to_4d` splits ``lead`` into its batch and head axes."""
+    n = len(lead)
+    if bias is None:
+        return max(n - 1, 0)
+    bias_lead = _bias_lead(lead, bias)
+    if symbolic_shapes():  # no comparison of (symbolic) sizes: fewest full bias axes
+
+        def full(dims_bias):
+            return 0 if all(d == 1 for d in dims_bias) else 1
+
+        return min(range(n + 1), key=lambda s: (full(bias_lead[:s]) + full(bias_lead[s:]), -s))
+    return min(
+        range(n + 1),
+        key=lambda s:
+        (_bias_axis(bias_lead[:s], lead[:s]) * _bias_axis(bias_lead[s:], lead[s:]), -s))
+
+
 def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor],
                 lead: Tuple[int, ...]) -> Tuple[torch.Tensor, ...]:
     """Reshape ``(*lead, N, D)`` inputs (any number of leading dims) to ``(b, h, N, D)``.
@@ -109,43 +146,17 @@ def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optiona
     becomes a ``(1, G * h, L, L)`` view over a ``B`` batch. No bias: batch = all leading
     dims but the last.
     """
-    n = len(lead)
-    if bias is None:
-        splits = [max(n - 1, 0)]
-        bias_lead = None
-    else:
-        bias_lead = (1, ) * max(n - bias.dim() + 2, 0) + tuple(bias.shape[:-2])
-        if len(bias_lead) != n:
-            raise ValueError(f'bias of shape {tuple(bias.shape)} has more leading dims than '
-                             f'the inputs {tuple(lead)}')
-        splits = list(range(n + 1))
-
-    def numel(dims):
-        return math.prod(dims)
-
-    def axis(dims_bias, dims):  # size of one 4-D bias axis covering `dims`
-        return 1 if all(d == 1 for d in dims_bias) else numel(dims)
-
-    if bias_lead is not None:
-        if symbolic_shapes():  # no comparison of (symbolic) sizes: fewest full bias axes
-
-            def full(dims_bias):
-                return 0 if all(d == 1 for d in dims_bias) else 1
-
-            splits.sort(key=lambda s: (full(bias_lead[:s]) + full(bias_lead[s:]), -s))
-        else:
-            splits.sort(
-                key=lambda s: (axis(bias_lead[:s], lead[:s]) * axis(bias_lead[s:], lead[s:]), -s))
-    s = splits[0]
-    b, h = numel(lead[:s]), numel(lead[s:])
+    s = _fold_split(lead, bias)
+    b, h = math.prod(lead[:s]), math.prod(lead[s:])
 
     def fold(t):
         return t.expand(*lead, *t.shape[-2:]).reshape(b, h, *t.shape[-2:])
 
     q, k, v = fold(q), fold(k), fold(v)
     if bias is not None:
+        bias_lead = _bias_lead(lead, bias)
         bias = bias.reshape(bias_lead + tuple(bias.shape[-2:]))
-        bb, bh = axis(bias_lead[:s], lead[:s]), axis(bias_lead[s:], lead[s:])
+        bb, bh = _bias_axis(bias_lead[:s], lead[:s]), _bias_axis(bias_lead[s:], lead[s:])
         shape = ((lead[:s] if bb > 1 else bias_lead[:s]) + (lead[s:] if bh > 1 else bias_lead[s:]))
         bias = bias.expand(*shape, *bias.shape[-2:]).reshape(bb, bh, *bias.shape[-2:])
     return q, k, v, bias
@@ -179,36 +190,43 @@ def scaled_dot_attention(q: torch.Tensor,
     impl = resolve_attention_impl(impl)
     if impl != 'reference':
         lead = _broadcast_lead(q, k, v)  # (*lead, N, D) after broadcasting
-        if _runs_sdpa(impl, q, k, v, bias, scale, dropout_p, lead):
+        kernel = _eager_kernel(impl, q, k, v, bias, scale, dropout_p, lead)
+        if kernel == 'fused':
             return _fused_attention(q, k, v, bias, scale, dropout_p, lead)
+        if kernel == 'chunked':
+            return _chunked_attention(q, k, v, bias, scale, lead)
     return _reference_attention(q, k, v, bias, scale, dropout_p)
 
 
 def attention_path(q, k, v, bias=None, scale=None, dropout_p=0., impl=None) -> str:
     """Which kernel :func:`scaled_dot_attention` runs for these arguments in eager mode:
-    ``'sdpa'`` or ``'matmul'`` (for ``'auto'``, measured now if not yet cached)."""
+    ``'sdpa'``, ``'matmul'`` or ``'chunked'`` (the matmuls one chunk at a time, which only
+    the measurement of ``'auto'`` picks); for ``'auto'``, measured now if not yet cached."""
     impl = resolve_attention_impl(impl)
     if impl == 'reference':
         return 'matmul'
     scale = q.shape[-1]**-0.5 if scale is None else scale
-    sdpa = _runs_sdpa(impl, q, k, v, bias, scale, dropout_p, _broadcast_lead(q, k, v))
-    return 'sdpa' if sdpa else 'matmul'
+    kernel = _eager_kernel(impl, q, k, v, bias, scale, dropout_p, _broadcast_lead(q, k, v))
+    return {'fused': 'sdpa', 'reference': 'matmul', 'chunked': 'chunked'}[kernel]
 
 
-def _runs_sdpa(impl, q, k, v, bias, scale, dropout_p, lead) -> bool:
-    """The eager choice of ``'fused'`` / ``'auto'`` (:mod:`.dispatch`): True for SDPA."""
+def _eager_kernel(impl, q, k, v, bias, scale, dropout_p, lead) -> str:
+    """The eager choice of ``'fused'`` / ``'auto'`` (:mod:`.dispatch`): ``'fused'`` (SDPA),
+    ``'reference'`` or ``'chunked'``."""
     if q.device.type == 'cpu' and not cpu_rules_enabled():
-        return True
+        return 'fused'
     if impl == 'auto' and should_measure(q, k, v, bias, lead):
         runs = _candidates(q, k, v, bias, scale, dropout_p, lead)
-        return measured_choice(call_signature(q, k, v, bias, dropout_p), runs) == 'fused'
-    return not cpu_matmul_is_faster(q, k, v, bias, lead)
+        return measured_choice(call_signature(q, k, v, bias, dropout_p), runs)
+    return 'reference' if cpu_matmul_is_faster(q, k, v, bias, lead) else 'fused'
 
 
 def _candidates(q, k, v, bias, scale, dropout_p, lead):
     """``{impl: run}`` for :func:`~.dispatch.measured_choice`: ``run()`` is one call of
     that kernel on detached copies of these inputs (same strides), with its backward when
-    gradients flow, on the same random numbers (dropout) as the real call will see."""
+    gradients flow, on the same random numbers (dropout) as the real call will see.
+    ``'chunked'`` is a candidate in CPU inference without dropout, where it makes more than
+    one chunk (:func:`_chunk_plan`)."""
     grad = needs_grad(q, k, v, bias)
     cuda = q.device.type == 'cuda'
 
@@ -231,7 +249,14 @@ def _candidates(q, k, v, bias, scale, dropout_p, lead):
     def reference(q, k, v, b):
         return _reference_attention(q, k, v, b, scale, dropout_p)
 
-    return {'fused': lambda: run(fused), 'reference': lambda: run(reference)}
+    def chunked(q, k, v, b):
+        return _chunked_attention(q, k, v, b, scale, lead)
+
+    runs = {'fused': lambda: run(fused), 'reference': lambda: run(reference)}
+    if (not grad and dropout_p == 0 and q.device.type == 'cpu'
+            and _chunk_plan(q, k, v, bias, lead)[2] > 1):
+        runs['chunked'] = lambda: run(chunked)
+    return runs
 
 
 def _symbolic_attention(q, k, v, bias, scale, dropout_p):
@@ -272,6 +297,40 @@ def _reference_attention(q, k, v, bias, scale, dropout_p):
     if dropout_p > 0:
         attn = F.dropout(attn, p=dropout_p)
     return attn @ v
+
+
+def _chunk_plan(q, k, v, bias, lead) -> Tuple[int, int, int]:
+    """``(rows, heads, count)``: one chunk of :func:`_chunked_attention` takes ``rows``
+    entries of the batch axis and ``heads`` of the head axis of the 4-D fold
+    (:func:`_fold_to_4d`), about :data:`~.dispatch.CHUNK_BYTES` of attention matrix (at least one
+    head); ``count`` chunks in all."""
+    s = _fold_split(lead, bias)
+    batch, heads = math.prod(lead[:s]), math.prod(lead[s:])
+    per_head = q.shape[-2] * k.shape[-2] * q.element_size()
+    chunk_heads = min(heads, max(1, dispatch.CHUNK_BYTES // max(per_head, 1)))
+    rows = max(1, dispatch.CHUNK_BYTES // max(per_head * heads, 1)) if chunk_heads == heads else 1
+    return rows, chunk_heads, -(-batch // rows) * -(-heads // chunk_heads)
+
+
+def _chunked_attention(q, k, v, bias, scale, lead):
+    """:func:`_reference_attention` (no dropout, no autograd: it writes with ``out=``)
+    one chunk at a time (:func:`_chunk_plan`), so that each chunk's attention matrix stays
+    in the cache between its two matmuls and softmax. The same arithmetic per row."""
+    rows, heads, _ = _chunk_plan(q, k, v, bias, lead)
+    q, k, v, bias = _fold_to_4d(q, k, v, bias, lead)
+    out = q.new_empty(*q.shape[:-1], v.shape[-1])
+    for i in range(0, q.shape[0], rows):
+        for j in range(0, q.shape[1], heads):
+            part = (slice(i, i + rows), slice(j, j + heads))
+            attn = (q[part] * scale) @ k[part].transpose(-2, -1)
+            if bias is not None:
+                b = bias[tuple(p if n > 1 else slice(None) for p, n in zip(part, bias.shape))]
+                if b.dtype == torch.bool:
+                    attn = attn.masked_fill(~b, float('-inf'))
+                else:
+                    attn = attn + b
+            torch.matmul(attn.softmax(dim=-1), v[part], out=out[part])
+    return out.reshape(*lead, *out.shape[-2:])
 
 
 def _fused_attention(q, k, v, bias, scale, dropout_p, lead):

@@ -12,8 +12,11 @@ of ScopeViT-T and ScalableViT-S at 224 (docs/benchmarks.md). So the default mode
   strides of q/k/v, the bias or mask, whether gradients flow, dropout, autocast and the
   number of threads) runs both kernels on its own inputs, a few rounds in alternating
   order (forward, plus backward when gradients flow), and keeps the faster
-  (:func:`measured_choice`); every later call with that signature looks the choice up in
-  a per-process cache (:func:`dispatch_choices`, :func:`clear_dispatch_cache`);
+  (:func:`measured_choice`); in CPU inference without dropout, where the attention matrix
+  is larger than :data:`CHUNK_BYTES`, the plain matmuls one chunk at a time are a third
+  candidate (``'chunked'``, the same arithmetic per row); every later call with that
+  signature looks the choice up in a per-process cache (:func:`dispatch_choices`,
+  :func:`clear_dispatch_cache`);
 * a call whose reference attention matrix would exceed
   :data:`BENCHMARK_MAX_REFERENCE_BYTES` runs SDPA without a measurement: the matmuls
   would hold the whole matrix (memory is SDPA's point there, whatever the speed);
@@ -74,6 +77,13 @@ CPU_MIXED_HEAD_MIN_KEYS = 96
 #: ``batch x heads x queries x keys`` in the input dtype, would be larger than this: they
 #: hold all of it (and keep it for the backward), SDPA's tiled kernels never do.
 BENCHMARK_MAX_REFERENCE_BYTES = 256 * 2**20
+
+#: The attention matrix of one chunk of the ``'chunked'`` candidate (about a core's L2
+#: cache): the plain matmuls and softmax run on that many bytes of it at a time, which stay
+#: in the cache between the three passes. ScopeViT-T's MSSA at 224 (3136 queries x 225
+#: keys, 1.4 MB per head) runs 1.2x faster chunked than either whole kernel in bf16
+#: (docs/benchmarks.md, issue 35); the measurement decides where it is used.
+CHUNK_BYTES = 1 << 20
 
 #: Timed rounds per kernel and signature (after one untimed call of each); the fastest
 #: round of each kernel is compared.

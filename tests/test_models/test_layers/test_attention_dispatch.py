@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmscope.models.layers import (attention_benchmark, attention_impl, attention_path,
+from mmscope.models.layers import (attention, attention_benchmark, attention_impl, attention_path,
                                    clear_dispatch_cache, dispatch, dispatch_choices,
                                    scaled_dot_attention)
 
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.usefixtures('one_torch_thread')
 class FakeTimer:
     """``timer(impl, run)``: runs the kernel, returns the seconds given for ``impl``."""
 
-    def __init__(self, fused, reference):
-        self.seconds = dict(fused=fused, reference=reference)
+    def __init__(self, fused, reference, chunked=3.):
+        self.seconds = dict(fused=fused, reference=reference, chunked=chunked)
         self.calls = []
 
     def __call__(self, impl, run):
@@ -33,9 +33,10 @@ class FakeTimer:
 
 
 @contextlib.contextmanager
-def measured(fused, reference):
-    """Measurement on, an empty cache, and a fake timer; the cache is emptied on exit."""
-    timer = FakeTimer(fused, reference)
+def measured(fused, reference, chunked=3.):
+    """Measurement on, an empty cache, and a fake timer (``chunked``: the seconds of the
+    chunked candidate, where it is one); the cache is emptied on exit."""
+    timer = FakeTimer(fused, reference, chunked)
     clear_dispatch_cache()
     try:
         with attention_benchmark(True), dispatch.benchmark_timer(timer):
@@ -252,3 +253,79 @@ def test_default_clock(monkeypatch, threads, clock):
     finally:
         clear_dispatch_cache()
     assert used == [clock] * (2 * dispatch.BENCHMARK_ROUNDS)
+
+
+# ---------------------------------------------------------------------------------------
+# the third candidate: the plain matmuls one chunk at a time (CPU inference)
+# ---------------------------------------------------------------------------------------
+CHUNKY = (2, 4, 256, 16)  # fp32: 256 KB of attention matrix per head
+
+
+@pytest.mark.parametrize('bias', [None, 'per-head', 'mask'])
+def test_chunked_candidate_is_measured_and_can_win(monkeypatch, bias):
+    """In CPU inference with more than one chunk, ``'chunked'`` is measured beside the two
+    kernels; where the timer says it is fastest it runs, with the reference's outputs."""
+    monkeypatch.setattr(dispatch, 'CHUNK_BYTES', 300 * 1024)  # one head per chunk
+    q, k, v = inputs(CHUNKY)
+    b = None
+    if bias == 'per-head':
+        b = torch.randn(4, 256, 256)
+    elif bias == 'mask':
+        b = torch.rand(2, 1, 1, 256) > 0.3
+        b[..., 0] = True
+    with torch.no_grad(), measured(fused=2., reference=3., chunked=1.) as timer:
+        assert attention_path(q, k, v, b) == 'chunked'
+        assert sorted(set(timer.calls)) == ['chunked', 'fused', 'reference']
+        assert timer.calls.count('chunked') == dispatch.BENCHMARK_ROUNDS
+        with count_sdpa() as sdpa:
+            out = scaled_dot_attention(q, k, v, bias=b)
+        assert not sdpa
+    torch.testing.assert_close(
+        out, scaled_dot_attention(q, k, v, bias=b, impl='reference'), rtol=1e-6, atol=1e-6)
+
+
+def test_chunked_candidate_loses_where_it_is_slower():
+    q, k, v = inputs(CHUNKY)
+    with torch.no_grad(), measured(fused=1., reference=2., chunked=3.) as timer:
+        assert attention_path(q, k, v) == 'sdpa' and 'chunked' in timer.calls
+
+
+def test_chunked_candidate_only_in_cpu_inference_with_several_chunks(monkeypatch):
+    """Not a candidate when gradients flow (it writes with ``out=``), with dropout, or
+    where the whole matrix is one chunk; the forced modes never run it."""
+    monkeypatch.setattr(dispatch, 'CHUNK_BYTES', 300 * 1024)
+    qg, kg, vg = inputs(CHUNKY, grad=True)
+    with measured(fused=2., reference=3., chunked=1.) as timer:
+        assert attention_path(qg, kg, vg) == 'sdpa'
+        with torch.no_grad():
+            assert attention_path(qg, kg, vg, dropout_p=0.1) == 'sdpa'
+            small = inputs((2, 4, 64, 16))  # 16 KB per head: one chunk
+            assert attention_path(*small) == 'sdpa'
+            for forced, path in (('fused', 'sdpa'), ('reference', 'matmul')):
+                assert attention_path(*inputs(CHUNKY), impl=forced) == path
+        assert 'chunked' not in timer.calls
+
+
+@pytest.mark.parametrize(
+    'shape,bias_shape,kb,plan',
+    [
+        ((2, 4, 256, 16), None, 300, (1, 1, 8)),  # one head per chunk
+        ((2, 4, 256, 16), None, 768, (1, 3, 4)),  # three heads, then the last one
+        ((3, 5, 2, 64, 8), (2, 64, 64), 64, (2, 2, 8)),  # GSDA-like groups: rows of the batch
+        ((3, 5, 2, 64, 8), (5, 2, 64, 64), 200, (1, 10, 3)),  # a per-group bias joins the heads
+        ((3, 5, 2, 64, 8), (5, 2, 64, 64), 64, (1, 4, 9)),  # ... and is cut with them (4, 4, 2)
+    ])
+def test_chunk_plan_and_chunks_equal_the_reference(monkeypatch, shape, bias_shape, kb, plan):
+    """The plan (rows, heads, chunks) follows CHUNK_BYTES, including uneven last chunks,
+    and every chunking computes the reference attention: biases broadcast per chunk."""
+    monkeypatch.setattr(dispatch, 'CHUNK_BYTES', kb * 1024)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(shape) for _ in range(3))
+    bias = None if bias_shape is None else torch.randn(bias_shape)
+    lead = attention._broadcast_lead(q, k, v)
+    assert attention._chunk_plan(q, k, v, bias, lead) == plan
+    with torch.no_grad():
+        out = attention._chunked_attention(q, k, v, bias, 0.3, lead)
+    want = attention._reference_attention(q, k, v, bias, 0.3, 0.)
+    assert out.shape == want.shape
+    torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
