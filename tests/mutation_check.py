@@ -161,9 +161,13 @@ MUTATIONS = {
                                'else 0 - get(', ['tests/test_models/test_layers/test_conv.py'],
                                'the BatchNorm fold drops the convolution bias'),
     'conv-bn-fold-cache-stale': ('mmscope/models/layers/conv.py',
-                                 'norm.bias, norm.running_mean, norm.running_var)', 'norm.bias)',
+                                 'norm.bias, norm.running_mean, norm.running_var,', 'norm.bias,',
                                  ['tests/test_models/test_layers/test_conv.py'],
                                  'the folded weights outlive a change of the running statistics'),
+    'conv-bn-fold-survives-training': ('mmscope/models/layers/conv.py',
+                                       "getattr(norm, 'num_batches_tracked', None))", ')',
+                                       ['tests/test_models/test_layers/test_conv.py'
+                                        ], 'the folded weights outlive a train-mode forward'),
 }
 
 

@@ -9,11 +9,13 @@ class DerivedCache:
 
     :meth:`get` returns the stored value while its key holds, else computes and stores a
     new one. The key is the caller's ``key`` plus the inference-mode state and, for every
-    source tensor, its storage address and version counter: an optimizer step or any
-    in-place update (a BatchNorm's running statistics), ``load_state_dict`` (a copy into
-    the tensor) and ``.to()`` / ``.half()`` (new storage) all invalidate it. The value is
-    never stored while a gradient could flow into a source: then it is computed in the
-    graph on every call.
+    source tensor, its storage address and version counter: an optimizer step or another
+    in-place operation on the tensor, ``load_state_dict`` (a copy into the tensor) and
+    ``.to()`` / ``.half()`` (new storage) all invalidate it. Writes that bypass the version
+    counter are not seen: through ``.data``, and a kernel's own update of a buffer (a
+    train-mode BatchNorm's running statistics; :func:`~.conv.conv_bn` clears its cache
+    there). The value is never stored while a gradient could flow into a source: then it
+    is computed in the graph on every call.
     """
 
     def __init__(self):

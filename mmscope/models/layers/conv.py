@@ -103,8 +103,15 @@ def conv_bn(conv: nn.Conv2d,
     included) get ``norm(conv(x))``.
     """
     if (not folds_into_conv(norm) or symbolic_shapes() or fx_tracing() or torch.jit.is_tracing()):
+        if cache is not None and norm.training:
+            # a train-mode BatchNorm updates its running statistics inside its kernel,
+            # which does not bump their version counters: forget the folded weights
+            cache.clear()
         return norm(conv(x))
-    sources = (conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean, norm.running_var)
+    # num_batches_tracked: bumped (in Python) by every train-mode forward of a BatchNorm,
+    # also one that does not go through conv_bn
+    sources = (conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean, norm.running_var,
+               getattr(norm, 'num_batches_tracked', None))
     if cache is None:
         weight, bias = folded_conv_bn(conv, norm)
     else:

@@ -445,6 +445,14 @@ def test_eval_folds_batchnorms_into_their_convolutions(monkeypatch):
     before = model.stem.bn1.running_mean.clone()
     model(x)[-1].sum().backward()
     assert not torch.equal(model.stem.bn1.running_mean, before)
+    # validation after training steps: folded from the new statistics, not the cached ones
+    model.eval()
+    with torch.no_grad():
+        folded = model(x)
+        monkeypatch.setattr(sv, 'conv_bn', lambda conv, norm, x, cache=None: norm(conv(x)))
+        expected = model(x)
+    for a, b in zip(folded, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 # --------------------------------------------------------------------------- state dicts

@@ -164,3 +164,24 @@ def test_conv_bn_cache():
     with torch.no_grad():  # an inference tensor is not handed out of inference mode
         conv_bn(conv, bn, x, cache)
         assert not cache._entry[1][0].is_inference()
+
+
+def test_conv_bn_cache_after_a_training_step():
+    """A train-mode forward changes the running statistics inside the BatchNorm kernel
+    without bumping their version counters: the next eval forward must not reuse the
+    weights folded before it (validation during training)."""
+    conv, bn = _conv_bn()
+    cache = DerivedCache()
+    x = torch.randn(4, 8, 6, 6)
+    with torch.no_grad():
+        conv_bn(conv, bn.eval(), x, cache)
+        assert cache._entry is not None
+        conv_bn(conv, bn.train(), x * 3 + 1, cache)  # new running statistics
+        assert cache._entry is None
+        got = conv_bn(conv, bn.eval(), x, cache)
+        torch.testing.assert_close(got, bn(conv(x)), rtol=1e-5, atol=1e-5)
+        # the same through a plain BatchNorm call (no conv_bn in between)
+        conv_bn(conv, bn, x, cache)
+        bn.train()(conv(x) * 2 - 1)
+        got = conv_bn(conv, bn.eval(), x, cache)
+        torch.testing.assert_close(got, bn(conv(x)), rtol=1e-5, atol=1e-5)
