@@ -225,8 +225,8 @@ def _candidates(q, k, v, bias, scale, dropout_p, lead):
     """``{impl: run}`` for :func:`~.dispatch.measured_choice`: ``run()`` is one call of
     that kernel on detached copies of these inputs (same strides), with its backward when
     gradients flow, on the same random numbers (dropout) as the real call will see.
-    ``'chunked'`` is a candidate in CPU inference without dropout, where it makes more than
-    one chunk (:func:`_chunk_plan`)."""
+    ``'chunked'`` is a candidate in CPU inference (no gradient, no dropout), where it makes
+    more than one chunk (:func:`_chunk_plan`)."""
     grad = needs_grad(q, k, v, bias)
     cuda = q.device.type == 'cuda'
 
@@ -313,12 +313,13 @@ def _chunk_plan(q, k, v, bias, lead) -> Tuple[int, int, int]:
 
 
 def _chunked_attention(q, k, v, bias, scale, lead):
-    """:func:`_reference_attention` (no dropout, no autograd: it writes with ``out=``)
-    one chunk at a time (:func:`_chunk_plan`), so that each chunk's attention matrix stays
-    in the cache between its two matmuls and softmax. The same arithmetic per row."""
+    """:func:`_reference_attention` in inference (no dropout) one chunk at a time
+    (:func:`_chunk_plan`), so that each chunk's attention matrix stays in the cache between
+    its two matmuls and softmax. The same arithmetic per row, and the same output dtype
+    (under autocast too: the first chunk's)."""
     rows, heads, _ = _chunk_plan(q, k, v, bias, lead)
     q, k, v, bias = _fold_to_4d(q, k, v, bias, lead)
-    out = q.new_empty(*q.shape[:-1], v.shape[-1])
+    out = None
     for i in range(0, q.shape[0], rows):
         for j in range(0, q.shape[1], heads):
             part = (slice(i, i + rows), slice(j, j + heads))
@@ -329,7 +330,10 @@ def _chunked_attention(q, k, v, bias, scale, lead):
                     attn = attn.masked_fill(~b, float('-inf'))
                 else:
                     attn = attn + b
-            torch.matmul(attn.softmax(dim=-1), v[part], out=out[part])
+            chunk = attn.softmax(dim=-1) @ v[part]
+            if out is None:
+                out = chunk.new_empty(*q.shape[:-1], chunk.shape[-1])
+            out[part] = chunk
     return out.reshape(*lead, *out.shape[-2:])
 
 

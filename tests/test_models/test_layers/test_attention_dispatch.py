@@ -291,8 +291,8 @@ def test_chunked_candidate_loses_where_it_is_slower():
 
 
 def test_chunked_candidate_only_in_cpu_inference_with_several_chunks(monkeypatch):
-    """Not a candidate when gradients flow (it writes with ``out=``), with dropout, or
-    where the whole matrix is one chunk; the forced modes never run it."""
+    """Not a candidate when gradients flow, with dropout, or where the whole matrix is one
+    chunk; the forced modes never run it."""
     monkeypatch.setattr(dispatch, 'CHUNK_BYTES', 300 * 1024)
     qg, kg, vg = inputs(CHUNKY, grad=True)
     with measured(fused=2., reference=3., chunked=1.) as timer:
@@ -329,3 +329,22 @@ def test_chunk_plan_and_chunks_equal_the_reference(monkeypatch, shape, bias_shap
     want = attention._reference_attention(q, k, v, bias, 0.3, 0.)
     assert out.shape == want.shape
     torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('bias', [None, 'fp32', 'mask'])
+def test_chunked_under_autocast_with_fp32_inputs(monkeypatch, bias):
+    """Under CPU autocast the matmuls run in bf16 whatever the inputs: the chunks give the
+    reference's output dtype and values (fp32 inputs, fp32 or boolean bias)."""
+    monkeypatch.setattr(dispatch, 'CHUNK_BYTES', 200 * 1024)
+    q, k, v = inputs(CHUNKY)
+    b = {None: None, 'fp32': torch.randn(4, 256, 256), 'mask': torch.rand(1, 256) > 0.2}[bias]
+    lead = attention._broadcast_lead(q, k, v)
+    with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
+        assert attention._chunk_plan(q, k, v, b, lead)[2] > 1
+        got = attention._chunked_attention(q, k, v, b, 0.25, lead)
+        want = attention._reference_attention(q, k, v, b, 0.25, 0.)
+        with measured(fused=2., reference=3., chunked=1.):
+            auto = scaled_dot_attention(q, k, v, bias=b, scale=0.25)
+    assert got.dtype == want.dtype == auto.dtype
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(auto, want, rtol=0, atol=0)
