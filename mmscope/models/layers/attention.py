@@ -323,14 +323,9 @@ def _chunked_attention(q, k, v, bias, scale, lead):
     for i in range(0, q.shape[0], rows):
         for j in range(0, q.shape[1], heads):
             part = (slice(i, i + rows), slice(j, j + heads))
-            attn = (q[part] * scale) @ k[part].transpose(-2, -1)
-            if bias is not None:
-                b = bias[tuple(p if n > 1 else slice(None) for p, n in zip(part, bias.shape))]
-                if b.dtype == torch.bool:
-                    attn = attn.masked_fill(~b, float('-inf'))
-                else:
-                    attn = attn + b
-            chunk = attn.softmax(dim=-1) @ v[part]
+            b = None if bias is None else bias[tuple(p if n > 1 else slice(None)
+                                                     for p, n in zip(part, bias.shape))]
+            chunk = _reference_attention(q[part], k[part], v[part], b, scale, 0.)
             if out is None:
                 out = chunk.new_empty(*q.shape[:-1], chunk.shape[-1])
             out[part] = chunk
