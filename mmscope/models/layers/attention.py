@@ -122,16 +122,17 @@ def _fold_split(lead: Tuple[int, ...], bias: Optional[torch.Tensor]) -> int:
     if bias is None:
         return max(n - 1, 0)
     bias_lead = _bias_lead(lead, bias)
+    splits = list(range(n + 1))  # list.sort: torch.compile traces it (not min with a key)
     if symbolic_shapes():  # no comparison of (symbolic) sizes: fewest full bias axes
 
         def full(dims_bias):
             return 0 if all(d == 1 for d in dims_bias) else 1
 
-        return min(range(n + 1), key=lambda s: (full(bias_lead[:s]) + full(bias_lead[s:]), -s))
-    return min(
-        range(n + 1),
-        key=lambda s:
-        (_bias_axis(bias_lead[:s], lead[:s]) * _bias_axis(bias_lead[s:], lead[s:]), -s))
+        splits.sort(key=lambda s: (full(bias_lead[:s]) + full(bias_lead[s:]), -s))
+    else:
+        splits.sort(key=lambda s:
+                    (_bias_axis(bias_lead[:s], lead[:s]) * _bias_axis(bias_lead[s:], lead[s:]), -s))
+    return splits[0]
 
 
 def _fold_to_4d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor],
