@@ -168,6 +168,10 @@ MUTATIONS = {
                                        "getattr(norm, 'num_batches_tracked', None))", ')',
                                        ['tests/test_models/test_layers/test_conv.py'
                                         ], 'the folded weights outlive a train-mode forward'),
+    'allocator-keeps-trimming': ('mmscope/apis/allocator.py',
+                                 'and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)', ')',
+                                 ['tests/test_apis/test_allocator.py'
+                                  ], 'freed heap memory still goes back to the kernel'),
 }
 
 

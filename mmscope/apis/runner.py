@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 from mmengine.config import Config
 
 from ..utils.checkpoint import check_weights, safe_load, trust_checkpoint, weights_of
+from .allocator import tune_cpu_allocator
 from .libraries import library_of
 
 
@@ -245,7 +246,9 @@ def run_runner(cfg: Config,
     weights did not load; training with ``load_from`` (not resuming) checks that it
     covers at least the backbone and names the parts it leaves to initialisation.
     ``compile`` (``--compile``) or the config's ``compile`` key compiles the backbone
-    (:func:`take_compile_options`).
+    (:func:`take_compile_options`). Before anything is built, glibc's ``malloc`` is set to
+    keep freed tensor memory (:func:`~mmscope.apis.allocator.tune_cpu_allocator`;
+    ``MMSCOPE_MALLOC_TUNING=0`` leaves it alone).
     Returns the metrics of ``test`` / ``val``, None for ``train``.
     In a distributed run the runner (and with it the DDP wrapper and its reducer, which
     hold the process group) is released before :func:`shutdown_distributed`.
@@ -258,6 +261,7 @@ def run_runner(cfg: Config,
     import torch.distributed as dist
     if mode not in ('train', 'test', 'val'):
         raise ValueError(f"mode must be 'train', 'test' or 'val', got {mode!r}")
+    tune_cpu_allocator()
     runner = None
     try:
         compile_options = take_compile_options(cfg, compile)

@@ -234,6 +234,9 @@ def profile(name: str,
     group (logged as it is measured) and the totals against a whole step. ValueError for
     a model that is not an mmscope backbone or makes no attention call."""
     import torch
+
+    from mmscope.apis.allocator import tune_cpu_allocator
+    tune_cpu_allocator()  # as the benchmark's workers
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -74,6 +74,8 @@ def profile_precisions(model_spec: str,
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from mmscope.apis.allocator import tune_cpu_allocator
+    tune_cpu_allocator()  # as the benchmark's workers
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -171,6 +171,9 @@ def run_case(case: Dict) -> Dict:
     (step times, CPU times, peak memory, parameters, FLOPs) that
     :func:`mmscope.benchmark.cases.finish_row` turns into a result row."""
     import torch
+
+    from mmscope.apis.allocator import tune_cpu_allocator
+    tune_cpu_allocator()  # as tools/train.py does; MMSCOPE_MALLOC_TUNING=0: glibc's defaults
     torch.manual_seed(0)
     if case.get('threads'):
         torch.set_num_threads(case['threads'])
