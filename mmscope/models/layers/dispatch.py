@@ -256,7 +256,12 @@ def measured_choice(key: tuple, candidates: Dict[str, Callable[[], None]]) -> st
     then :data:`BENCHMARK_ROUNDS` timed rounds in alternating order, the fastest round of
     each kernel compared (a tie keeps the first candidate). Clock: the process CPU time
     with one thread on CPU, the wall time otherwise (CUDA runs synchronise), or the
-    :func:`benchmark_timer` in force."""
+    :func:`benchmark_timer` in force. Both clocks count the page faults of memory that
+    glibc's default ``malloc`` unmaps and maps again: on that allocator a training call
+    of ScopeViT-T's stage-1 MSSA spent up to 48 of its 75 ms faulting in the matmuls'
+    logits, and SDPA (1.6x slower without the faults) was picked in some processes. The
+    tools set the allocator to keep freed memory (:func:`mmscope.apis.tune_cpu_allocator`),
+    after which the rounds are free of faults."""
     with _choices_lock:
         choice = _choices.get(key)
     if choice is not None:
