@@ -18,9 +18,10 @@ every benchmark worker call it; ``MMSCOPE_MALLOC_TUNING=0`` leaves the allocator
 Other C libraries (musl, macOS, Windows) are left as they are.
 """
 import ctypes
-import os
 import sys
 from typing import Optional
+
+from ..utils.env import env_switch
 
 __all__ = ['tune_cpu_allocator', 'MMAP_THRESHOLD', 'TRIM_THRESHOLD']
 
@@ -32,16 +33,6 @@ TRIM_THRESHOLD = 256 * 2**20
 # mallopt parameters, from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-
-_ENV = 'MMSCOPE_MALLOC_TUNING'
-_ON, _OFF = ('1', 'true', 'on'), ('0', 'false', 'off')
-
-
-def _env_enabled() -> bool:
-    value = os.environ.get(_ENV, '1').strip().lower()
-    if value not in _ON + _OFF:
-        raise ValueError(f'{_ENV} must be one of {_ON + _OFF}, got {value!r}')
-    return value in _ON
 
 
 def _glibc() -> Optional[ctypes.CDLL]:
@@ -71,7 +62,7 @@ def tune_cpu_allocator(enabled: Optional[bool] = None) -> bool:
         C library is not glibc).
     """
     if enabled is None:
-        enabled = _env_enabled()
+        enabled = env_switch('MMSCOPE_MALLOC_TUNING')
     if not enabled:
         return False
     libc = _glibc()

@@ -93,7 +93,7 @@ def test_argument_switches_it_off(libc, monkeypatch):
 @pytest.mark.parametrize('value', ['yes', '2', ''])
 def test_bad_environment_value_is_an_error(libc, monkeypatch, value):
     monkeypatch.setenv('MMSCOPE_MALLOC_TUNING', value)
-    with pytest.raises(ValueError, match=r"MMSCOPE_MALLOC_TUNING must be one of .*'0'"):
+    with pytest.raises(ValueError, match='MMSCOPE_MALLOC_TUNING must be 0/1, true/false or on/off'):
         tune_cpu_allocator()
     assert libc.calls == []
 

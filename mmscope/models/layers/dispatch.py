@@ -49,12 +49,13 @@ sizes).
 """
 import contextlib
 import math
-import os
 import threading
 import time
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
+
+from ...utils.env import env_switch
 
 #: On CPU, attention with fewer multiply-adds than this (``batch x heads x queries x keys x
 #: (q/k head size + v head size)``) runs the plain matmuls: the flash kernel's fixed cost
@@ -93,11 +94,7 @@ _state = threading.local()  # cpu_rules: this thread's cpu_dispatch_rules switch
 
 
 def _env_enabled() -> bool:
-    value = os.environ.get('MMSCOPE_ATTN_BENCHMARK', '1').strip().lower()
-    if value not in ('0', '1', 'false', 'true', 'off', 'on'):
-        raise ValueError(f'MMSCOPE_ATTN_BENCHMARK must be 0/1, true/false or on/off, '
-                         f'got {value!r}')
-    return value in ('1', 'true', 'on')
+    return env_switch('MMSCOPE_ATTN_BENCHMARK')
 
 
 def _wall_timer(impl: str, run: Callable[[], None]) -> float:
