@@ -172,6 +172,11 @@ MUTATIONS = {
                                  'and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)', ')',
                                  ['tests/test_apis/test_allocator.py'
                                   ], 'freed heap memory still goes back to the kernel'),
+    'stage-tokens-permuted': ('mmscope/models/backbones/scopevit.py',
+                              'x = make_contiguous(x.permute(0, 2, 3, 1))',
+                              'x = x.permute(0, 2, 3, 1)',
+                              ['tests/test_models/test_backbones/test_scopevit.py'
+                               ], 'the blocks get a permuted view of the NCHW map'),
 }
 
 

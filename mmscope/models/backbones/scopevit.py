@@ -504,7 +504,9 @@ class ScopeViTStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample is not None:
             x = self.downsample(x)
-        x = export_layout(x.permute(0, 2, 3, 1))  # channels-last for all blocks of the stage
+        # the blocks' tokens, stored (B, H, W, C): a permuted view of the NCHW map would be
+        # copied by every LayerNorm and its gradient, and strided through by every add
+        x = make_contiguous(x.permute(0, 2, 3, 1))
         key_mask = gsda_key_mask(x.shape[1], x.shape[2], self.grid, x.device)
         for block in self.blocks:
             x = checkpointed(block, x, key_mask, enabled=self.with_cp)
