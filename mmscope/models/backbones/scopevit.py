@@ -103,6 +103,7 @@ class ConvDownsample(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1)
+        store_channels_last(self.conv)  # its input: the previous stage's channels-last map
         self.norm = build_norm_layer(norm_cfg, out_channels)[1]
         self._folded = DerivedCache()
 
@@ -504,8 +505,9 @@ class ScopeViTStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample is not None:
             x = self.downsample(x)
-        # the blocks' tokens, stored (B, H, W, C): a permuted view of the NCHW map would be
-        # copied by every LayerNorm and its gradient, and strided through by every add
+        # the blocks' tokens, stored (B, H, W, C): the downsamples write them so (channels-
+        # last), the stem's NCHW map is copied here; left a permuted view, it would be copied
+        # by every LayerNorm and its gradient, and strided through by every add
         x = make_contiguous(x.permute(0, 2, 3, 1))
         key_mask = gsda_key_mask(x.shape[1], x.shape[2], self.grid, x.device)
         for block in self.blocks:
